@@ -1,0 +1,46 @@
+"""One place for settings: environment variables prefixed ``NEUTRALIZE_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/neutralize.db"
+
+
+class Settings(BaseSettings):
+    """Platform settings; build one per process with ``get_settings()`` or pass your own."""
+
+    model_config = SettingsConfigDict(env_prefix="NEUTRALIZE_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Limits on what one request may ask of the footprint engine.
+    max_activities_per_request: int = Field(default=1_000, ge=1, le=100_000)
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1_024)
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1_024)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a file-backed SQLite URL, else ``None``."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix):
+            return None
+        path = self.database_url[len(prefix) :]
+        return None if path in ("", ":memory:") else Path(path)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

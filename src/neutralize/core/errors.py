@@ -1,0 +1,92 @@
+"""Domain errors with stable, machine-readable codes.
+
+Codes never change meaning once published; clients match on them. Interfaces map a
+``DomainError`` to their own protocol (HTTP status, CLI exit code) in exactly one place each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Every error code the platform returns, grouped by the kind of failure."""
+
+    # The request itself is malformed.
+    INVALID_REQUEST = "invalid_request"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    TOO_MANY_ACTIVITIES = "too_many_activities"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    # A field of an activity is missing, mistyped or out of range.
+    MISSING_FIELD = "missing_field"
+    UNKNOWN_FIELD = "unknown_field"
+    WRONG_TYPE = "wrong_type"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    CONFLICTING_FIELDS = "conflicting_fields"
+    UNKNOWN_ACTIVITY_TYPE = "unknown_activity_type"
+    UNKNOWN_VALUE = "unknown_value"
+    UNKNOWN_AIRPORT = "unknown_airport"
+    SAME_AIRPORT = "same_airport"
+    UNKNOWN_REGION = "unknown_region"
+    # The request is well formed but no published factor answers it.
+    UNKNOWN_FACTOR_SET = "unknown_factor_set"
+    FACTOR_SET_NOT_APPLICABLE = "factor_set_not_applicable"
+    RADIATIVE_FORCING_UNAVAILABLE = "radiative_forcing_unavailable"
+    REGION_NOT_COVERED = "region_not_covered"
+    UNIT_NOT_COVERED = "unit_not_covered"
+    # Lookups.
+    NOT_FOUND = "not_found"
+    # Reference data shipped with the package failed validation.
+    FACTOR_DATA_INVALID = "factor_data_invalid"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: what, where, and how to fix it."""
+
+    code: ErrorCode
+    message: str
+    field: str | None = None
+    hint: str | None = None
+    row: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        for key in ("field", "hint", "row"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+@dataclass
+class DomainError(Exception):
+    """A failure the caller can fix; carries one or more problems."""
+
+    code: ErrorCode
+    message: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @classmethod
+    def from_problems(cls, problems: list[Problem]) -> DomainError:
+        first = problems[0]
+        return cls(code=first.code, message=first.message, problems=problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.problems:
+            out["problems"] = [p.as_dict() for p in self.problems]
+        return out
+
+
+class NotFoundError(DomainError):
+    """The thing asked for does not exist (or is not visible to the caller)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(code=ErrorCode.NOT_FOUND, message=message)

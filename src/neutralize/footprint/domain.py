@@ -1,0 +1,515 @@
+"""The footprint engine: activities in, one line of kg CO2e per activity out, column-wise.
+
+Single requests and batch files take the same path: a table of raw activity fields (strings
+from JSON or CSV, or typed Parquet columns) is coerced, validated rule by rule in a fixed order
+of precedence, keyed, joined against the resolution table and multiplied. The engine computes
+in float64 and rounds once, at its output, to 6 decimal places half to even; the factor values
+themselves are exact in the catalogue. A row that fails keeps its place and gets an error code,
+the field at fault and a hint; the other rows still compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from neutralize.core.errors import ErrorCode
+from neutralize.footprint.tables import EngineTables
+from neutralize.footprint.vocabulary import ACTIVITIES, ACTIVITY_TYPES, FIELDS, MILES_TO_KM, choices_for
+
+EARTH_RADIUS_KM = 6371.0
+MICRO = 1_000_000
+UNKNOWN_FIELD_COLUMN = "_unknown_field"
+ROW = "row"
+
+_MILES = float(MILES_TO_KM)
+_CODE_PATTERN = {
+    "airport": r"^[A-Z]{3}$",
+    "country": r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
+    "region": r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
+}
+_CODE_ERROR = {"airport": ErrorCode.UNKNOWN_AIRPORT, "country": ErrorCode.UNKNOWN_REGION,
+               "region": ErrorCode.UNKNOWN_REGION}  # fmt: skip
+_HOTEL_SUBDIVISIONS = ("GB-LND",)
+_NUMERIC = ("number", "integer")
+
+OUTPUT_SCHEMA: dict[str, pl.DataType] = {
+    ROW: pl.Int64(),
+    "ref": pl.String(),
+    "type": pl.String(),
+    "factor_set": pl.String(),
+    "factor_id": pl.String(),
+    "kg_co2e": pl.Decimal(38, 6),
+    "amount": pl.Float64(),
+    "amount_unit": pl.String(),
+    "distance_km": pl.Float64(),
+    "uncertainty_low_kg": pl.Decimal(38, 6),
+    "uncertainty_high_kg": pl.Decimal(38, 6),
+    "notes": pl.String(),
+    "geography_differs": pl.Boolean(),
+    "year_differs": pl.Boolean(),
+    "error_code": pl.String(),
+    "error_field": pl.String(),
+    "error_message": pl.String(),
+    "error_hint": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A check that fails a row: ``when`` is true on the rows it rejects."""
+
+    when: pl.Expr
+    code: ErrorCode
+    field: str | None
+    message: str
+    hint: str | None = None
+
+
+def evaluate(raw: pl.DataFrame, tables: EngineTables) -> pl.DataFrame:
+    """Compute every row of ``raw``; returns one output row per input row, in order."""
+    present = set(raw.columns)
+    frame = raw.lazy()
+    if ROW not in present:
+        frame = frame.with_row_index(ROW, offset=0).with_columns(pl.col(ROW).cast(pl.Int64))
+    frame = _coerce(frame, raw.schema)
+    frame = _with_airports(frame, tables.airports)
+    rules = _rules(present, tables)
+    frame = frame.with_columns(*_first_failure(rules))
+    frame = _with_defaults(frame)
+    frame = _with_keys_and_amount(frame)
+    frame = _resolve(frame, tables, hotel_fallback="fallback_country" in present)
+    frame = _with_emissions(frame)
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in OUTPUT_SCHEMA.items()]).collect()
+
+
+def activities_frame(records: Sequence[Mapping[str, object]]) -> pl.DataFrame:
+    """The raw table for activities given as JSON objects: one text column per key used."""
+    used = [name for name in FIELDS if any(name in record for record in records)]
+    columns: dict[str, list[str | None]] = {name: [] for name in used}
+    unknown: list[str | None] = []
+    for record in records:
+        for name in used:
+            columns[name].append(_as_text(record.get(name)))
+        unknown.append(next((key for key in record if key not in FIELDS), None))
+    data: dict[str, list[str | None]] = {**columns, UNKNOWN_FIELD_COLUMN: unknown}
+    return pl.DataFrame(data, schema=dict.fromkeys(data, pl.String))
+
+
+def _as_text(value: object) -> str | None:
+    # JSON scalars become the text a CSV cell would hold, so both take the same path;
+    # objects and arrays become text no field accepts.
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return repr(value)
+    return "<" + type(value).__name__ + ">"
+
+
+# --- coercion -------------------------------------------------------------------------------
+
+
+def _coerce(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+    """Typed columns for every vocabulary field; ``_bad_<field>`` marks values of the wrong type."""
+    columns: list[pl.Expr] = []
+    for name, spec in FIELDS.items():
+        if name not in schema:
+            columns.append(pl.lit(None, dtype=_dtype(spec.kind)).alias(name))
+            columns.append(pl.lit(False).alias(f"_bad_{name}"))
+            continue
+        raw = pl.col(name)
+        is_text = schema[name] == pl.String
+        if spec.kind in _NUMERIC:
+            typed = (raw.str.strip_chars() if is_text else raw).cast(pl.Float64, strict=False)
+        elif spec.kind == "boolean":
+            typed = _boolean(raw) if is_text else raw.cast(pl.Boolean, strict=False)
+        else:
+            text = raw.cast(pl.String).str.strip_chars()
+            upper = spec.kind in ("airport", "country", "region") or name == "factor_set"
+            typed = text.str.to_uppercase() if upper else (text if name == "ref" else text.str.to_lowercase())
+        columns.append(typed.alias(name))
+        columns.append((raw.is_not_null() & typed.is_null()).alias(f"_bad_{name}"))
+    if UNKNOWN_FIELD_COLUMN not in schema:
+        columns.append(pl.lit(None, dtype=pl.String).alias(UNKNOWN_FIELD_COLUMN))
+    return frame.with_columns(columns)
+
+
+def _dtype(kind: str) -> pl.DataType:
+    if kind in _NUMERIC:
+        return pl.Float64()
+    if kind == "boolean":
+        return pl.Boolean()
+    return pl.String()
+
+
+def _boolean(raw: pl.Expr) -> pl.Expr:
+    text = raw.str.strip_chars().str.to_lowercase()
+    return (
+        pl.when(text.is_in(["true", "1", "yes"]))
+        .then(True)
+        .when(text.is_in(["false", "0", "no"]))
+        .then(False)
+        .otherwise(None)
+    )
+
+
+def _present(name: str) -> pl.Expr:
+    return pl.col(name).is_not_null() | pl.col(f"_bad_{name}")
+
+
+# --- flights ----------------------------------------------------------------------------------
+
+
+def _with_airports(frame: pl.LazyFrame, airports: pl.DataFrame) -> pl.LazyFrame:
+    """Coordinates and countries of both ends, and the great-circle distance (3 decimals, km)."""
+    table = airports.lazy()
+    frame = frame.join(
+        table.rename({"iata": "origin", "lat": "_o_lat", "lon": "_o_lon", "country": "_o_country"}),
+        on="origin",
+        how="left",
+        maintain_order="left",
+    ).join(
+        table.rename({"iata": "destination", "lat": "_d_lat", "lon": "_d_lon", "country": "_d_country"}),
+        on="destination",
+        how="left",
+        maintain_order="left",
+    )
+    lat1, lat2 = pl.col("_o_lat").radians(), pl.col("_d_lat").radians()
+    dlat = lat2 - lat1
+    dlon = (pl.col("_d_lon") - pl.col("_o_lon")).radians()
+    a = (dlat / 2).sin().pow(2) + lat1.cos() * lat2.cos() * (dlon / 2).sin().pow(2)
+    great_circle = (2 * EARTH_RADIUS_KM * a.sqrt().arcsin()).round(3)
+    return frame.with_columns(_flight_km=great_circle)
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _rules(present: set[str], tables: EngineTables) -> list[Rule]:
+    """Every check, in the order of precedence of the codes it reports."""
+    type_ = pl.col("type")
+    known_type = type_.is_in(ACTIVITY_TYPES)
+    rules = [
+        Rule(~_present("type"), ErrorCode.MISSING_FIELD, "type", "every activity needs a type",
+             "one of: " + ", ".join(ACTIVITY_TYPES)),
+        Rule(~known_type, ErrorCode.UNKNOWN_ACTIVITY_TYPE, "type", "unknown activity type",
+             "one of: " + ", ".join(ACTIVITY_TYPES)),
+        Rule(pl.col(UNKNOWN_FIELD_COLUMN).is_not_null(), ErrorCode.UNKNOWN_FIELD, None,
+             "the activity has a key the vocabulary does not know", "see docs/activities.md"),
+    ]  # fmt: skip
+    rules += _structure_rules(present, known_type)
+    rules += _value_rules(present)
+    rules += _conflict_rules()
+    rules += _reference_rules(tables)
+    return rules
+
+
+def _structure_rules(present: set[str], known_type: pl.Expr) -> list[Rule]:
+    type_ = pl.col("type")
+    rules = []
+    for name in FIELDS:
+        if name == "type" or name not in present:
+            continue
+        allowed_in = [t for t, spec in ACTIVITIES.items() if name in spec.allowed]
+        rules.append(Rule(known_type & _present(name) & ~type_.is_in(allowed_in), ErrorCode.UNKNOWN_FIELD,
+                          name, f"{name} does not apply to this activity type",
+                          f"{name} applies to: {', '.join(allowed_in)}"))  # fmt: skip
+    for t, spec in ACTIVITIES.items():
+        for name in spec.required:
+            rules.append(Rule((type_ == t) & ~_present(name), ErrorCode.MISSING_FIELD, name,
+                              f"a {t} activity needs {name}", FIELDS[name].doc))  # fmt: skip
+        for group in spec.one_of:
+            given = pl.sum_horizontal([_present(n).cast(pl.Int8) for n in group])
+            rules.append(Rule((type_ == t) & (given == 0), ErrorCode.MISSING_FIELD, group[0],
+                              f"a {t} activity needs one of {', '.join(group)}", None))  # fmt: skip
+            rules.append(Rule((type_ == t) & (given > 1), ErrorCode.CONFLICTING_FIELDS, group[1],
+                              f"give only one of {', '.join(group)}", None))  # fmt: skip
+    return rules
+
+
+def _value_rules(present: set[str]) -> list[Rule]:
+    type_ = pl.col("type")
+    rules = []
+    for name, spec in FIELDS.items():
+        if name not in present:
+            continue
+        col = pl.col(name)
+        if spec.kind in _NUMERIC:
+            rules.append(Rule(pl.col(f"_bad_{name}"), ErrorCode.WRONG_TYPE, name, f"{name} must be a number", None))
+            rules.append(Rule(col.is_nan() | col.is_infinite(), ErrorCode.NOT_FINITE, name,
+                              f"{name} must be a finite number", spec.bounds_text()))  # fmt: skip
+            if spec.kind == "integer":
+                rules.append(Rule(col != col.floor(), ErrorCode.WRONG_TYPE, name,
+                                  f"{name} must be a whole number", None))  # fmt: skip
+            low = col <= float(spec.minimum) if not spec.min_inclusive else col < float(spec.minimum)
+            rules.append(Rule(low | (col > float(spec.maximum)), ErrorCode.OUT_OF_RANGE, name,  # type: ignore[arg-type]
+                              f"{name} is out of range", f"{name} must be {spec.bounds_text()}"))  # fmt: skip
+        elif spec.kind == "boolean":
+            rules.append(Rule(pl.col(f"_bad_{name}"), ErrorCode.WRONG_TYPE, name,
+                              f"{name} must be true or false", None))  # fmt: skip
+        elif spec.kind == "choice" and name != "type":
+            for t, activity in ACTIVITIES.items():
+                if name in activity.allowed:
+                    allowed = choices_for(t, name)
+                    rules.append(Rule((type_ == t) & col.is_not_null() & ~col.is_in(allowed),
+                                      ErrorCode.UNKNOWN_VALUE, name, f"unknown {name} for a {t} activity",
+                                      "one of: " + ", ".join(allowed)))  # fmt: skip
+        elif spec.kind in _CODE_PATTERN:
+            rules.append(Rule(col.is_not_null() & ~col.str.contains(_CODE_PATTERN[spec.kind]),
+                              _CODE_ERROR[spec.kind], name, f"{name} is not a valid {spec.kind} code",
+                              spec.doc))  # fmt: skip
+    return rules
+
+
+def _conflict_rules() -> list[Rule]:
+    type_ = pl.col("type")
+    return [
+        Rule((type_ == "taxi") & (pl.col("basis").fill_null("vehicle") == "vehicle") & _present("passengers"),
+             ErrorCode.CONFLICTING_FIELDS, "passengers",
+             "passengers apply only with basis 'passenger': a vehicle-km factor covers the whole taxi",
+             'set "basis": "passenger" or drop passengers'),
+        Rule((type_ == "freight") & (pl.col("load") == "empty") & _present("tonnes"),
+             ErrorCode.CONFLICTING_FIELDS, "tonnes", "an empty vehicle carries no tonnes",
+             "drop tonnes, or choose another load"),
+        Rule((type_ == "freight") & (pl.col("load").fill_null("average_laden") != "empty") & ~_present("tonnes"),
+             ErrorCode.MISSING_FIELD, "tonnes", "a laden freight activity needs tonnes",
+             FIELDS["tonnes"].doc),
+    ]  # fmt: skip
+
+
+def _reference_rules(tables: EngineTables) -> list[Rule]:
+    type_ = pl.col("type")
+    flight = type_ == "flight"
+    return [
+        Rule(pl.col("factor_set").is_not_null() & ~pl.col("factor_set").is_in(tables.factor_sets),
+             ErrorCode.UNKNOWN_FACTOR_SET, "factor_set", "unknown factor set",
+             "one of: " + ", ".join(tables.factor_sets)),
+        Rule(flight & pl.col("origin").is_not_null() & pl.col("_o_lat").is_null(), ErrorCode.UNKNOWN_AIRPORT,
+             "origin", "unknown IATA airport code", None),
+        Rule(flight & pl.col("destination").is_not_null() & pl.col("_d_lat").is_null(),
+             ErrorCode.UNKNOWN_AIRPORT, "destination", "unknown IATA airport code", None),
+        Rule(flight & (pl.col("origin") == pl.col("destination")), ErrorCode.SAME_AIRPORT, "destination",
+             "origin and destination are the same airport", "a flight needs two different airports"),
+    ]  # fmt: skip
+
+
+def _first_failure(rules: list[Rule]) -> list[pl.Expr]:
+    """Error code, field, message and hint of the first rule each row fails (null if none)."""
+    outputs: list[pl.Expr] = []
+    for column, pick in (
+        ("error_code", lambda r: r.code.value),
+        ("error_field", lambda r: r.field),
+        ("error_message", lambda r: r.message),
+        ("error_hint", lambda r: r.hint),
+    ):
+        expr: pl.Expr | pl.When | pl.Then = pl
+        for rule in rules:
+            expr = expr.when(rule.when.fill_null(False)).then(pl.lit(pick(rule), dtype=pl.String))  # type: ignore[union-attr]
+        outputs.append(expr.otherwise(pl.lit(None, dtype=pl.String)).alias(column))  # type: ignore[union-attr]
+    # The one rule without a fixed field names the unknown key itself.
+    outputs[1] = outputs[1].fill_null(pl.col(UNKNOWN_FIELD_COLUMN)).alias("error_field")
+    return outputs
+
+
+# --- defaults, keys, amounts ------------------------------------------------------------------
+
+
+def _with_defaults(frame: pl.LazyFrame) -> pl.LazyFrame:
+    columns = []
+    for name, spec in FIELDS.items():
+        by_type = {t: a.defaults[name] for t, a in ACTIVITIES.items() if name in a.defaults}
+        if not by_type:
+            continue
+        expr = pl.col(name)
+        for t, value in by_type.items():
+            typed = _default_literal(spec.kind, value)
+            expr = pl.when((pl.col("type") == t) & pl.col(name).is_null()).then(typed).otherwise(expr)
+        columns.append(expr.alias(name))
+    return frame.with_columns(columns)
+
+
+def _default_literal(kind: str, value: str) -> pl.Expr:
+    if kind in _NUMERIC:
+        return pl.lit(float(value))
+    if kind == "boolean":
+        return pl.lit(value == "true")
+    return pl.lit(value)
+
+
+def _with_keys_and_amount(frame: pl.LazyFrame) -> pl.LazyFrame:
+    t = pl.col("type")
+    distance = pl.coalesce(pl.col("distance_km"), pl.col("distance_miles") * _MILES)
+    distance = pl.when(t == "flight").then(pl.col("_flight_km")).otherwise(distance)
+    uk = pl.lit("GB")
+    is_epa = pl.col("factor_set") == "EPA-2025"
+    miles = pl.col("_flight_km") / _MILES
+    haul = (
+        pl.when(is_epa)
+        .then(pl.when(miles < 300).then(pl.lit("short_haul")).when(miles < 2300).then(pl.lit("medium_haul"))
+              .otherwise(pl.lit("long_haul")))
+        .when((pl.col("_o_country") == uk) & (pl.col("_d_country") == uk))
+        .then(pl.lit("domestic"))
+        .when((pl.col("_o_country") == uk) | (pl.col("_d_country") == uk))
+        .then(pl.when(pl.col("_flight_km") < 3700).then(pl.lit("short_haul")).otherwise(pl.lit("long_haul")))
+        .otherwise(pl.lit("international"))
+    )  # fmt: skip
+    rf = pl.when(pl.col("radiative_forcing").is_null()).then(pl.lit("default")).when(
+        pl.col("radiative_forcing")).then(pl.lit("on")).otherwise(pl.lit("off"))  # fmt: skip
+    fuel_unit = (
+        pl.when(pl.col("litres").is_not_null()).then(pl.lit("litres"))
+        .when(pl.col("kg").is_not_null()).then(pl.lit("kg"))
+        .when(pl.col("m3").is_not_null()).then(pl.lit("m3"))
+        .otherwise(pl.lit("kwh"))
+    )  # fmt: skip
+    region_key = pl.when(pl.col("region").str.starts_with("GB")).then(uk).otherwise(pl.col("region"))
+    hotel_key = _hotel_key(pl.col("country"))
+    k1 = (
+        pl.when(t == "flight").then(haul)
+        .when(t.is_in(["car", "fuel"])).then(pl.col("fuel"))
+        .when(t == "taxi").then(pl.col("basis"))
+        .when(t == "motorbike").then(pl.col("size"))
+        .when(t.is_in(["bus", "rail", "ferry"])).then(pl.col("mode"))
+        .when(t == "hotel").then(hotel_key)
+        .when(t == "meal").then(pl.col("diet"))
+        .when(t == "electricity").then(region_key)
+        .when(t == "freight").then(pl.col("vehicle"))
+    )  # fmt: skip
+    k2 = (
+        pl.when(t == "flight").then(pl.col("cabin"))
+        .when(t == "car").then(pl.col("size"))
+        .when(t == "electricity").then(pl.col("year").cast(pl.Int32).cast(pl.String).fill_null(""))
+        .when(t == "fuel").then(fuel_unit)
+        .when(t == "freight").then(pl.col("load"))
+        .otherwise(pl.lit(""))
+    )  # fmt: skip
+    k3 = pl.when(t == "flight").then(rf).when(t == "fuel").then(pl.col("blend")).otherwise(pl.lit(""))
+    passengers = pl.col("passengers")
+    amount = (
+        pl.when(t == "flight").then(distance * passengers * pl.when(pl.col("round_trip")).then(2.0).otherwise(1.0))
+        .when(t.is_in(["car", "motorbike"])).then(distance)
+        .when(t == "taxi").then(distance * pl.when(pl.col("basis") == "passenger").then(passengers).otherwise(1.0))
+        .when(t.is_in(["bus", "rail", "ferry"])).then(distance * passengers)
+        .when(t == "hotel").then(pl.col("nights") * pl.col("rooms"))
+        .when(t == "meal").then(pl.col("count"))
+        .when(t == "electricity").then(pl.col("kwh"))
+        .when(t == "fuel").then(pl.coalesce("litres", "kg", "m3", "kwh"))
+        .when(t == "freight").then(distance * pl.when(pl.col("load") == "empty").then(1.0).otherwise(pl.col("tonnes")))
+    )  # fmt: skip
+    return frame.with_columns(
+        requested_set=pl.col("factor_set").fill_null(""),
+        k1=k1.fill_null(""),
+        k2=k2.fill_null(""),
+        k3=k3.fill_null(""),
+        k1_alt=pl.when(t == "hotel").then(_hotel_key(pl.col("fallback_country"))),
+        amount=amount,
+        distance_km=pl.when(t.is_in(["hotel", "meal", "electricity", "fuel"])).then(None).otherwise(distance),
+        activity_region=pl.when(t == "electricity").then(pl.col("region")).otherwise(pl.col("country")),
+    )
+
+
+def _hotel_key(country: pl.Expr) -> pl.Expr:
+    return pl.when(country.is_in(_HOTEL_SUBDIVISIONS)).then(country).otherwise(country.str.slice(0, 2))
+
+
+# --- resolution and arithmetic ----------------------------------------------------------------
+
+_JOIN_KEYS = ["requested_set", "type", "k1", "k2", "k3"]
+_RESOLVED = ["factor_set_used", "factor_id", "kg_per_amount", "unc_low_per_amount", "unc_high_per_amount",
+             "amount_unit", "notes", "factor_region", "factor_year", "resolution_error", "resolution_message",
+             "resolution_hint"]  # fmt: skip
+
+
+def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool) -> pl.LazyFrame:
+    table = tables.resolutions.lazy()
+    frame = frame.join(table, on=_JOIN_KEYS, how="left", maintain_order="left")
+    if hotel_fallback:
+        alt = table.filter(pl.col("type") == "hotel").rename({"k1": "k1_alt"})
+        alt = alt.rename({c: f"{c}_alt" for c in _RESOLVED})
+        frame = frame.join(alt, on=["requested_set", "type", "k1_alt", "k2", "k3"], how="left", maintain_order="left")
+        use_alt = pl.col("factor_id").is_null() & pl.col("resolution_error").is_null()
+        frame = frame.with_columns(
+            [pl.when(use_alt).then(pl.col(f"{c}_alt")).otherwise(pl.col(c)).alias(c) for c in _RESOLVED]
+        ).with_columns(
+            notes=pl.when(use_alt & pl.col("factor_id").is_not_null())
+            .then(pl.concat_str([pl.lit("no hotel factor for "), pl.col("country"),
+                                 pl.lit(": the stated fallback country "), pl.col("fallback_country"),
+                                 pl.lit(" is used")]))  # fmt: skip
+            .otherwise(pl.col("notes"))
+        )
+    unresolved = pl.col("error_code").is_null() & pl.col("factor_id").is_null()
+    from_table = unresolved & pl.col("resolution_error").is_not_null()
+    t = pl.col("type")
+    pairs = [f"{kind}|{fs}" for kind, sets in tables.covering.items() for fs in (*sets, "")]
+    set_covers_type = pl.concat_str([t, pl.lit("|"), pl.col("requested_set")]).is_in(pairs)
+    not_covered = unresolved & t.is_in(["hotel", "electricity"]) & set_covers_type
+    covered_hint = pl.when(t == "hotel").then(
+        pl.lit("countries with a hotel factor: " + ", ".join(tables.hotel_countries.get("", ())))
+    ).otherwise(pl.lit("regions covered: " + ", ".join(tables.electricity_regions)))
+    sets_hint = t.replace_strict(
+        {k: "factor sets for this type: " + ", ".join(v) for k, v in tables.covering.items()}, default=None
+    )
+    return frame.with_columns(
+        error_code=pl.when(from_table).then(pl.col("resolution_error"))
+        .when(not_covered).then(pl.lit(ErrorCode.REGION_NOT_COVERED.value))
+        .when(unresolved).then(pl.lit(ErrorCode.FACTOR_SET_NOT_APPLICABLE.value))
+        .otherwise(pl.col("error_code")),
+        error_field=pl.when(from_table).then(pl.lit(None, dtype=pl.String))
+        .when(not_covered).then(pl.when(t == "hotel").then(pl.lit("country")).otherwise(pl.lit("region")))
+        .when(unresolved).then(pl.lit("factor_set"))
+        .otherwise(pl.col("error_field")),
+        error_message=pl.when(from_table).then(pl.col("resolution_message"))
+        .when(not_covered).then(pl.lit("no factor for this country or region in the factor set"))
+        .when(unresolved).then(pl.lit("the factor set has no factor for this activity"))
+        .otherwise(pl.col("error_message")),
+        error_hint=pl.when(from_table).then(pl.col("resolution_hint"))
+        .when(not_covered).then(covered_hint)
+        .when(unresolved).then(sets_hint)
+        .otherwise(pl.col("error_hint")),
+    )  # fmt: skip
+
+
+def _round_micro(kg: pl.Expr) -> pl.Expr:
+    """Integer micro-kilograms, half to even; a float within rounding noise of a tie is a tie."""
+    scaled = kg * MICRO
+    floor = scaled.floor()
+    near_tie = ((scaled - floor) - 0.5).abs() <= scaled.abs() * 1e-13 + 1e-9
+    tie = floor + (floor % 2)
+    return pl.when(near_tie).then(tie).otherwise(scaled.round(0, mode="half_to_even")).cast(pl.Int64)
+
+
+def _to_kg(micro: pl.Expr) -> pl.Expr:
+    return micro.cast(pl.Decimal(38, 0)).cast(pl.Decimal(38, 6)) / MICRO
+
+
+def _with_emissions(frame: pl.LazyFrame) -> pl.LazyFrame:
+    ok = pl.col("error_code").is_null()
+    amount = pl.col("amount")
+    region = pl.col("activity_region")
+    factor_region = pl.col("factor_region")
+    same_code = pl.when(pl.col("type") == "electricity").then(region == factor_region).otherwise(
+        region.str.slice(0, 2) == factor_region.str.slice(0, 2)
+    )
+    return frame.with_columns(
+        factor_set=pl.when(ok).then(pl.col("factor_set_used")),
+        factor_id=pl.when(ok).then(pl.col("factor_id")),
+        kg_co2e=pl.when(ok).then(_to_kg(_round_micro(amount * pl.col("kg_per_amount")))),
+        uncertainty_low_kg=pl.when(ok).then(_to_kg(_round_micro(amount * pl.col("unc_low_per_amount")))),
+        uncertainty_high_kg=pl.when(ok).then(_to_kg(_round_micro(amount * pl.col("unc_high_per_amount")))),
+        amount=pl.when(ok).then(amount),
+        amount_unit=pl.when(ok).then(pl.col("amount_unit")),
+        distance_km=pl.when(ok).then(pl.col("distance_km")),
+        notes=pl.when(ok).then(pl.col("notes")),
+        geography_differs=pl.when(ok).then(
+            region.is_not_null() & factor_region.is_not_null() & ~same_code.fill_null(False)
+        ),
+        year_differs=pl.when(ok).then(
+            pl.col("year").is_not_null() & pl.col("factor_year").is_not_null()
+            & (pl.col("year") != pl.col("factor_year"))
+        ),
+    )  # fmt: skip

@@ -22,6 +22,7 @@ from neutralize.footprint.vocabulary import ACTIVITIES, ACTIVITY_TYPES, FIELDS, 
 EARTH_RADIUS_KM = 6371.0
 MICRO = 1_000_000
 UNKNOWN_FIELD_COLUMN = "_unknown_field"
+MALFORMED_COLUMN = "_malformed"
 ROW = "row"
 
 _MILES = float(MILES_TO_KM)
@@ -44,6 +45,7 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "kg_co2e": pl.Decimal(38, 6),
     "amount": pl.Float64(),
     "amount_unit": pl.String(),
+    "unit_multiplier": pl.String(),
     "distance_km": pl.Float64(),
     "uncertainty_low_kg": pl.Decimal(38, 6),
     "uncertainty_high_kg": pl.Decimal(38, 6),
@@ -54,6 +56,7 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "error_field": pl.String(),
     "error_message": pl.String(),
     "error_hint": pl.String(),
+    "error_value": pl.String(),
 }
 
 
@@ -85,16 +88,18 @@ def evaluate(raw: pl.DataFrame, tables: EngineTables) -> pl.DataFrame:
     return frame.select([pl.col(name).cast(dtype) for name, dtype in OUTPUT_SCHEMA.items()]).collect()
 
 
-def activities_frame(records: Sequence[Mapping[str, object]]) -> pl.DataFrame:
-    """The raw table for activities given as JSON objects: one text column per key used."""
-    used = [name for name in FIELDS if any(name in record for record in records)]
-    columns: dict[str, list[str | None]] = {name: [] for name in used}
-    unknown: list[str | None] = []
-    for record in records:
-        for name in used:
-            columns[name].append(_as_text(record.get(name)))
-        unknown.append(next((key for key in record if key not in FIELDS), None))
-    data: dict[str, list[str | None]] = {**columns, UNKNOWN_FIELD_COLUMN: unknown}
+def activities_frame(records: Sequence[object]) -> pl.DataFrame:
+    """The raw table for activities given as JSON values: one text column per key used.
+
+    Anything that is not a JSON object keeps its row and is reported as malformed.
+    """
+    objects = [r if isinstance(r, Mapping) else {} for r in records]
+    used = [name for name in FIELDS if any(name in record for record in objects)]
+    data: dict[str, list[str | None]] = {
+        name: [_as_text(record.get(name)) for record in objects] for name in used
+    }
+    data[UNKNOWN_FIELD_COLUMN] = [next((k for k in record if k not in FIELDS), None) for record in objects]
+    data[MALFORMED_COLUMN] = [None if isinstance(r, Mapping) else "not a JSON object" for r in records]
     return pl.DataFrame(data, schema=dict.fromkeys(data, pl.String))
 
 
@@ -135,8 +140,9 @@ def _coerce(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
             typed = text.str.to_uppercase() if upper else (text if name == "ref" else text.str.to_lowercase())
         columns.append(typed.alias(name))
         columns.append((raw.is_not_null() & typed.is_null()).alias(f"_bad_{name}"))
-    if UNKNOWN_FIELD_COLUMN not in schema:
-        columns.append(pl.lit(None, dtype=pl.String).alias(UNKNOWN_FIELD_COLUMN))
+    for reserved in (UNKNOWN_FIELD_COLUMN, MALFORMED_COLUMN):
+        if reserved not in schema:
+            columns.append(pl.lit(None, dtype=pl.String).alias(reserved))
     return frame.with_columns(columns)
 
 
@@ -196,6 +202,8 @@ def _rules(present: set[str], tables: EngineTables) -> list[Rule]:
     type_ = pl.col("type")
     known_type = type_.is_in(ACTIVITY_TYPES)
     rules = [
+        Rule(pl.col(MALFORMED_COLUMN).is_not_null(), ErrorCode.INVALID_REQUEST, None,
+             "each activity must be a JSON object", '{"type": "...", ...}'),
         Rule(~_present("type"), ErrorCode.MISSING_FIELD, "type", "every activity needs a type",
              "one of: " + ", ".join(ACTIVITY_TYPES)),
         Rule(~known_type, ErrorCode.UNKNOWN_ACTIVITY_TYPE, "type", "unknown activity type",
@@ -420,7 +428,7 @@ def _hotel_key(country: pl.Expr) -> pl.Expr:
 # --- resolution and arithmetic ----------------------------------------------------------------
 
 _JOIN_KEYS = ["requested_set", "type", "k1", "k2", "k3"]
-_RESOLVED = ["factor_set_used", "factor_id", "kg_per_amount", "unc_low_per_amount", "unc_high_per_amount",
+_RESOLVED = ["factor_set_used", "factor_id", "multiplier", "kg_per_amount", "unc_low_per_amount", "unc_high_per_amount",
              "amount_unit", "notes", "factor_region", "factor_year", "resolution_error", "resolution_message",
              "resolution_hint"]  # fmt: skip
 
@@ -487,6 +495,14 @@ def _to_kg(micro: pl.Expr) -> pl.Expr:
     return micro.cast(pl.Decimal(38, 0)).cast(pl.Decimal(38, 6)) / MICRO
 
 
+def _error_value() -> pl.Expr:
+    """The offending value, as text, for the field an error names."""
+    expr: pl.Expr | pl.When | pl.Then = pl
+    for name in FIELDS:
+        expr = expr.when(pl.col("error_field") == name).then(pl.col(name).cast(pl.String))  # type: ignore[union-attr]
+    return expr.otherwise(pl.lit(None, dtype=pl.String))  # type: ignore[union-attr]
+
+
 def _with_emissions(frame: pl.LazyFrame) -> pl.LazyFrame:
     ok = pl.col("error_code").is_null()
     amount = pl.col("amount")
@@ -503,6 +519,8 @@ def _with_emissions(frame: pl.LazyFrame) -> pl.LazyFrame:
         uncertainty_high_kg=pl.when(ok).then(_to_kg(_round_micro(amount * pl.col("unc_high_per_amount")))),
         amount=pl.when(ok).then(amount),
         amount_unit=pl.when(ok).then(pl.col("amount_unit")),
+        unit_multiplier=pl.when(ok).then(pl.col("multiplier")),
+        error_value=_error_value(),
         distance_km=pl.when(ok).then(pl.col("distance_km")),
         notes=pl.when(ok).then(pl.col("notes")),
         geography_differs=pl.when(ok).then(

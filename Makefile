@@ -1,0 +1,46 @@
+# Set-up is part of every target: a fresh machine needs only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PG_URL := postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: install run test lint format bench stress clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/neutralize db upgrade
+	$(BIN)/neutralize serve
+
+lint: install
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff format src tests bench migrations
+	$(BIN)/ruff check --fix src tests bench migrations
+
+# PostgreSQL joins the suite whenever a server answers; under CI=true its absence fails the run.
+test: install lint
+	@if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then \
+		echo "PostgreSQL answers: the database tests run on SQLite and PostgreSQL"; \
+		NEUTRALIZE_TEST_POSTGRES_URL=$${NEUTRALIZE_TEST_POSTGRES_URL:-$(PG_URL)} $(BIN)/pytest -n 2; \
+	else \
+		echo "PostgreSQL does not answer at 127.0.0.1:5432: its suite is skipped"; \
+		$(BIN)/pytest -n 2; \
+	fi
+
+bench: install
+	$(BIN)/python bench/footprint.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

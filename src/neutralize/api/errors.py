@@ -1,0 +1,63 @@
+"""The one place where domain errors become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from neutralize.core.errors import DomainError, ErrorCode, Problem
+
+logger = logging.getLogger(__name__)
+
+_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.TOO_MANY_ACTIVITIES: 413,
+    ErrorCode.UNSUPPORTED_FORMAT: 415,
+    ErrorCode.FACTOR_DATA_INVALID: 500,
+}
+
+# Pydantic's error types, as our codes.
+_PYDANTIC_CODES: dict[str, ErrorCode] = {
+    "missing": ErrorCode.MISSING_FIELD,
+    "extra_forbidden": ErrorCode.UNKNOWN_FIELD,
+    "too_long": ErrorCode.TOO_MANY_ACTIVITIES,
+    "too_short": ErrorCode.INVALID_REQUEST,
+    "json_invalid": ErrorCode.INVALID_REQUEST,
+    "greater_than_equal": ErrorCode.OUT_OF_RANGE,
+    "less_than_equal": ErrorCode.OUT_OF_RANGE,
+}
+
+
+def status_for(code: ErrorCode) -> int:
+    return _STATUS.get(code, 422)
+
+
+def error_response(error: DomainError) -> JSONResponse:
+    return JSONResponse(status_code=status_for(error.code), content=error.as_dict())
+
+
+def _validation_problem(detail: dict[str, Any]) -> Problem:
+    location = [str(part) for part in detail.get("loc", ()) if part != "body"]
+    field = ".".join(location) if location else None
+    code = _PYDANTIC_CODES.get(str(detail.get("type")), ErrorCode.WRONG_TYPE)
+    return Problem(code=code, message=str(detail.get("msg", "invalid value")), field=field)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map ``DomainError`` and request-validation failures to JSON with a stable ``code``."""
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, error: DomainError) -> JSONResponse:
+        if status_for(error.code) >= 500:
+            logger.error("server-side data error: %s", error.as_dict())
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [_validation_problem(dict(detail)) for detail in error.errors()][:100]
+        return error_response(DomainError.from_problems(problems))

@@ -1,0 +1,37 @@
+"""The web application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from neutralize import __version__
+from neutralize.api import factors, footprints, health
+from neutralize.api.errors import install_error_handlers
+from neutralize.api.limits import BodyLimitMiddleware
+from neutralize.core.clock import Clock, SystemClock
+from neutralize.core.config import Settings
+from neutralize.core.db import make_engine, make_session_factory
+from neutralize.web import pages
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    """Build the platform's ASGI app for ``settings``; nothing is created at import time."""
+    app = FastAPI(
+        title="Neutralize",
+        version=__version__,
+        description="Open carbon-neutrality service platform: measure, neutralize, certify.",
+    )
+    engine = make_engine(settings)
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    install_error_handlers(app)
+
+    def limit_for(path: str) -> int:
+        return settings.max_upload_bytes if path.endswith("/batch") else settings.max_request_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    for router in (health.router, footprints.router, factors.router, pages.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,60 @@
+"""Pages for people: for now, a footprint calculator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from neutralize.core.errors import DomainError
+from neutralize.footprint import service
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+@router.get("/", response_class=HTMLResponse)
+def calculator(request: Request) -> HTMLResponse:
+    context = {"result": None, "problems": [], "form": {"cabin": "average"}}
+    return templates.TemplateResponse(request, "calculator.html", context)
+
+
+@router.post("/", response_class=HTMLResponse)
+def calculate(
+    request: Request,
+    origin: Annotated[str, Form(max_length=3)] = "",
+    destination: Annotated[str, Form(max_length=3)] = "",
+    round_trip: Annotated[bool, Form()] = False,
+    cabin: Annotated[str, Form(max_length=20)] = "average",
+    hotel_country: Annotated[str, Form(max_length=6)] = "",
+    nights: Annotated[str, Form(max_length=10)] = "",
+    region: Annotated[str, Form(max_length=10)] = "",
+    kwh: Annotated[str, Form(max_length=20)] = "",
+    diet: Annotated[str, Form(max_length=20)] = "",
+    meals: Annotated[str, Form(max_length=10)] = "",
+) -> HTMLResponse:
+    """Compute what the form holds; every line shows its factor and source."""
+    activities: list[dict[str, object]] = []
+    if origin or destination:
+        activities.append({"type": "flight", "origin": origin, "destination": destination,
+                           "round_trip": round_trip, "cabin": cabin})  # fmt: skip
+    if hotel_country or nights:
+        activities.append({"type": "hotel", "country": hotel_country, "nights": nights})
+    if region or kwh:
+        activities.append({"type": "electricity", "region": region, "kwh": kwh})
+    if diet or meals:
+        activities.append({"type": "meal", "diet": diet, "count": meals})
+    form = {"origin": origin, "destination": destination, "round_trip": round_trip, "cabin": cabin,
+            "hotel_country": hotel_country, "nights": nights, "region": region, "kwh": kwh,
+            "diet": diet, "meals": meals}  # fmt: skip
+    context: dict[str, object] = {"result": None, "problems": [], "form": form}
+    try:
+        context["result"] = service.calculate(activities=activities)
+    except DomainError as error:
+        context["problems"] = error.problems or [error]
+    status = 200 if context["result"] is not None else 422
+    return templates.TemplateResponse(request, "calculator.html", context, status_code=status)
+

@@ -440,11 +440,15 @@ def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool)
         alt = table.filter(pl.col("type") == "hotel").rename({"k1": "k1_alt"})
         alt = alt.rename({c: f"{c}_alt" for c in _RESOLVED})
         frame = frame.join(alt, on=["requested_set", "type", "k1_alt", "k2", "k3"], how="left", maintain_order="left")
-        use_alt = pl.col("factor_id").is_null() & pl.col("resolution_error").is_null()
+        frame = frame.with_columns(
+            _use_alt=pl.col("factor_id").is_null() & pl.col("resolution_error").is_null()
+            & pl.col("factor_id_alt").is_not_null()
+        )  # fmt: skip
+        use_alt = pl.col("_use_alt")
         frame = frame.with_columns(
             [pl.when(use_alt).then(pl.col(f"{c}_alt")).otherwise(pl.col(c)).alias(c) for c in _RESOLVED]
         ).with_columns(
-            notes=pl.when(use_alt & pl.col("factor_id").is_not_null())
+            notes=pl.when(use_alt)
             .then(pl.concat_str([pl.lit("no hotel factor for "), pl.col("country"),
                                  pl.lit(": the stated fallback country "), pl.col("fallback_country"),
                                  pl.lit(" is used")]))  # fmt: skip

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from neutralize.app import create_app
+from neutralize.core.clock import FixedClock
+from neutralize.core.config import Settings
+
+NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def client(db_settings: Settings) -> Iterator[TestClient]:
+    settings = db_settings.model_copy(update={"max_request_bytes": 64 * 1024, "max_upload_bytes": 256 * 1024})
+    with TestClient(create_app(settings, clock=FixedClock(NOW))) as test_client:
+        yield test_client

@@ -15,10 +15,12 @@ from neutralize.core.config import Settings
 from neutralize.core.db import make_engine
 from neutralize.core.migrations import upgrade
 
-settings.register_profile("default", max_examples=100, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
-settings.register_profile("stress", max_examples=5_000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+settings.register_profile(
+    "default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "stress", max_examples=5_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 POSTGRES_URL = os.environ.get("NEUTRALIZE_TEST_POSTGRES_URL")
@@ -28,7 +30,9 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if ON_CI and not POSTGRES_URL:
-        raise pytest.UsageError("CI=true but NEUTRALIZE_TEST_POSTGRES_URL is not set: the PostgreSQL suite must run")
+        raise pytest.UsageError(
+            "CI=true but NEUTRALIZE_TEST_POSTGRES_URL is not set: the PostgreSQL suite must run"
+        )
 
 
 def _worker() -> str:
@@ -37,8 +41,10 @@ def _worker() -> str:
 
 def _postgres_settings() -> Settings:
     if not POSTGRES_URL:
-        pytest.skip("PostgreSQL suite skipped: NEUTRALIZE_TEST_POSTGRES_URL is not set (make test sets it when "
-                    "pg_isready answers)")  # fmt: skip
+        pytest.skip(
+            "PostgreSQL suite skipped: NEUTRALIZE_TEST_POSTGRES_URL is not set (make test sets it when "
+            "pg_isready answers)"
+        )
     schema = f"neutralize_test_{_worker()}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -50,7 +56,9 @@ def _postgres_settings() -> Settings:
     finally:
         admin.dispose()
     separator = "&" if "?" in POSTGRES_URL else "?"
-    return Settings(environment="test", database_url=f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}")
+    return Settings(
+        environment="test", database_url=f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    )
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -46,7 +46,9 @@ def serve(
     configure_logging(settings.log_level)
     host = host or settings.host
     port = port or settings.port
-    out.print(f"Neutralize is running at [bold]http://{host}:{port}/[/] (API docs: http://{host}:{port}/docs)")
+    out.print(
+        f"Neutralize is running at [bold]http://{host}:{port}/[/] (API docs: http://{host}:{port}/docs)"
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
 
 
@@ -61,10 +63,14 @@ def db_upgrade() -> None:
 
 @app.command()
 def footprint(
-    source: Annotated[str | None, typer.Argument(help='JSON file with {"activities": [...]}, or - for stdin')] = None,
+    source: Annotated[
+        str | None, typer.Argument(help='JSON file with {"activities": [...]}, or - for stdin')
+    ] = None,
     output_format: Annotated[str, typer.Option("--format", help="json or table")] = "json",
     batch: Annotated[Path | None, typer.Option(help="CSV, Parquet or JSON Lines file of activities")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="where --batch writes (.parquet, .csv, .jsonl)")] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="where --batch writes (.parquet, .csv, .jsonl)")
+    ] = None,
 ) -> None:
     """Compute a footprint; exit code 2 on bad input."""
     from neutralize.footprint import service
@@ -89,20 +95,26 @@ def _read_request(source: str) -> list[Any]:
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as error:
-        raise DomainError(code=ErrorCode.INVALID_REQUEST, message=f"cannot read {source}: {error.strerror}") from None
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST, message=f"cannot read {source}: {error.strerror}"
+        ) from None
     try:
         body = json.loads(text)
     except json.JSONDecodeError as error:
-        raise DomainError(code=ErrorCode.INVALID_REQUEST, message=f"not valid JSON: {error.msg} "
-                          f"(line {error.lineno}, column {error.colno})") from None  # fmt: skip
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST,
+            message=f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})",
+        ) from None
     if not isinstance(body, dict) or not isinstance(body.get("activities"), list):
         raise DomainError(code=ErrorCode.INVALID_REQUEST, message='expected {"activities": [...]}')
     activities: list[Any] = body["activities"]
     from neutralize.footprint.schemas import MAX_ACTIVITIES
 
     if len(activities) > MAX_ACTIVITIES:
-        raise DomainError(code=ErrorCode.TOO_MANY_ACTIVITIES,
-                          message=f"at most {MAX_ACTIVITIES} activities per request; use --batch for more")  # fmt: skip
+        raise DomainError(
+            code=ErrorCode.TOO_MANY_ACTIVITIES,
+            message=f"at most {MAX_ACTIVITIES} activities per request; use --batch for more",
+        )
     return activities
 
 
@@ -121,8 +133,10 @@ def _batch(source: Path, destination: Path | None) -> None:
             destination=destination,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    err.print(f"{summary.rows} rows: {summary.computed} computed, {summary.failed} failed; "
-              f"total {summary.total_kg_co2e} kg CO2e -> {destination}")  # fmt: skip
+    err.print(
+        f"{summary.rows} rows: {summary.computed} computed, {summary.failed} failed; "
+        f"total {summary.total_kg_co2e} kg CO2e -> {destination}"
+    )
     for problem in summary.errors[:10]:
         err.print(f"  {problem['field']}: {problem['code']} {problem['message']}")
 
@@ -137,7 +151,8 @@ def _print_table(result: dict[str, Any]) -> None:
             str(line["index"]),
             line["type"] + (f" {line['distance_km']} km" if line["distance_km"] else ""),
             line["kg_co2e"],
-            f"{factor['value']} kg {factor['gas_basis']}/{factor['unit']} ({factor['edition']}, {factor['id']})",
+            f"{factor['value']} kg {factor['gas_basis']}/{factor['unit']} "
+            f"({factor['edition']}, {factor['id']})",
             "; ".join(line["assumptions"]),
         )
     table.add_row("", "total", result["total_kg_co2e"], ", ".join(result["factor_sets"]), "")

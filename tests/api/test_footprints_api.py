@@ -11,12 +11,18 @@ from fastapi.testclient import TestClient
 
 GUEST = {
     "activities": [
-        {"type": "flight", "origin": "PEK", "destination": "CTU", "round_trip": True, "cabin": "economy",
-         "ref": "leg-1"},
+        {
+            "type": "flight",
+            "origin": "PEK",
+            "destination": "CTU",
+            "round_trip": True,
+            "cabin": "economy",
+            "ref": "leg-1",
+        },
         {"type": "hotel", "country": "CN", "nights": 2},
         {"type": "electricity", "region": "CN-SC", "year": 2023, "kwh": 200},
     ]
-}  # fmt: skip
+}
 
 
 def test_health_answers(client: TestClient) -> None:
@@ -60,18 +66,26 @@ def test_unknown_footprint_is_404_with_a_code(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [
-        ({"activities": [{"type": "flight", "origin": "PEK", "destination": "XQX"}]}, "unknown_airport",
-         "activities[0].destination"),
+        (
+            {"activities": [{"type": "flight", "origin": "PEK", "destination": "XQX"}]},
+            "unknown_airport",
+            "activities[0].destination",
+        ),
         ({"activities": [{"type": "car", "distance_km": -3}]}, "out_of_range", "activities[0].distance_km"),
-        ({"activities": [{"type": "hotel", "country": "AR", "nights": 1}]}, "region_not_covered",
-         "activities[0].country"),
+        (
+            {"activities": [{"type": "hotel", "country": "AR", "nights": 1}]},
+            "region_not_covered",
+            "activities[0].country",
+        ),
         ({"activities": []}, "invalid_request", "activities"),
         ({"activites": []}, "missing_field", "activities"),
         ({"activities": "flight"}, "wrong_type", "activities"),
         ({"activities": [{"type": "car", "distance_km": 1}] * 1001}, "too_many_activities", "activities"),
     ],
-)  # fmt: skip
-def test_bad_input_is_a_4xx_with_code_and_field(client: TestClient, body: object, code: str, field: str) -> None:
+)
+def test_bad_input_is_a_4xx_with_code_and_field(
+    client: TestClient, body: object, code: str, field: str
+) -> None:
     response = client.post("/api/v1/footprints", json=body)
     assert 400 <= response.status_code < 500
     payload = response.json()
@@ -87,7 +101,9 @@ def test_nan_and_infinity_in_json_are_refused_not_computed(client: TestClient) -
 
 
 def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
-    response = client.post("/api/v1/footprints", content="{not json", headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/v1/footprints", content="{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_request"
 
@@ -100,13 +116,16 @@ def test_oversize_body_is_refused_with_413(client: TestClient) -> None:
 
 
 def test_factor_search_pages_through_the_catalogue(client: TestClient) -> None:
-    response = client.get("/api/v1/factors", params={"q": "hotel", "factor_set": "DESNZ-2025", "page_size": 10})
+    response = client.get(
+        "/api/v1/factors", params={"q": "hotel", "factor_set": "DESNZ-2025", "page_size": 10}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["total"] == 39
     assert len(body["items"]) == 10
-    second = client.get("/api/v1/factors", params={"q": "hotel", "factor_set": "DESNZ-2025", "page_size": 10,
-                                                   "page": 4}).json()  # fmt: skip
+    second = client.get(
+        "/api/v1/factors", params={"q": "hotel", "factor_set": "DESNZ-2025", "page_size": 10, "page": 4}
+    ).json()
     assert len(second["items"]) == 9
     assert client.get("/api/v1/factors", params={"page_size": 1000}).status_code == 422
 
@@ -129,14 +148,18 @@ def test_batch_csv_computes_good_rows_and_reports_bad_ones(client: TestClient) -
     table = pl.read_parquet(io.BytesIO(response.content))
     assert table["row"].to_list() == [1, 2, 3]
     assert [str(v) if v is not None else None for v in table["kg_co2e"].to_list()] == [
-        "13.843200", None, "39.600000"]  # fmt: skip
+        "13.843200",
+        None,
+        "39.600000",
+    ]
     assert table["error_code"].to_list() == [None, "out_of_range", None]
 
 
 def test_batch_jsonl_and_unsupported_formats(client: TestClient) -> None:
     lines = "\n".join(json.dumps(a) for a in GUEST["activities"]) + "\nnot json\n"
-    response = client.post("/api/v1/footprints/batch", files={"file": ("a.jsonl", lines.encode())},
-                           params={"format": "jsonl"})  # fmt: skip
+    response = client.post(
+        "/api/v1/footprints/batch", files={"file": ("a.jsonl", lines.encode())}, params={"format": "jsonl"}
+    )
     assert response.status_code == 200
     rows = [json.loads(line) for line in response.text.splitlines()]
     assert [r["error_code"] for r in rows] == [None, None, None, "invalid_request"]
@@ -146,11 +169,15 @@ def test_batch_jsonl_and_unsupported_formats(client: TestClient) -> None:
 
 
 def test_batch_with_an_unknown_column_is_refused_whole(client: TestClient) -> None:
-    response = client.post("/api/v1/footprints/batch",
-                           files={"file": ("a.csv", b"type,distance_km,colour\ncar,3,red\n")})  # fmt: skip
+    response = client.post(
+        "/api/v1/footprints/batch", files={"file": ("a.csv", b"type,distance_km,colour\ncar,3,red\n")}
+    )
     assert response.status_code == 422
-    assert response.json()["problems"][0] == {"code": "unknown_field", "message": "unknown column",
-                                              "field": "colour"}  # fmt: skip
+    assert response.json()["problems"][0] == {
+        "code": "unknown_field",
+        "message": "unknown column",
+        "field": "colour",
+    }
 
 
 def test_batch_upload_over_the_limit_is_refused(client: TestClient) -> None:
@@ -162,8 +189,16 @@ def test_batch_upload_over_the_limit_is_refused(client: TestClient) -> None:
 def test_calculator_page_shows_lines_with_their_factors(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "<form" in page.text
-    result = client.post("/", data={"origin": "PEK", "destination": "CTU", "cabin": "economy", "nights": "2",
-                                    "hotel_country": "CN"})  # fmt: skip
+    result = client.post(
+        "/",
+        data={
+            "origin": "PEK",
+            "destination": "CTU",
+            "cabin": "economy",
+            "nights": "2",
+            "hotel_country": "CN",
+        },
+    )
     assert result.status_code == 200
     assert "21_316_3180_11_1" in result.text and "29_600_4009_13_1" in result.text
     bad = client.post("/", data={"origin": "PEK", "destination": "XQX"})

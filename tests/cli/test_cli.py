@@ -11,8 +11,12 @@ from typer.testing import CliRunner
 from neutralize.cli import app
 
 runner = CliRunner()
-REQUEST = {"activities": [{"type": "car", "fuel": "diesel", "size": "average", "distance_km": 80},
-                          {"type": "meal", "diet": "vegetarian", "count": 3}]}  # fmt: skip
+REQUEST = {
+    "activities": [
+        {"type": "car", "fuel": "diesel", "size": "average", "distance_km": 80},
+        {"type": "meal", "diet": "vegetarian", "count": 3},
+    ]
+}
 
 
 def test_footprint_from_a_file_prints_lines_and_total(tmp_path: Path) -> None:

@@ -20,7 +20,13 @@ def airport_table() -> pl.DataFrame:
             "country": [a["country"] for a in airports.values()],
             "name": [a["name"] for a in airports.values()],
         },
-        schema={"iata": pl.String, "lat": pl.Float64, "lon": pl.Float64, "country": pl.String, "name": pl.String},
+        schema={
+            "iata": pl.String,
+            "lat": pl.Float64,
+            "lon": pl.Float64,
+            "country": pl.String,
+            "name": pl.String,
+        },
     )
 
 

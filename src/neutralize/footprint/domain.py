@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -31,8 +32,11 @@ _CODE_PATTERN = {
     "country": r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
     "region": r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
 }
-_CODE_ERROR = {"airport": ErrorCode.UNKNOWN_AIRPORT, "country": ErrorCode.UNKNOWN_REGION,
-               "region": ErrorCode.UNKNOWN_REGION}  # fmt: skip
+_CODE_ERROR = {
+    "airport": ErrorCode.UNKNOWN_AIRPORT,
+    "country": ErrorCode.UNKNOWN_REGION,
+    "region": ErrorCode.UNKNOWN_REGION,
+}
 _HOTEL_SUBDIVISIONS = ("GB-LND",)
 _NUMERIC = ("number", "integer")
 
@@ -69,6 +73,9 @@ class Rule:
     field: str | None
     message: str
     hint: str | None = None
+
+    def reported(self) -> tuple[str, str | None, str, str | None]:
+        return (self.code.value, self.field, self.message, self.hint)
 
 
 def evaluate(raw: pl.DataFrame, tables: EngineTables) -> pl.DataFrame:
@@ -115,6 +122,15 @@ def _as_text(value: object) -> str | None:
     if isinstance(value, int | float):
         return repr(value)
     return "<" + type(value).__name__ + ">"
+
+
+def first_match(cases: Sequence[tuple[pl.Expr, pl.Expr]], default: pl.Expr) -> pl.Expr:
+    """``when c1 then v1 when c2 then v2 ... otherwise default``: the value of the first true case."""
+    chain: Any = pl
+    for condition, value in cases:
+        chain = chain.when(condition).then(value)
+    result: pl.Expr = chain.otherwise(default) if cases else default
+    return result
 
 
 # --- coercion -------------------------------------------------------------------------------
@@ -202,15 +218,35 @@ def _rules(present: set[str], tables: EngineTables) -> list[Rule]:
     type_ = pl.col("type")
     known_type = type_.is_in(ACTIVITY_TYPES)
     rules = [
-        Rule(pl.col(MALFORMED_COLUMN).is_not_null(), ErrorCode.INVALID_REQUEST, None,
-             "each activity must be a JSON object", '{"type": "...", ...}'),
-        Rule(~_present("type"), ErrorCode.MISSING_FIELD, "type", "every activity needs a type",
-             "one of: " + ", ".join(ACTIVITY_TYPES)),
-        Rule(~known_type, ErrorCode.UNKNOWN_ACTIVITY_TYPE, "type", "unknown activity type",
-             "one of: " + ", ".join(ACTIVITY_TYPES)),
-        Rule(pl.col(UNKNOWN_FIELD_COLUMN).is_not_null(), ErrorCode.UNKNOWN_FIELD, None,
-             "the activity has a key the vocabulary does not know", "see docs/activities.md"),
-    ]  # fmt: skip
+        Rule(
+            pl.col(MALFORMED_COLUMN).is_not_null(),
+            ErrorCode.INVALID_REQUEST,
+            None,
+            "each activity must be a JSON object",
+            '{"type": "...", ...}',
+        ),
+        Rule(
+            ~_present("type"),
+            ErrorCode.MISSING_FIELD,
+            "type",
+            "every activity needs a type",
+            "one of: " + ", ".join(ACTIVITY_TYPES),
+        ),
+        Rule(
+            ~known_type,
+            ErrorCode.UNKNOWN_ACTIVITY_TYPE,
+            "type",
+            "unknown activity type",
+            "one of: " + ", ".join(ACTIVITY_TYPES),
+        ),
+        Rule(
+            pl.col(UNKNOWN_FIELD_COLUMN).is_not_null(),
+            ErrorCode.UNKNOWN_FIELD,
+            None,
+            "the activity has a key the vocabulary does not know",
+            "see docs/activities.md",
+        ),
+    ]
     rules += _structure_rules(present, known_type)
     rules += _value_rules(present)
     rules += _conflict_rules()
@@ -225,19 +261,46 @@ def _structure_rules(present: set[str], known_type: pl.Expr) -> list[Rule]:
         if name == "type" or name not in present:
             continue
         allowed_in = [t for t, spec in ACTIVITIES.items() if name in spec.allowed]
-        rules.append(Rule(known_type & _present(name) & ~type_.is_in(allowed_in), ErrorCode.UNKNOWN_FIELD,
-                          name, f"{name} does not apply to this activity type",
-                          f"{name} applies to: {', '.join(allowed_in)}"))  # fmt: skip
+        rules.append(
+            Rule(
+                known_type & _present(name) & ~type_.is_in(allowed_in),
+                ErrorCode.UNKNOWN_FIELD,
+                name,
+                f"{name} does not apply to this activity type",
+                f"{name} applies to: {', '.join(allowed_in)}",
+            )
+        )
     for t, spec in ACTIVITIES.items():
         for name in spec.required:
-            rules.append(Rule((type_ == t) & ~_present(name), ErrorCode.MISSING_FIELD, name,
-                              f"a {t} activity needs {name}", FIELDS[name].doc))  # fmt: skip
+            rules.append(
+                Rule(
+                    (type_ == t) & ~_present(name),
+                    ErrorCode.MISSING_FIELD,
+                    name,
+                    f"a {t} activity needs {name}",
+                    FIELDS[name].doc,
+                )
+            )
         for group in spec.one_of:
             given = pl.sum_horizontal([_present(n).cast(pl.Int8) for n in group])
-            rules.append(Rule((type_ == t) & (given == 0), ErrorCode.MISSING_FIELD, group[0],
-                              f"a {t} activity needs one of {', '.join(group)}", None))  # fmt: skip
-            rules.append(Rule((type_ == t) & (given > 1), ErrorCode.CONFLICTING_FIELDS, group[1],
-                              f"give only one of {', '.join(group)}", None))  # fmt: skip
+            rules.append(
+                Rule(
+                    (type_ == t) & (given == 0),
+                    ErrorCode.MISSING_FIELD,
+                    group[0],
+                    f"a {t} activity needs one of {', '.join(group)}",
+                    None,
+                )
+            )
+            rules.append(
+                Rule(
+                    (type_ == t) & (given > 1),
+                    ErrorCode.CONFLICTING_FIELDS,
+                    group[1],
+                    f"give only one of {', '.join(group)}",
+                    None,
+                )
+            )
     return rules
 
 
@@ -249,77 +312,140 @@ def _value_rules(present: set[str]) -> list[Rule]:
             continue
         col = pl.col(name)
         if spec.kind in _NUMERIC:
-            rules.append(Rule(pl.col(f"_bad_{name}"), ErrorCode.WRONG_TYPE, name, f"{name} must be a number", None))
-            rules.append(Rule(col.is_nan() | col.is_infinite(), ErrorCode.NOT_FINITE, name,
-                              f"{name} must be a finite number", spec.bounds_text()))  # fmt: skip
+            rules.append(
+                Rule(pl.col(f"_bad_{name}"), ErrorCode.WRONG_TYPE, name, f"{name} must be a number", None)
+            )
+            rules.append(
+                Rule(
+                    col.is_nan() | col.is_infinite(),
+                    ErrorCode.NOT_FINITE,
+                    name,
+                    f"{name} must be a finite number",
+                    spec.bounds_text(),
+                )
+            )
             if spec.kind == "integer":
-                rules.append(Rule(col != col.floor(), ErrorCode.WRONG_TYPE, name,
-                                  f"{name} must be a whole number", None))  # fmt: skip
-            low = col <= float(spec.minimum) if not spec.min_inclusive else col < float(spec.minimum)
-            rules.append(Rule(low | (col > float(spec.maximum)), ErrorCode.OUT_OF_RANGE, name,  # type: ignore[arg-type]
-                              f"{name} is out of range", f"{name} must be {spec.bounds_text()}"))  # fmt: skip
+                rules.append(
+                    Rule(
+                        col != col.floor(), ErrorCode.WRONG_TYPE, name, f"{name} must be a whole number", None
+                    )
+                )
+            assert spec.minimum is not None and spec.maximum is not None, name
+            minimum, maximum = float(spec.minimum), float(spec.maximum)
+            low = col < minimum if spec.min_inclusive else col <= minimum
+            rules.append(
+                Rule(
+                    low | (col > maximum),
+                    ErrorCode.OUT_OF_RANGE,
+                    name,
+                    f"{name} is out of range",
+                    f"{name} must be {spec.bounds_text()}",
+                )
+            )
         elif spec.kind == "boolean":
-            rules.append(Rule(pl.col(f"_bad_{name}"), ErrorCode.WRONG_TYPE, name,
-                              f"{name} must be true or false", None))  # fmt: skip
+            rules.append(
+                Rule(
+                    pl.col(f"_bad_{name}"), ErrorCode.WRONG_TYPE, name, f"{name} must be true or false", None
+                )
+            )
         elif spec.kind == "choice" and name != "type":
             for t, activity in ACTIVITIES.items():
                 if name in activity.allowed:
                     allowed = choices_for(t, name)
-                    rules.append(Rule((type_ == t) & col.is_not_null() & ~col.is_in(allowed),
-                                      ErrorCode.UNKNOWN_VALUE, name, f"unknown {name} for a {t} activity",
-                                      "one of: " + ", ".join(allowed)))  # fmt: skip
+                    rules.append(
+                        Rule(
+                            (type_ == t) & col.is_not_null() & ~col.is_in(allowed),
+                            ErrorCode.UNKNOWN_VALUE,
+                            name,
+                            f"unknown {name} for a {t} activity",
+                            "one of: " + ", ".join(allowed),
+                        )
+                    )
         elif spec.kind in _CODE_PATTERN:
-            rules.append(Rule(col.is_not_null() & ~col.str.contains(_CODE_PATTERN[spec.kind]),
-                              _CODE_ERROR[spec.kind], name, f"{name} is not a valid {spec.kind} code",
-                              spec.doc))  # fmt: skip
+            rules.append(
+                Rule(
+                    col.is_not_null() & ~col.str.contains(_CODE_PATTERN[spec.kind]),
+                    _CODE_ERROR[spec.kind],
+                    name,
+                    f"{name} is not a valid {spec.kind} code",
+                    spec.doc,
+                )
+            )
     return rules
 
 
 def _conflict_rules() -> list[Rule]:
     type_ = pl.col("type")
     return [
-        Rule((type_ == "taxi") & (pl.col("basis").fill_null("vehicle") == "vehicle") & _present("passengers"),
-             ErrorCode.CONFLICTING_FIELDS, "passengers",
-             "passengers apply only with basis 'passenger': a vehicle-km factor covers the whole taxi",
-             'set "basis": "passenger" or drop passengers'),
-        Rule((type_ == "freight") & (pl.col("load") == "empty") & _present("tonnes"),
-             ErrorCode.CONFLICTING_FIELDS, "tonnes", "an empty vehicle carries no tonnes",
-             "drop tonnes, or choose another load"),
-        Rule((type_ == "freight") & (pl.col("load").fill_null("average_laden") != "empty") & ~_present("tonnes"),
-             ErrorCode.MISSING_FIELD, "tonnes", "a laden freight activity needs tonnes",
-             FIELDS["tonnes"].doc),
-    ]  # fmt: skip
+        Rule(
+            (type_ == "taxi") & (pl.col("basis").fill_null("vehicle") == "vehicle") & _present("passengers"),
+            ErrorCode.CONFLICTING_FIELDS,
+            "passengers",
+            "passengers apply only with basis 'passenger': a vehicle-km factor covers the whole taxi",
+            'set "basis": "passenger" or drop passengers',
+        ),
+        Rule(
+            (type_ == "freight") & (pl.col("load") == "empty") & _present("tonnes"),
+            ErrorCode.CONFLICTING_FIELDS,
+            "tonnes",
+            "an empty vehicle carries no tonnes",
+            "drop tonnes, or choose another load",
+        ),
+        Rule(
+            (type_ == "freight")
+            & (pl.col("load").fill_null("average_laden") != "empty")
+            & ~_present("tonnes"),
+            ErrorCode.MISSING_FIELD,
+            "tonnes",
+            "a laden freight activity needs tonnes",
+            FIELDS["tonnes"].doc,
+        ),
+    ]
 
 
 def _reference_rules(tables: EngineTables) -> list[Rule]:
     type_ = pl.col("type")
     flight = type_ == "flight"
     return [
-        Rule(pl.col("factor_set").is_not_null() & ~pl.col("factor_set").is_in(tables.factor_sets),
-             ErrorCode.UNKNOWN_FACTOR_SET, "factor_set", "unknown factor set",
-             "one of: " + ", ".join(tables.factor_sets)),
-        Rule(flight & pl.col("origin").is_not_null() & pl.col("_o_lat").is_null(), ErrorCode.UNKNOWN_AIRPORT,
-             "origin", "unknown IATA airport code", None),
-        Rule(flight & pl.col("destination").is_not_null() & pl.col("_d_lat").is_null(),
-             ErrorCode.UNKNOWN_AIRPORT, "destination", "unknown IATA airport code", None),
-        Rule(flight & (pl.col("origin") == pl.col("destination")), ErrorCode.SAME_AIRPORT, "destination",
-             "origin and destination are the same airport", "a flight needs two different airports"),
-    ]  # fmt: skip
+        Rule(
+            pl.col("factor_set").is_not_null() & ~pl.col("factor_set").is_in(tables.factor_sets),
+            ErrorCode.UNKNOWN_FACTOR_SET,
+            "factor_set",
+            "unknown factor set",
+            "one of: " + ", ".join(tables.factor_sets),
+        ),
+        Rule(
+            flight & pl.col("origin").is_not_null() & pl.col("_o_lat").is_null(),
+            ErrorCode.UNKNOWN_AIRPORT,
+            "origin",
+            "unknown IATA airport code",
+            None,
+        ),
+        Rule(
+            flight & pl.col("destination").is_not_null() & pl.col("_d_lat").is_null(),
+            ErrorCode.UNKNOWN_AIRPORT,
+            "destination",
+            "unknown IATA airport code",
+            None,
+        ),
+        Rule(
+            flight & (pl.col("origin") == pl.col("destination")),
+            ErrorCode.SAME_AIRPORT,
+            "destination",
+            "origin and destination are the same airport",
+            "a flight needs two different airports",
+        ),
+    ]
 
 
 def _first_failure(rules: list[Rule]) -> list[pl.Expr]:
     """Error code, field, message and hint of the first rule each row fails (null if none)."""
     outputs: list[pl.Expr] = []
-    for column, pick in (
-        ("error_code", lambda r: r.code.value),
-        ("error_field", lambda r: r.field),
-        ("error_message", lambda r: r.message),
-        ("error_hint", lambda r: r.hint),
-    ):
-        expr: pl.Expr | pl.When | pl.Then = pl
-        for rule in rules:
-            expr = expr.when(rule.when.fill_null(False)).then(pl.lit(pick(rule), dtype=pl.String))  # type: ignore[union-attr]
-        outputs.append(expr.otherwise(pl.lit(None, dtype=pl.String)).alias(column))  # type: ignore[union-attr]
+    for position, column in enumerate(("error_code", "error_field", "error_message", "error_hint")):
+        cases = [
+            (rule.when.fill_null(False), pl.lit(rule.reported()[position], dtype=pl.String)) for rule in rules
+        ]
+        outputs.append(first_match(cases, pl.lit(None, dtype=pl.String)).alias(column))
     # The one rule without a fixed field names the unknown key itself.
     outputs[1] = outputs[1].fill_null(pl.col(UNKNOWN_FIELD_COLUMN)).alias("error_field")
     return outputs
@@ -359,56 +485,92 @@ def _with_keys_and_amount(frame: pl.LazyFrame) -> pl.LazyFrame:
     miles = pl.col("_flight_km") / _MILES
     haul = (
         pl.when(is_epa)
-        .then(pl.when(miles < 300).then(pl.lit("short_haul")).when(miles < 2300).then(pl.lit("medium_haul"))
-              .otherwise(pl.lit("long_haul")))
+        .then(
+            pl.when(miles < 300)
+            .then(pl.lit("short_haul"))
+            .when(miles < 2300)
+            .then(pl.lit("medium_haul"))
+            .otherwise(pl.lit("long_haul"))
+        )
         .when((pl.col("_o_country") == uk) & (pl.col("_d_country") == uk))
         .then(pl.lit("domestic"))
         .when((pl.col("_o_country") == uk) | (pl.col("_d_country") == uk))
         .then(pl.when(pl.col("_flight_km") < 3700).then(pl.lit("short_haul")).otherwise(pl.lit("long_haul")))
         .otherwise(pl.lit("international"))
-    )  # fmt: skip
-    rf = pl.when(pl.col("radiative_forcing").is_null()).then(pl.lit("default")).when(
-        pl.col("radiative_forcing")).then(pl.lit("on")).otherwise(pl.lit("off"))  # fmt: skip
+    )
+    rf = (
+        pl.when(pl.col("radiative_forcing").is_null())
+        .then(pl.lit("default"))
+        .when(pl.col("radiative_forcing"))
+        .then(pl.lit("on"))
+        .otherwise(pl.lit("off"))
+    )
     fuel_unit = (
-        pl.when(pl.col("litres").is_not_null()).then(pl.lit("litres"))
-        .when(pl.col("kg").is_not_null()).then(pl.lit("kg"))
-        .when(pl.col("m3").is_not_null()).then(pl.lit("m3"))
+        pl.when(pl.col("litres").is_not_null())
+        .then(pl.lit("litres"))
+        .when(pl.col("kg").is_not_null())
+        .then(pl.lit("kg"))
+        .when(pl.col("m3").is_not_null())
+        .then(pl.lit("m3"))
         .otherwise(pl.lit("kwh"))
-    )  # fmt: skip
+    )
     region_key = pl.when(pl.col("region").str.starts_with("GB")).then(uk).otherwise(pl.col("region"))
     hotel_key = _hotel_key(pl.col("country"))
     k1 = (
-        pl.when(t == "flight").then(haul)
-        .when(t.is_in(["car", "fuel"])).then(pl.col("fuel"))
-        .when(t == "taxi").then(pl.col("basis"))
-        .when(t == "motorbike").then(pl.col("size"))
-        .when(t.is_in(["bus", "rail", "ferry"])).then(pl.col("mode"))
-        .when(t == "hotel").then(hotel_key)
-        .when(t == "meal").then(pl.col("diet"))
-        .when(t == "electricity").then(region_key)
-        .when(t == "freight").then(pl.col("vehicle"))
-    )  # fmt: skip
+        pl.when(t == "flight")
+        .then(haul)
+        .when(t.is_in(["car", "fuel"]))
+        .then(pl.col("fuel"))
+        .when(t == "taxi")
+        .then(pl.col("basis"))
+        .when(t == "motorbike")
+        .then(pl.col("size"))
+        .when(t.is_in(["bus", "rail", "ferry"]))
+        .then(pl.col("mode"))
+        .when(t == "hotel")
+        .then(hotel_key)
+        .when(t == "meal")
+        .then(pl.col("diet"))
+        .when(t == "electricity")
+        .then(region_key)
+        .when(t == "freight")
+        .then(pl.col("vehicle"))
+    )
     k2 = (
-        pl.when(t == "flight").then(pl.col("cabin"))
-        .when(t == "car").then(pl.col("size"))
-        .when(t == "electricity").then(pl.col("year").cast(pl.Int32).cast(pl.String).fill_null(""))
-        .when(t == "fuel").then(fuel_unit)
-        .when(t == "freight").then(pl.col("load"))
+        pl.when(t == "flight")
+        .then(pl.col("cabin"))
+        .when(t == "car")
+        .then(pl.col("size"))
+        .when(t == "electricity")
+        .then(pl.col("year").cast(pl.Int32).cast(pl.String).fill_null(""))
+        .when(t == "fuel")
+        .then(fuel_unit)
+        .when(t == "freight")
+        .then(pl.col("load"))
         .otherwise(pl.lit(""))
-    )  # fmt: skip
+    )
     k3 = pl.when(t == "flight").then(rf).when(t == "fuel").then(pl.col("blend")).otherwise(pl.lit(""))
     passengers = pl.col("passengers")
     amount = (
-        pl.when(t == "flight").then(distance * passengers * pl.when(pl.col("round_trip")).then(2.0).otherwise(1.0))
-        .when(t.is_in(["car", "motorbike"])).then(distance)
-        .when(t == "taxi").then(distance * pl.when(pl.col("basis") == "passenger").then(passengers).otherwise(1.0))
-        .when(t.is_in(["bus", "rail", "ferry"])).then(distance * passengers)
-        .when(t == "hotel").then(pl.col("nights") * pl.col("rooms"))
-        .when(t == "meal").then(pl.col("count"))
-        .when(t == "electricity").then(pl.col("kwh"))
-        .when(t == "fuel").then(pl.coalesce("litres", "kg", "m3", "kwh"))
-        .when(t == "freight").then(distance * pl.when(pl.col("load") == "empty").then(1.0).otherwise(pl.col("tonnes")))
-    )  # fmt: skip
+        pl.when(t == "flight")
+        .then(distance * passengers * pl.when(pl.col("round_trip")).then(2.0).otherwise(1.0))
+        .when(t.is_in(["car", "motorbike"]))
+        .then(distance)
+        .when(t == "taxi")
+        .then(distance * pl.when(pl.col("basis") == "passenger").then(passengers).otherwise(1.0))
+        .when(t.is_in(["bus", "rail", "ferry"]))
+        .then(distance * passengers)
+        .when(t == "hotel")
+        .then(pl.col("nights") * pl.col("rooms"))
+        .when(t == "meal")
+        .then(pl.col("count"))
+        .when(t == "electricity")
+        .then(pl.col("kwh"))
+        .when(t == "fuel")
+        .then(pl.coalesce("litres", "kg", "m3", "kwh"))
+        .when(t == "freight")
+        .then(distance * pl.when(pl.col("load") == "empty").then(1.0).otherwise(pl.col("tonnes")))
+    )
     return frame.with_columns(
         requested_set=pl.col("factor_set").fill_null(""),
         k1=k1.fill_null(""),
@@ -428,9 +590,21 @@ def _hotel_key(country: pl.Expr) -> pl.Expr:
 # --- resolution and arithmetic ----------------------------------------------------------------
 
 _JOIN_KEYS = ["requested_set", "type", "k1", "k2", "k3"]
-_RESOLVED = ["factor_set_used", "factor_id", "multiplier", "kg_per_amount", "unc_low_per_amount", "unc_high_per_amount",
-             "amount_unit", "notes", "factor_region", "factor_year", "resolution_error", "resolution_message",
-             "resolution_hint"]  # fmt: skip
+_RESOLVED = [
+    "factor_set_used",
+    "factor_id",
+    "multiplier",
+    "kg_per_amount",
+    "unc_low_per_amount",
+    "unc_high_per_amount",
+    "amount_unit",
+    "notes",
+    "factor_region",
+    "factor_year",
+    "resolution_error",
+    "resolution_message",
+    "resolution_hint",
+]
 
 
 def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool) -> pl.LazyFrame:
@@ -439,19 +613,30 @@ def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool)
     if hotel_fallback:
         alt = table.filter(pl.col("type") == "hotel").rename({"k1": "k1_alt"})
         alt = alt.rename({c: f"{c}_alt" for c in _RESOLVED})
-        frame = frame.join(alt, on=["requested_set", "type", "k1_alt", "k2", "k3"], how="left", maintain_order="left")
+        frame = frame.join(
+            alt, on=["requested_set", "type", "k1_alt", "k2", "k3"], how="left", maintain_order="left"
+        )
         frame = frame.with_columns(
-            _use_alt=pl.col("factor_id").is_null() & pl.col("resolution_error").is_null()
+            _use_alt=pl.col("factor_id").is_null()
+            & pl.col("resolution_error").is_null()
             & pl.col("factor_id_alt").is_not_null()
-        )  # fmt: skip
+        )
         use_alt = pl.col("_use_alt")
         frame = frame.with_columns(
             [pl.when(use_alt).then(pl.col(f"{c}_alt")).otherwise(pl.col(c)).alias(c) for c in _RESOLVED]
         ).with_columns(
             notes=pl.when(use_alt)
-            .then(pl.concat_str([pl.lit("no hotel factor for "), pl.col("country"),
-                                 pl.lit(": the stated fallback country "), pl.col("fallback_country"),
-                                 pl.lit(" is used")]))  # fmt: skip
+            .then(
+                pl.concat_str(
+                    [
+                        pl.lit("no hotel factor for "),
+                        pl.col("country"),
+                        pl.lit(": the stated fallback country "),
+                        pl.col("fallback_country"),
+                        pl.lit(" is used"),
+                    ]
+                )
+            )
             .otherwise(pl.col("notes"))
         )
     unresolved = pl.col("error_code").is_null() & pl.col("factor_id").is_null()
@@ -460,30 +645,44 @@ def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool)
     pairs = [f"{kind}|{fs}" for kind, sets in tables.covering.items() for fs in (*sets, "")]
     set_covers_type = pl.concat_str([t, pl.lit("|"), pl.col("requested_set")]).is_in(pairs)
     not_covered = unresolved & t.is_in(["hotel", "electricity"]) & set_covers_type
-    covered_hint = pl.when(t == "hotel").then(
-        pl.lit("countries with a hotel factor: " + ", ".join(tables.hotel_countries.get("", ())))
-    ).otherwise(pl.lit("regions covered: " + ", ".join(tables.electricity_regions)))
+    covered_hint = (
+        pl.when(t == "hotel")
+        .then(pl.lit("countries with a hotel factor: " + ", ".join(tables.hotel_countries.get("", ()))))
+        .otherwise(pl.lit("regions covered: " + ", ".join(tables.electricity_regions)))
+    )
     sets_hint = t.replace_strict(
         {k: "factor sets for this type: " + ", ".join(v) for k, v in tables.covering.items()}, default=None
     )
     return frame.with_columns(
-        error_code=pl.when(from_table).then(pl.col("resolution_error"))
-        .when(not_covered).then(pl.lit(ErrorCode.REGION_NOT_COVERED.value))
-        .when(unresolved).then(pl.lit(ErrorCode.FACTOR_SET_NOT_APPLICABLE.value))
+        error_code=pl.when(from_table)
+        .then(pl.col("resolution_error"))
+        .when(not_covered)
+        .then(pl.lit(ErrorCode.REGION_NOT_COVERED.value))
+        .when(unresolved)
+        .then(pl.lit(ErrorCode.FACTOR_SET_NOT_APPLICABLE.value))
         .otherwise(pl.col("error_code")),
-        error_field=pl.when(from_table).then(pl.lit(None, dtype=pl.String))
-        .when(not_covered).then(pl.when(t == "hotel").then(pl.lit("country")).otherwise(pl.lit("region")))
-        .when(unresolved).then(pl.lit("factor_set"))
+        error_field=pl.when(from_table)
+        .then(pl.lit(None, dtype=pl.String))
+        .when(not_covered)
+        .then(pl.when(t == "hotel").then(pl.lit("country")).otherwise(pl.lit("region")))
+        .when(unresolved)
+        .then(pl.lit("factor_set"))
         .otherwise(pl.col("error_field")),
-        error_message=pl.when(from_table).then(pl.col("resolution_message"))
-        .when(not_covered).then(pl.lit("no factor for this country or region in the factor set"))
-        .when(unresolved).then(pl.lit("the factor set has no factor for this activity"))
+        error_message=pl.when(from_table)
+        .then(pl.col("resolution_message"))
+        .when(not_covered)
+        .then(pl.lit("no factor for this country or region in the factor set"))
+        .when(unresolved)
+        .then(pl.lit("the factor set has no factor for this activity"))
         .otherwise(pl.col("error_message")),
-        error_hint=pl.when(from_table).then(pl.col("resolution_hint"))
-        .when(not_covered).then(covered_hint)
-        .when(unresolved).then(sets_hint)
+        error_hint=pl.when(from_table)
+        .then(pl.col("resolution_hint"))
+        .when(not_covered)
+        .then(covered_hint)
+        .when(unresolved)
+        .then(sets_hint)
         .otherwise(pl.col("error_hint")),
-    )  # fmt: skip
+    )
 
 
 def _round_micro(kg: pl.Expr) -> pl.Expr:
@@ -501,10 +700,8 @@ def _to_kg(micro: pl.Expr) -> pl.Expr:
 
 def _error_value() -> pl.Expr:
     """The offending value, as text, for the field an error names."""
-    expr: pl.Expr | pl.When | pl.Then = pl
-    for name in FIELDS:
-        expr = expr.when(pl.col("error_field") == name).then(pl.col(name).cast(pl.String))  # type: ignore[union-attr]
-    return expr.otherwise(pl.lit(None, dtype=pl.String))  # type: ignore[union-attr]
+    cases = [(pl.col("error_field") == name, pl.col(name).cast(pl.String)) for name in FIELDS]
+    return first_match(cases, pl.lit(None, dtype=pl.String))
 
 
 def _with_emissions(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -512,8 +709,10 @@ def _with_emissions(frame: pl.LazyFrame) -> pl.LazyFrame:
     amount = pl.col("amount")
     region = pl.col("activity_region")
     factor_region = pl.col("factor_region")
-    same_code = pl.when(pl.col("type") == "electricity").then(region == factor_region).otherwise(
-        region.str.slice(0, 2) == factor_region.str.slice(0, 2)
+    same_code = (
+        pl.when(pl.col("type") == "electricity")
+        .then(region == factor_region)
+        .otherwise(region.str.slice(0, 2) == factor_region.str.slice(0, 2))
     )
     return frame.with_columns(
         factor_set=pl.when(ok).then(pl.col("factor_set_used")),
@@ -531,7 +730,8 @@ def _with_emissions(frame: pl.LazyFrame) -> pl.LazyFrame:
             region.is_not_null() & factor_region.is_not_null() & ~same_code.fill_null(False)
         ),
         year_differs=pl.when(ok).then(
-            pl.col("year").is_not_null() & pl.col("factor_year").is_not_null()
+            pl.col("year").is_not_null()
+            & pl.col("factor_year").is_not_null()
             & (pl.col("year") != pl.col("factor_year"))
         ),
-    )  # fmt: skip
+    )

@@ -165,13 +165,23 @@ def _rows(source: FactorSource, name: str, required: set[str]) -> Iterator[tuple
     missing = required - set(reader.fieldnames or ())
     if missing:
         raise DomainError.from_problems([_problem(f"{name} lacks columns {sorted(missing)}")])
-    for number, row in enumerate(reader, start=2):
-        yield number, row
+    yield from enumerate(reader, start=2)
 
 
 def _desnz(source: FactorSource, name: str, year: int) -> Iterator[Factor]:
-    columns = {"factor_id", "scope", "level_1", "level_2", "level_3", "level_4", "column_text",
-               "unit", "ghg_unit", "value", "edition"}  # fmt: skip
+    columns = {
+        "factor_id",
+        "scope",
+        "level_1",
+        "level_2",
+        "level_3",
+        "level_4",
+        "column_text",
+        "unit",
+        "ghg_unit",
+        "value",
+        "edition",
+    }
     for number, row in _rows(source, name, columns):
         if row["ghg_unit"] != "kg CO2e":
             continue  # SECR energy-use rows are kWh amounts, not emissions
@@ -196,8 +206,17 @@ def _desnz(source: FactorSource, name: str, year: int) -> Iterator[Factor]:
 
 
 def _cn_grid(source: FactorSource) -> Iterator[Factor]:
-    columns = {"region_level", "region_code", "region_name_en", "year", "kind",
-               "value_kg_co2_per_kwh", "source", "source_url", "notes"}  # fmt: skip
+    columns = {
+        "region_level",
+        "region_code",
+        "region_name_en",
+        "year",
+        "kind",
+        "value_kg_co2_per_kwh",
+        "source",
+        "source_url",
+        "notes",
+    }
     for number, row in _rows(source, "cn_grid_electricity.csv", columns):
         ets = row["kind"] == "ets_reporting"
         yield Factor(
@@ -270,8 +289,17 @@ def _epa(source: FactorSource) -> Iterator[Factor]:
 
 
 def _diets(source: FactorSource) -> Iterator[Factor]:
-    columns = {"diet", "description", "kg_co2e_per_day", "ci95_lower", "ci95_upper", "basis",
-               "country", "source", "source_url"}  # fmt: skip
+    columns = {
+        "diet",
+        "description",
+        "kg_co2e_per_day",
+        "ci95_lower",
+        "ci95_upper",
+        "basis",
+        "country",
+        "source",
+        "source_url",
+    }
     for number, row in _rows(source, "diets_scarborough_2014.csv", columns):
         yield Factor(
             factor_set="SCARBOROUGH-2014",

@@ -26,14 +26,46 @@ DESNZ_SETS = ("DESNZ-2025", "DESNZ-2024")
 
 # DESNZ hotel rows by ISO 3166 code (ids are stable across editions; labels are not).
 DESNZ_HOTELS: dict[str, str] = {
-    "GB": "4000", "GB-LND": "4001", "AU": "4003", "BE": "4005", "BR": "4006", "CA": "4007",
-    "CL": "4008", "CN": "4009", "CO": "4010", "CR": "4011", "EG": "4013", "FR": "4016",
-    "DE": "4017", "HK": "4019", "IN": "4020", "ID": "4021", "IT": "4024", "JP": "4025",
-    "JO": "4026", "KR": "4028", "MY": "4030", "MV": "4031", "MX": "4032", "NL": "4033",
-    "OM": "4035", "PH": "4038", "PT": "4040", "QA": "4041", "RU": "4043", "SA": "4044",
-    "SG": "4045", "ZA": "4046", "ES": "4047", "CH": "4048", "TH": "4050", "TR": "4051",
-    "AE": "4052", "US": "4053", "VN": "4054",
-}  # fmt: skip
+    "GB": "4000",
+    "GB-LND": "4001",
+    "AU": "4003",
+    "BE": "4005",
+    "BR": "4006",
+    "CA": "4007",
+    "CL": "4008",
+    "CN": "4009",
+    "CO": "4010",
+    "CR": "4011",
+    "EG": "4013",
+    "FR": "4016",
+    "DE": "4017",
+    "HK": "4019",
+    "IN": "4020",
+    "ID": "4021",
+    "IT": "4024",
+    "JP": "4025",
+    "JO": "4026",
+    "KR": "4028",
+    "MY": "4030",
+    "MV": "4031",
+    "MX": "4032",
+    "NL": "4033",
+    "OM": "4035",
+    "PH": "4038",
+    "PT": "4040",
+    "QA": "4041",
+    "RU": "4043",
+    "SA": "4044",
+    "SG": "4045",
+    "ZA": "4046",
+    "ES": "4047",
+    "CH": "4048",
+    "TH": "4050",
+    "TR": "4051",
+    "AE": "4052",
+    "US": "4053",
+    "VN": "4054",
+}
 
 FLIGHT_HAULS = ("domestic", "short_haul", "long_haul", "international")
 EPA_HAULS = ("short_haul", "medium_haul", "long_haul")
@@ -52,10 +84,13 @@ _CABIN_LABEL = {
     "first": "First class",
 }
 _CAR_FUEL = {
-    "petrol": "Petrol", "diesel": "Diesel", "hybrid": "Hybrid",
-    "plugin_hybrid": "Plug-in Hybrid Electric Vehicle", "bev": "Battery Electric Vehicle",
+    "petrol": "Petrol",
+    "diesel": "Diesel",
+    "hybrid": "Hybrid",
+    "plugin_hybrid": "Plug-in Hybrid Electric Vehicle",
+    "bev": "Battery Electric Vehicle",
     "unknown": "Unknown",
-}  # fmt: skip
+}
 _SIZE = {"small": "Small", "medium": "Medium", "large": "Large", "average": "Average"}
 _RAIL = {
     "national_rail": "National rail",
@@ -69,9 +104,12 @@ _VAN = {"van_diesel": "Diesel", "van_petrol": "Petrol", "van_bev": "Battery Elec
 _LOAD = {"empty": "0% Laden", "half": "50% Laden", "full": "100% Laden", "average_laden": "Average laden"}
 _FUEL_UNIT = {"litres": "litres", "kg": "tonnes", "m3": "cubic metres", "kwh": "kWh (Gross CV)"}
 _IPCC_FUEL = {
-    "diesel": "gas_diesel_oil", "petrol": "motor_gasoline", "lpg": "liquefied_petroleum_gases",
-    "natural_gas": "natural_gas", "coal": "other_bituminous_coal",
-}  # fmt: skip
+    "diesel": "gas_diesel_oil",
+    "petrol": "motor_gasoline",
+    "lpg": "liquefied_petroleum_gases",
+    "natural_gas": "natural_gas",
+    "coal": "other_bituminous_coal",
+}
 
 
 @dataclass(frozen=True)
@@ -141,8 +179,9 @@ def _refuse(
     requested_set: str, type_: str, keys: tuple[str, ...], code: ErrorCode, message: str, hint: str
 ) -> Resolution:
     k = (*keys, "", "", "")[:3]
-    return Resolution(requested_set, type_, k[0], k[1], k[2], error_code=code,
-                      error_message=message, error_hint=hint)  # fmt: skip
+    return Resolution(
+        requested_set, type_, k[0], k[1], k[2], error_code=code, error_message=message, error_hint=hint
+    )
 
 
 def _desnz(cat: FactorCatalogue, fs: str) -> Iterator[Resolution]:
@@ -165,12 +204,27 @@ def _desnz_flights(look: _Lookup) -> Iterator[Resolution]:
                 rf_label = "Without RF" if rf == "off" else "With RF"
                 notes = []
                 try:
-                    factor = look.path("Business travel- air", "Flights", _HAUL_LABEL[haul], cabin_label, rf_label, unit="passenger.km")
+                    factor = look.path(
+                        "Business travel- air",
+                        "Flights",
+                        _HAUL_LABEL[haul],
+                        cabin_label,
+                        rf_label,
+                        unit="passenger.km",
+                    )
                 except LookupError:
-                    factor = look.path("Business travel- air", "Flights", _HAUL_LABEL[haul], "Average passenger", rf_label,
-                                       unit="passenger.km")  # fmt: skip
-                    notes.append(f"{fs} has no {cabin_label.lower()} row for {_HAUL_LABEL[haul]} "
-                                 "flights: the average-passenger factor is used")  # fmt: skip
+                    factor = look.path(
+                        "Business travel- air",
+                        "Flights",
+                        _HAUL_LABEL[haul],
+                        "Average passenger",
+                        rf_label,
+                        unit="passenger.km",
+                    )
+                    notes.append(
+                        f"{fs} has no {cabin_label.lower()} row for {_HAUL_LABEL[haul]} "
+                        "flights: the average-passenger factor is used"
+                    )
                 if rf == "default":
                     notes.append("radiative forcing included (default)")
                 yield _use(factor, fs, "flight", (haul, cabin, rf), *notes, amount_unit="passenger.km")
@@ -184,26 +238,61 @@ def _desnz_road(look: _Lookup) -> Iterator[Resolution]:
             factor = look.path("Business travel- land", "Cars (by size)", size_label, fuel_label, unit="km")
             yield _use(factor, fs, "car", (fuel, size), amount_unit="vehicle.km")
     for size, label in _SIZE.items():
-        yield _use(look.path("Business travel- land", "Motorbike", label, unit="km"), fs, "motorbike", (size,), amount_unit="vehicle.km")
-    yield _use(look.path("Business travel- land", "Taxis", "Regular taxi", unit="km"), fs, "taxi", ("vehicle",), amount_unit="vehicle.km")
-    yield _use(look.path("Business travel- land", "Taxis", "Regular taxi", unit="passenger.km"), fs, "taxi", ("passenger",),
-               amount_unit="passenger.km")  # fmt: skip
-    yield _use(look.path("Business travel- land", "Bus", "Average local bus", unit="passenger.km"), fs, "bus", ("local_bus",),
-               amount_unit="passenger.km")  # fmt: skip
-    yield _use(look.path("Business travel- land", "Bus", "Coach", unit="passenger.km"), fs, "bus", ("coach",), amount_unit="passenger.km")
+        yield _use(
+            look.path("Business travel- land", "Motorbike", label, unit="km"),
+            fs,
+            "motorbike",
+            (size,),
+            amount_unit="vehicle.km",
+        )
+    yield _use(
+        look.path("Business travel- land", "Taxis", "Regular taxi", unit="km"),
+        fs,
+        "taxi",
+        ("vehicle",),
+        amount_unit="vehicle.km",
+    )
+    yield _use(
+        look.path("Business travel- land", "Taxis", "Regular taxi", unit="passenger.km"),
+        fs,
+        "taxi",
+        ("passenger",),
+        amount_unit="passenger.km",
+    )
+    yield _use(
+        look.path("Business travel- land", "Bus", "Average local bus", unit="passenger.km"),
+        fs,
+        "bus",
+        ("local_bus",),
+        amount_unit="passenger.km",
+    )
+    yield _use(
+        look.path("Business travel- land", "Bus", "Coach", unit="passenger.km"),
+        fs,
+        "bus",
+        ("coach",),
+        amount_unit="passenger.km",
+    )
     for mode, label in _RAIL.items():
         note = "DESNZ's only metro factor is the London Underground's" if mode == "metro" else ""
         factor = look.path("Business travel- land", "Rail", label, unit="passenger.km")
         yield _use(factor, fs, "rail", (mode,), note, amount_unit="passenger.km")
     for mode, label in _FERRY.items():
-        yield _use(look.path("Business travel- sea", "Ferry", label, unit="passenger.km"), fs, "ferry", (mode,), amount_unit="passenger.km")
+        yield _use(
+            look.path("Business travel- sea", "Ferry", label, unit="passenger.km"),
+            fs,
+            "ferry",
+            (mode,),
+            amount_unit="passenger.km",
+        )
 
 
 def _desnz_hotels(look: _Lookup) -> Iterator[Resolution]:
     for country, stem in DESNZ_HOTELS.items():
         factor = look.by_id(f"29_600_{stem}_13_1")
-        yield _use(factor, look.factor_set, "hotel", (country,), amount_unit="room.night",
-                   factor_region=country)  # fmt: skip
+        yield _use(
+            factor, look.factor_set, "hotel", (country,), amount_unit="room.night", factor_region=country
+        )
 
 
 def _desnz_fuels(look: _Lookup) -> Iterator[Resolution]:
@@ -228,13 +317,26 @@ def _desnz_fuels(look: _Lookup) -> Iterator[Resolution]:
                 try:
                     factor = look.path("Fuels", group, label, unit=unit)
                 except LookupError:
-                    yield _refuse(fs, "fuel", (fuel, unit_key, blend), ErrorCode.UNIT_NOT_COVERED,
-                                  f"{fs} has no factor for {fuel} in {unit_key}",
-                                  _unit_hint(look, group, label))  # fmt: skip
+                    yield _refuse(
+                        fs,
+                        "fuel",
+                        (fuel, unit_key, blend),
+                        ErrorCode.UNIT_NOT_COVERED,
+                        f"{fs} has no factor for {fuel} in {unit_key}",
+                        _unit_hint(look, group, label),
+                    )
                     continue
                 extra = "gross calorific value basis" if unit_key == "kwh" else ""
-                yield _use(factor, fs, "fuel", (fuel, unit_key, blend), *notes, extra,
-                           multiplier=multiplier, amount_unit=unit_key)  # fmt: skip
+                yield _use(
+                    factor,
+                    fs,
+                    "fuel",
+                    (fuel, unit_key, blend),
+                    *notes,
+                    extra,
+                    multiplier=multiplier,
+                    amount_unit=unit_key,
+                )
 
 
 def _unit_hint(look: _Lookup, group: str, label: str) -> str:
@@ -254,18 +356,28 @@ def _desnz_freight(look: _Lookup) -> Iterator[Resolution]:
         for load, load_label in _LOAD.items():
             unit = "km" if load == "empty" else "tonne.km"
             factor = look.path("Freighting goods", "HGV (all diesel)", label, load_label, unit=unit)
-            yield _use(factor, fs, "freight", (vehicle, load), amount_unit="vehicle.km" if load == "empty" else unit)
+            yield _use(
+                factor, fs, "freight", (vehicle, load), amount_unit="vehicle.km" if load == "empty" else unit
+            )
     for vehicle, fuel_label in _VAN.items():
         for load in _LOAD:
             unit = "km" if load == "empty" else "tonne.km"
-            factor = look.path("Freighting goods", "Vans", "Average (up to 3.5 tonnes)", fuel_label, unit=unit)
+            factor = look.path(
+                "Freighting goods", "Vans", "Average (up to 3.5 tonnes)", fuel_label, unit=unit
+            )
             note = ""
             if load == "empty":
                 note = "DESNZ has no empty-van row: the van's average vehicle-km factor is used"
             elif load != "average_laden":
                 note = "DESNZ van factors are for average loads only"
-            yield _use(factor, fs, "freight", (vehicle, load), note,
-                       amount_unit="vehicle.km" if load == "empty" else unit)  # fmt: skip
+            yield _use(
+                factor,
+                fs,
+                "freight",
+                (vehicle, load),
+                note,
+                amount_unit="vehicle.km" if load == "empty" else unit,
+            )
 
 
 def _epa(cat: FactorCatalogue) -> Iterator[Resolution]:
@@ -280,28 +392,63 @@ def _epa(cat: FactorCatalogue) -> Iterator[Resolution]:
             cabin_note = "" if cabin == "average" else "EPA air factors do not distinguish cabin classes"
             for rf in RF_KEYS:
                 if rf == "on":
-                    yield _refuse(fs, "flight", (haul, cabin, rf), ErrorCode.RADIATIVE_FORCING_UNAVAILABLE,
-                                  "EPA-2025 air factors exclude radiative forcing",
-                                  "set radiative_forcing to false, or use DESNZ-2025")  # fmt: skip
+                    yield _refuse(
+                        fs,
+                        "flight",
+                        (haul, cabin, rf),
+                        ErrorCode.RADIATIVE_FORCING_UNAVAILABLE,
+                        "EPA-2025 air factors exclude radiative forcing",
+                        "set radiative_forcing to false, or use DESNZ-2025",
+                    )
                     continue
                 notes = [cabin_note]
                 if rf == "default":
                     notes.append("EPA air factors exclude radiative forcing (non-CO2 effects)")
-                yield _use(row(f"air_{haul}"), fs, "flight", (haul, cabin, rf), *notes,
-                           multiplier=per_mile, amount_unit="passenger.km")  # fmt: skip
+                yield _use(
+                    row(f"air_{haul}"),
+                    fs,
+                    "flight",
+                    (haul, cabin, rf),
+                    *notes,
+                    multiplier=per_mile,
+                    amount_unit="passenger.km",
+                )
     for fuel in choices_for("car", "fuel"):
         for size in _SIZE:
-            note = "" if (fuel, size) == ("unknown", "average") else "EPA passenger-car factor: fuel and size not distinguished"
-            yield _use(row("passenger_car"), fs, "car", (fuel, size), note, multiplier=per_mile,
-                       amount_unit="vehicle.km")  # fmt: skip
+            note = (
+                ""
+                if (fuel, size) == ("unknown", "average")
+                else "EPA passenger-car factor: fuel and size not distinguished"
+            )
+            yield _use(
+                row("passenger_car"),
+                fs,
+                "car",
+                (fuel, size),
+                note,
+                multiplier=per_mile,
+                amount_unit="vehicle.km",
+            )
     for size in _SIZE:
         note = "" if size == "average" else "EPA motorcycle factor: size not distinguished"
-        yield _use(row("motorcycle"), fs, "motorbike", (size,), note, multiplier=per_mile, amount_unit="vehicle.km")
+        yield _use(
+            row("motorcycle"), fs, "motorbike", (size,), note, multiplier=per_mile, amount_unit="vehicle.km"
+        )
     for mode in ("local_bus", "coach"):
-        yield _use(row("bus"), fs, "bus", (mode,), "EPA bus factor: local bus and coach not distinguished",
-                   multiplier=per_mile, amount_unit="passenger.km")  # fmt: skip
-    rail = {"national_rail": "intercity_rail_national_average", "light_rail_tram": "transit_rail",
-            "metro": "transit_rail"}  # fmt: skip
+        yield _use(
+            row("bus"),
+            fs,
+            "bus",
+            (mode,),
+            "EPA bus factor: local bus and coach not distinguished",
+            multiplier=per_mile,
+            amount_unit="passenger.km",
+        )
+    rail = {
+        "national_rail": "intercity_rail_national_average",
+        "light_rail_tram": "transit_rail",
+        "metro": "transit_rail",
+    }
     for mode, key in rail.items():
         yield _use(row(key), fs, "rail", (mode,), multiplier=per_mile, amount_unit="passenger.km")
 
@@ -316,24 +463,54 @@ def _ipcc(cat: FactorCatalogue) -> Iterator[Resolution]:
         if fuel == "coal":
             notes.append("coal is taken as IPCC 'Other bituminous coal'")
         for blend in ("average", "mineral"):
-            blend_note = "IPCC defaults are for fossil fuel: the blend is not applied" if blend == "average" else ""
-            yield _use(factor, fs, "fuel", (fuel, "kg", blend), *notes, blend_note,
-                       f"net calorific value {cat.ipcc_ncv_tj_per_gg[key]} TJ/Gg (IPCC 2006 Table 1.2)",
-                       multiplier=ncv / 1_000_000, amount_unit="kg")  # fmt: skip
-            yield _use(factor, fs, "fuel", (fuel, "kwh", blend), *notes, blend_note,
-                       "kWh on a net calorific value basis", multiplier=kwh_in_tj, amount_unit="kwh")  # fmt: skip
+            blend_note = (
+                "IPCC defaults are for fossil fuel: the blend is not applied" if blend == "average" else ""
+            )
+            yield _use(
+                factor,
+                fs,
+                "fuel",
+                (fuel, "kg", blend),
+                *notes,
+                blend_note,
+                f"net calorific value {cat.ipcc_ncv_tj_per_gg[key]} TJ/Gg (IPCC 2006 Table 1.2)",
+                multiplier=ncv / 1_000_000,
+                amount_unit="kg",
+            )
+            yield _use(
+                factor,
+                fs,
+                "fuel",
+                (fuel, "kwh", blend),
+                *notes,
+                blend_note,
+                "kWh on a net calorific value basis",
+                multiplier=kwh_in_tj,
+                amount_unit="kwh",
+            )
             for unit_key in ("litres", "m3"):
-                yield _refuse(fs, "fuel", (fuel, unit_key, blend), ErrorCode.UNIT_NOT_COVERED,
-                              f"IPCC-2006 gives no densities, so no factor per {unit_key}",
-                              "give the amount in kg or kwh, or use DESNZ-2025")  # fmt: skip
+                yield _refuse(
+                    fs,
+                    "fuel",
+                    (fuel, unit_key, blend),
+                    ErrorCode.UNIT_NOT_COVERED,
+                    f"IPCC-2006 gives no densities, so no factor per {unit_key}",
+                    "give the amount in kg or kwh, or use DESNZ-2025",
+                )
 
 
 def _diets(cat: FactorCatalogue) -> Iterator[Resolution]:
     for diet in choices_for("meal", "diet"):
         factor = cat.get("SCARBOROUGH-2014", f"diet:{diet}")
-        yield _use(factor, factor.factor_set, "meal", (diet,),
-                   "one meal is taken as a third of a day's diet (2,000 kcal/day)",
-                   multiplier=Fraction(1, 3), amount_unit="meal")  # fmt: skip
+        yield _use(
+            factor,
+            factor.factor_set,
+            "meal",
+            (diet,),
+            "one meal is taken as a third of a day's diet (2,000 kcal/day)",
+            multiplier=Fraction(1, 3),
+            amount_unit="meal",
+        )
 
 
 def _cn_electricity(cat: FactorCatalogue, fs: str) -> Iterator[Resolution]:
@@ -348,7 +525,9 @@ def _cn_electricity(cat: FactorCatalogue, fs: str) -> Iterator[Resolution]:
             candidates = sorted(years, key=lambda y: (abs(y - wanted), y))
             for candidate in candidates:
                 chain = [region, grid, "CN"] if region != "CN" else ["CN"]
-                found = next((by_region_year[(r, candidate)] for r in chain if (r, candidate) in by_region_year), None)
+                found = next(
+                    (by_region_year[(r, candidate)] for r in chain if (r, candidate) in by_region_year), None
+                )
                 if found is not None:
                     break
             assert found is not None
@@ -357,7 +536,9 @@ def _cn_electricity(cat: FactorCatalogue, fs: str) -> Iterator[Resolution]:
                 notes.append(f"no year given: the latest published year ({found.year}) is used")
             if found.region != region:
                 level = "regional grid" if found.region != "CN" else "national"
-                notes.append(f"no {found.year} factor for {region}: the {level} factor ({found.region}) is used")
+                notes.append(
+                    f"no {found.year} factor for {region}: the {level} factor ({found.region}) is used"
+                )
             if year is not None and found.year != year:
                 notes.append(f"no {year} factor: the nearest year ({found.year}) is used")
             if kind == "ets_reporting":

@@ -77,7 +77,9 @@ def _warnings(sets: list[str]) -> list[str]:
     by_source: dict[str, list[str]] = {}
     for name in sets:
         by_source.setdefault(name.rsplit("-", 1)[0], []).append(name)
-    return [_MIXED_EDITIONS.format(sets=" and ".join(group)) for group in by_source.values() if len(group) > 1]
+    return [
+        _MIXED_EDITIONS.format(sets=" and ".join(group)) for group in by_source.values() if len(group) > 1
+    ]
 
 
 def _problems(out: pl.DataFrame, *, path: str) -> list[Problem]:
@@ -179,9 +181,13 @@ def get(*, session: Session, footprint_id: str) -> FootprintPublic:
 
 
 def search_factors(
-    *, text: str, factor_set: str | None = None, page: int = 1, page_size: int = 50,
+    *,
+    text: str,
+    factor_set: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
     catalogue: FactorCatalogue | None = None,
-) -> FactorPage:  # fmt: skip
+) -> FactorPage:
     """Factors matching every word of ``text``, a page at a time."""
     found = (catalogue or default_catalogue()).search(text, factor_set=factor_set)
     start = (page - 1) * page_size
@@ -258,7 +264,9 @@ def _scan(path: Path) -> pl.LazyFrame:
         raise DomainError(
             code=ErrorCode.UNKNOWN_FIELD,
             message=f"{path.name} has columns the vocabulary does not know: {', '.join(unknown)}",
-            problems=[Problem(code=ErrorCode.UNKNOWN_FIELD, message="unknown column", field=c) for c in unknown],
+            problems=[
+                Problem(code=ErrorCode.UNKNOWN_FIELD, message="unknown column", field=c) for c in unknown
+            ],
         )
     return frame
 

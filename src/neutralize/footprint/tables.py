@@ -39,8 +39,16 @@ def _resolution_frame(cat: FactorCatalogue) -> pl.DataFrame:
             high.append(None)
             continue
         kg_per_amount.append(float(row.multiplier * Fraction(factor.value)))
-        low.append(float(row.multiplier * Fraction(factor.uncertainty_low)) if factor.uncertainty_low is not None else None)
-        high.append(float(row.multiplier * Fraction(factor.uncertainty_high)) if factor.uncertainty_high is not None else None)
+        low.append(
+            float(row.multiplier * Fraction(factor.uncertainty_low))
+            if factor.uncertainty_low is not None
+            else None
+        )
+        high.append(
+            float(row.multiplier * Fraction(factor.uncertainty_high))
+            if factor.uncertainty_high is not None
+            else None
+        )
     return pl.DataFrame(
         {
             "requested_set": [r.requested_set for r in rows],
@@ -62,8 +70,12 @@ def _resolution_frame(cat: FactorCatalogue) -> pl.DataFrame:
             "resolution_message": [r.error_message for r in rows],
             "resolution_hint": [r.error_hint for r in rows],
         },
-        schema_overrides={"factor_year": pl.Int32, "kg_per_amount": pl.Float64,
-                          "unc_low_per_amount": pl.Float64, "unc_high_per_amount": pl.Float64},  # fmt: skip
+        schema_overrides={
+            "factor_year": pl.Int32,
+            "kg_per_amount": pl.Float64,
+            "unc_low_per_amount": pl.Float64,
+            "unc_high_per_amount": pl.Float64,
+        },
     )
 
 
@@ -85,5 +97,7 @@ def engine_tables(cat: FactorCatalogue | None = None) -> EngineTables:
         factor_sets=FACTOR_SETS,
         covering=sets_covering(cat),
         hotel_countries=_covered_keys(cat, "hotel"),
-        electricity_regions=tuple(sorted({k for keys in _covered_keys(cat, "electricity").values() for k in keys})),
+        electricity_regions=tuple(
+            sorted({k for keys in _covered_keys(cat, "electricity").values() for k in keys})
+        ),
     )

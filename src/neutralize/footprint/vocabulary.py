@@ -51,8 +51,7 @@ class ActivitySpec:
         return ("type", *self.required, *grouped, *self.optional, *COMMON)
 
 
-def _positive(limit: str) -> dict[str, Decimal]:
-    return {"minimum": Decimal(0), "maximum": Decimal(limit)}
+ZERO = Decimal(0)
 
 
 FIELDS: dict[str, FieldSpec] = {
@@ -61,47 +60,101 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("type", "choice", "activity type", choices=()),  # filled from ACTIVITIES below
         FieldSpec("factor_set", "text", "factor set to use (default: the newest that covers the activity)"),
         FieldSpec("ref", "text", "the caller's own reference for this line, echoed back"),
-        FieldSpec("year", "integer", "year the activity happened", minimum=Decimal(1990),
-                  maximum=Decimal(2100), min_inclusive=True),  # fmt: skip
+        FieldSpec(
+            "year",
+            "integer",
+            "year the activity happened",
+            minimum=Decimal(1990),
+            maximum=Decimal(2100),
+            min_inclusive=True,
+        ),
         FieldSpec("country", "country", "ISO 3166-1 alpha-2 country where the activity happened"),
         FieldSpec("origin", "airport", "IATA code of the departure airport"),
         FieldSpec("destination", "airport", "IATA code of the arrival airport"),
         FieldSpec("round_trip", "boolean", "true for a return journey (counts the distance twice)"),
-        FieldSpec("cabin", "choice", "cabin class",
-                  choices=("economy", "premium_economy", "business", "first", "average")),  # fmt: skip
-        FieldSpec("radiative_forcing", "boolean",
-                  "include non-CO2 effects of aviation (default on where the factor set has them)"),  # fmt: skip
-        FieldSpec("passengers", "integer", "number of travellers", **_positive("1000")),
-        FieldSpec("distance_km", "number", "distance in kilometres", **_positive("50000")),
-        FieldSpec("distance_miles", "number", "distance in statute miles", **_positive("31000")),
-        FieldSpec("fuel", "choice", "car fuel or fuel burned",
-                  choices=("petrol", "diesel", "hybrid", "plugin_hybrid", "bev", "unknown",
-                           "lpg", "natural_gas", "coal")),  # fmt: skip
+        FieldSpec(
+            "cabin",
+            "choice",
+            "cabin class",
+            choices=("economy", "premium_economy", "business", "first", "average"),
+        ),
+        FieldSpec(
+            "radiative_forcing",
+            "boolean",
+            "include non-CO2 effects of aviation (default on where the factor set has them)",
+        ),
+        FieldSpec("passengers", "integer", "number of travellers", minimum=ZERO, maximum=Decimal("1000")),
+        FieldSpec("distance_km", "number", "distance in kilometres", minimum=ZERO, maximum=Decimal("50000")),
+        FieldSpec(
+            "distance_miles", "number", "distance in statute miles", minimum=ZERO, maximum=Decimal("31000")
+        ),
+        FieldSpec(
+            "fuel",
+            "choice",
+            "car fuel or fuel burned",
+            choices=(
+                "petrol",
+                "diesel",
+                "hybrid",
+                "plugin_hybrid",
+                "bev",
+                "unknown",
+                "lpg",
+                "natural_gas",
+                "coal",
+            ),
+        ),
         FieldSpec("size", "choice", "vehicle size", choices=("small", "medium", "large", "average")),
         FieldSpec("basis", "choice", "taxi factor basis", choices=("vehicle", "passenger")),
-        FieldSpec("mode", "choice", "bus, rail or ferry mode",
-                  choices=("local_bus", "coach", "national_rail", "international_rail",
-                           "light_rail_tram", "metro", "foot_passenger", "car_passenger",
-                           "average")),  # fmt: skip
-        FieldSpec("vehicle", "choice", "freight vehicle",
-                  choices=("hgv_diesel", "hgv_rigid", "hgv_artic", "van_diesel", "van_petrol",
-                           "van_bev")),  # fmt: skip
-        FieldSpec("load", "choice", "how laden the freight vehicle is",
-                  choices=("empty", "half", "full", "average_laden")),  # fmt: skip
-        FieldSpec("tonnes", "number", "tonnes of goods carried", **_positive("100")),
-        FieldSpec("nights", "integer", "nights stayed", **_positive("366")),
-        FieldSpec("rooms", "integer", "rooms booked", **_positive("1000")),
-        FieldSpec("fallback_country", "country",
-                  "country whose hotel factor to use when the hotel's country has none"),  # fmt: skip
+        FieldSpec(
+            "mode",
+            "choice",
+            "bus, rail or ferry mode",
+            choices=(
+                "local_bus",
+                "coach",
+                "national_rail",
+                "international_rail",
+                "light_rail_tram",
+                "metro",
+                "foot_passenger",
+                "car_passenger",
+                "average",
+            ),
+        ),
+        FieldSpec(
+            "vehicle",
+            "choice",
+            "freight vehicle",
+            choices=("hgv_diesel", "hgv_rigid", "hgv_artic", "van_diesel", "van_petrol", "van_bev"),
+        ),
+        FieldSpec(
+            "load",
+            "choice",
+            "how laden the freight vehicle is",
+            choices=("empty", "half", "full", "average_laden"),
+        ),
+        FieldSpec("tonnes", "number", "tonnes of goods carried", minimum=ZERO, maximum=Decimal("100")),
+        FieldSpec("nights", "integer", "nights stayed", minimum=ZERO, maximum=Decimal("366")),
+        FieldSpec("rooms", "integer", "rooms booked", minimum=ZERO, maximum=Decimal("1000")),
+        FieldSpec(
+            "fallback_country",
+            "country",
+            "country whose hotel factor to use when the hotel's country has none",
+        ),
         FieldSpec("region", "region", "ISO 3166-2 region (e.g. CN-SC) or ISO 3166-1 country (CN, GB)"),
-        FieldSpec("kwh", "number", "kilowatt-hours", **_positive("100000000")),
-        FieldSpec("litres", "number", "litres of fuel", **_positive("10000000")),
-        FieldSpec("kg", "number", "kilograms of fuel", **_positive("10000000")),
-        FieldSpec("m3", "number", "cubic metres of gas", **_positive("10000000")),
+        FieldSpec("kwh", "number", "kilowatt-hours", minimum=ZERO, maximum=Decimal("100000000")),
+        FieldSpec("litres", "number", "litres of fuel", minimum=ZERO, maximum=Decimal("10000000")),
+        FieldSpec("kg", "number", "kilograms of fuel", minimum=ZERO, maximum=Decimal("10000000")),
+        FieldSpec("m3", "number", "cubic metres of gas", minimum=ZERO, maximum=Decimal("10000000")),
         FieldSpec("blend", "choice", "fuel blend (DESNZ fuels)", choices=("average", "mineral")),
-        FieldSpec("diet", "choice", "diet of the meals",
-                  choices=("vegan", "vegetarian", "fish", "low_meat", "medium_meat", "high_meat")),  # fmt: skip
-        FieldSpec("count", "integer", "number of meals", **_positive("100000")),
+        FieldSpec(
+            "diet",
+            "choice",
+            "diet of the meals",
+            choices=("vegan", "vegetarian", "fish", "low_meat", "medium_meat", "high_meat"),
+        ),
+        FieldSpec("count", "integer", "number of meals", minimum=ZERO, maximum=Decimal("100000")),
     )
 }
 
@@ -111,39 +164,93 @@ _DISTANCE = ("distance_km", "distance_miles")
 ACTIVITIES: dict[str, ActivitySpec] = {
     spec.type: spec
     for spec in (
-        ActivitySpec("flight", "a flight between two airports (great-circle distance)",
-                     required=("origin", "destination"),
-                     optional=("round_trip", "cabin", "passengers", "radiative_forcing"),
-                     defaults={"round_trip": "false", "cabin": "average", "passengers": "1"}),
-        ActivitySpec("car", "a car journey (per vehicle, not per passenger)", required=(),
-                     one_of=(_DISTANCE,), optional=("fuel", "size", "country"),
-                     defaults={"fuel": "unknown", "size": "average"}),
-        ActivitySpec("taxi", "a taxi journey", required=(), one_of=(_DISTANCE,),
-                     optional=("basis", "passengers", "country"),
-                     defaults={"basis": "vehicle", "passengers": "1"}),
-        ActivitySpec("motorbike", "a motorbike journey", required=(), one_of=(_DISTANCE,),
-                     optional=("size", "country"), defaults={"size": "average"}),
-        ActivitySpec("bus", "a bus or coach journey", required=("mode",), one_of=(_DISTANCE,),
-                     optional=("passengers", "country"), defaults={"passengers": "1"}),
-        ActivitySpec("rail", "a train, tram or metro journey", required=("mode",),
-                     one_of=(_DISTANCE,), optional=("passengers", "country"),
-                     defaults={"passengers": "1"}),
-        ActivitySpec("ferry", "a ferry crossing", required=(), one_of=(_DISTANCE,),
-                     optional=("mode", "passengers", "country"),
-                     defaults={"mode": "average", "passengers": "1"}),
-        ActivitySpec("hotel", "hotel nights", required=("country", "nights"),
-                     optional=("rooms", "fallback_country"), defaults={"rooms": "1"}),
-        ActivitySpec("meal", "meals (one meal = a third of a day's diet)",
-                     required=("diet", "count"), optional=("country",)),
+        ActivitySpec(
+            "flight",
+            "a flight between two airports (great-circle distance)",
+            required=("origin", "destination"),
+            optional=("round_trip", "cabin", "passengers", "radiative_forcing"),
+            defaults={"round_trip": "false", "cabin": "average", "passengers": "1"},
+        ),
+        ActivitySpec(
+            "car",
+            "a car journey (per vehicle, not per passenger)",
+            required=(),
+            one_of=(_DISTANCE,),
+            optional=("fuel", "size", "country"),
+            defaults={"fuel": "unknown", "size": "average"},
+        ),
+        ActivitySpec(
+            "taxi",
+            "a taxi journey",
+            required=(),
+            one_of=(_DISTANCE,),
+            optional=("basis", "passengers", "country"),
+            defaults={"basis": "vehicle", "passengers": "1"},
+        ),
+        ActivitySpec(
+            "motorbike",
+            "a motorbike journey",
+            required=(),
+            one_of=(_DISTANCE,),
+            optional=("size", "country"),
+            defaults={"size": "average"},
+        ),
+        ActivitySpec(
+            "bus",
+            "a bus or coach journey",
+            required=("mode",),
+            one_of=(_DISTANCE,),
+            optional=("passengers", "country"),
+            defaults={"passengers": "1"},
+        ),
+        ActivitySpec(
+            "rail",
+            "a train, tram or metro journey",
+            required=("mode",),
+            one_of=(_DISTANCE,),
+            optional=("passengers", "country"),
+            defaults={"passengers": "1"},
+        ),
+        ActivitySpec(
+            "ferry",
+            "a ferry crossing",
+            required=(),
+            one_of=(_DISTANCE,),
+            optional=("mode", "passengers", "country"),
+            defaults={"mode": "average", "passengers": "1"},
+        ),
+        ActivitySpec(
+            "hotel",
+            "hotel nights",
+            required=("country", "nights"),
+            optional=("rooms", "fallback_country"),
+            defaults={"rooms": "1"},
+        ),
+        ActivitySpec(
+            "meal",
+            "meals (one meal = a third of a day's diet)",
+            required=("diet", "count"),
+            optional=("country",),
+        ),
         ActivitySpec("electricity", "grid electricity used", required=("region", "kwh")),
-        ActivitySpec("fuel", "fuel burned", required=("fuel",),
-                     one_of=(("litres", "kg", "m3", "kwh"),), optional=("blend", "country"),
-                     defaults={"blend": "average"}),
-        ActivitySpec("freight", "goods carried by road", required=("vehicle",),
-                     one_of=(_DISTANCE,), optional=("load", "tonnes", "country"),
-                     defaults={"load": "average_laden"}),
+        ActivitySpec(
+            "fuel",
+            "fuel burned",
+            required=("fuel",),
+            one_of=(("litres", "kg", "m3", "kwh"),),
+            optional=("blend", "country"),
+            defaults={"blend": "average"},
+        ),
+        ActivitySpec(
+            "freight",
+            "goods carried by road",
+            required=("vehicle",),
+            one_of=(_DISTANCE,),
+            optional=("load", "tonnes", "country"),
+            defaults={"load": "average_laden"},
+        ),
     )
-}  # fmt: skip
+}
 
 # Which values of a shared key each type accepts (the rest of FIELDS[...].choices belong to others).
 CHOICES_BY_TYPE: dict[tuple[str, str], tuple[str, ...]] = {

@@ -18,7 +18,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 @router.get("/", response_class=HTMLResponse)
 def calculator(request: Request) -> HTMLResponse:
-    context = {"result": None, "problems": [], "form": {"cabin": "average"}}
+    context: dict[str, object] = {"result": None, "problems": [], "form": {"cabin": "average"}}
     return templates.TemplateResponse(request, "calculator.html", context)
 
 
@@ -39,17 +39,33 @@ def calculate(
     """Compute what the form holds; every line shows its factor and source."""
     activities: list[dict[str, object]] = []
     if origin or destination:
-        activities.append({"type": "flight", "origin": origin, "destination": destination,
-                           "round_trip": round_trip, "cabin": cabin})  # fmt: skip
+        activities.append(
+            {
+                "type": "flight",
+                "origin": origin,
+                "destination": destination,
+                "round_trip": round_trip,
+                "cabin": cabin,
+            }
+        )
     if hotel_country or nights:
         activities.append({"type": "hotel", "country": hotel_country, "nights": nights})
     if region or kwh:
         activities.append({"type": "electricity", "region": region, "kwh": kwh})
     if diet or meals:
         activities.append({"type": "meal", "diet": diet, "count": meals})
-    form = {"origin": origin, "destination": destination, "round_trip": round_trip, "cabin": cabin,
-            "hotel_country": hotel_country, "nights": nights, "region": region, "kwh": kwh,
-            "diet": diet, "meals": meals}  # fmt: skip
+    form = {
+        "origin": origin,
+        "destination": destination,
+        "round_trip": round_trip,
+        "cabin": cabin,
+        "hotel_country": hotel_country,
+        "nights": nights,
+        "region": region,
+        "kwh": kwh,
+        "diet": diet,
+        "meals": meals,
+    }
     context: dict[str, object] = {"result": None, "problems": [], "form": form}
     try:
         context["result"] = service.calculate(activities=activities)
@@ -57,4 +73,3 @@ def calculate(
         context["problems"] = error.problems or [error]
     status = 200 if context["result"] is not None else 422
     return templates.TemplateResponse(request, "calculator.html", context, status_code=status)
-

@@ -35,7 +35,15 @@ def test_reading_an_unknown_footprint_raises_not_found(session: Session) -> None
 
 
 def test_the_schema_refuses_a_negative_total(session: Session) -> None:
-    session.add(Footprint(id="fp_bad", created_at=CLOCK.now(), input_sha256="0" * 64, total_kg_co2e=-1,
-                          line_count=1, result={}))  # fmt: skip
+    session.add(
+        Footprint(
+            id="fp_bad",
+            created_at=CLOCK.now(),
+            input_sha256="0" * 64,
+            total_kg_co2e=-1,
+            line_count=1,
+            result={},
+        )
+    )
     with pytest.raises(IntegrityError):
         session.flush()

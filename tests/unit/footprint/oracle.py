@@ -98,8 +98,9 @@ def desnz_row(factor_set: str, unit: str, *labels: str) -> dict[str, str] | None
     return found[0] if found else None
 
 
-def _desnz(factor_set: str, unit: str, labels: tuple[str, ...], amount: Fraction,
-           multiplier: Fraction = Fraction(1)) -> Answer:  # fmt: skip
+def _desnz(
+    factor_set: str, unit: str, labels: tuple[str, ...], amount: Fraction, multiplier: Fraction = Fraction(1)
+) -> Answer:
     row = desnz_row(factor_set, unit, *labels)
     if row is None:
         raise AssertionError(f"{factor_set} has no row {labels} [{unit}]")
@@ -204,8 +205,13 @@ def default_factor_set(activity: dict[str, object]) -> str:
 
 # --- the rules, one function per activity type ------------------------------------------------
 
-_CABIN = {"average": "Average passenger", "economy": "Economy class",
-          "premium_economy": "Premium economy class", "business": "Business class", "first": "First class"}  # fmt: skip
+_CABIN = {
+    "average": "Average passenger",
+    "economy": "Economy class",
+    "premium_economy": "Premium economy class",
+    "business": "Business class",
+    "first": "First class",
+}
 
 
 def _flight(activity: dict[str, object], fs: str) -> Answer:
@@ -237,12 +243,19 @@ def _flight(activity: dict[str, object], fs: str) -> Answer:
     cabin_label = _CABIN[cabin]
     if desnz_row(fs, "passenger.km", "Business travel- air", "Flights", haul, cabin_label, rf_label) is None:
         cabin_label = "Average passenger"
-    return _desnz(fs, "passenger.km", ("Business travel- air", "Flights", haul, cabin_label, rf_label), amount)
+    return _desnz(
+        fs, "passenger.km", ("Business travel- air", "Flights", haul, cabin_label, rf_label), amount
+    )
 
 
-_CAR_FUEL = {"petrol": "Petrol", "diesel": "Diesel", "hybrid": "Hybrid",
-             "plugin_hybrid": "Plug-in Hybrid Electric Vehicle", "bev": "Battery Electric Vehicle",
-             "unknown": "Unknown"}  # fmt: skip
+_CAR_FUEL = {
+    "petrol": "Petrol",
+    "diesel": "Diesel",
+    "hybrid": "Hybrid",
+    "plugin_hybrid": "Plug-in Hybrid Electric Vehicle",
+    "bev": "Battery Electric Vehicle",
+    "unknown": "Unknown",
+}
 _CAR_SIZE = {"small": "Small car", "medium": "Medium car", "large": "Large car", "average": "Average car"}
 _BIKE_SIZE = {"small": "Small", "medium": "Medium", "large": "Large", "average": "Average"}
 
@@ -284,10 +297,17 @@ def _bus(activity: dict[str, object], fs: str) -> Answer:
     return _desnz(fs, "passenger.km", ("Business travel- land", "Bus", label), pkm)
 
 
-_RAIL = {"national_rail": "National rail", "international_rail": "International rail",
-         "light_rail_tram": "Light rail and tram", "metro": "London Underground"}  # fmt: skip
-_EPA_RAIL = {"national_rail": "intercity_rail_national_average", "light_rail_tram": "transit_rail",
-             "metro": "transit_rail"}  # fmt: skip
+_RAIL = {
+    "national_rail": "National rail",
+    "international_rail": "International rail",
+    "light_rail_tram": "Light rail and tram",
+    "metro": "London Underground",
+}
+_EPA_RAIL = {
+    "national_rail": "intercity_rail_national_average",
+    "light_rail_tram": "transit_rail",
+    "metro": "transit_rail",
+}
 
 
 def _rail(activity: dict[str, object], fs: str) -> Answer:
@@ -312,15 +332,46 @@ def _ferry(activity: dict[str, object], fs: str) -> Answer:
 
 # DESNZ hotel rows by their country label (both shipped editions use these labels).
 HOTEL_LABELS = {
-    "GB": "UK", "GB-LND": "UK (London)", "AU": "Australia", "BE": "Belgium", "BR": "Brazil",
-    "CA": "Canada", "CL": "Chile", "CN": "China", "CO": "Colombia", "CR": "Costa Rica", "EG": "Egypt",
-    "FR": "France", "DE": "Germany", "HK": "Hong Kong, China", "IN": "India", "ID": "Indonesia",
-    "IT": "Italy", "JP": "Japan", "JO": "Jordan", "KR": "Korea", "MY": "Malaysia", "MV": "Maldives",
-    "MX": "Mexico", "NL": "Netherlands", "OM": "Oman", "PH": "Philippines", "PT": "Portugal",
-    "QA": "Qatar", "RU": "Russia", "SA": "Saudi Arabia", "SG": "Singapore", "ZA": "South Africa",
-    "ES": "Spain", "CH": "Switzerland", "TH": "Thailand", "TR": "Turkey", "AE": "United Arab Emirates",
-    "US": "United States", "VN": "Vietnam",
-}  # fmt: skip
+    "GB": "UK",
+    "GB-LND": "UK (London)",
+    "AU": "Australia",
+    "BE": "Belgium",
+    "BR": "Brazil",
+    "CA": "Canada",
+    "CL": "Chile",
+    "CN": "China",
+    "CO": "Colombia",
+    "CR": "Costa Rica",
+    "EG": "Egypt",
+    "FR": "France",
+    "DE": "Germany",
+    "HK": "Hong Kong, China",
+    "IN": "India",
+    "ID": "Indonesia",
+    "IT": "Italy",
+    "JP": "Japan",
+    "JO": "Jordan",
+    "KR": "Korea",
+    "MY": "Malaysia",
+    "MV": "Maldives",
+    "MX": "Mexico",
+    "NL": "Netherlands",
+    "OM": "Oman",
+    "PH": "Philippines",
+    "PT": "Portugal",
+    "QA": "Qatar",
+    "RU": "Russia",
+    "SA": "Saudi Arabia",
+    "SG": "Singapore",
+    "ZA": "South Africa",
+    "ES": "Spain",
+    "CH": "Switzerland",
+    "TH": "Thailand",
+    "TR": "Turkey",
+    "AE": "United Arab Emirates",
+    "US": "United States",
+    "VN": "Vietnam",
+}
 
 
 def hotel_key(code: str) -> str:
@@ -387,10 +438,19 @@ _DESNZ_FUEL = {  # group, average-blend label, mineral label (None: DESNZ has on
     "natural_gas": ("Gaseous fuels", "Natural gas", "Natural gas (100% mineral blend)"),
     "coal": ("Solid fuels", "Coal (industrial)", None),
 }
-_DESNZ_FUEL_UNIT = {"litres": ("litres", Fraction(1)), "kg": ("tonnes", Fraction(1, 1000)),
-                    "m3": ("cubic metres", Fraction(1)), "kwh": ("kWh (Gross CV)", Fraction(1))}  # fmt: skip
-_IPCC_FUEL = {"diesel": "gas_diesel_oil", "petrol": "motor_gasoline", "lpg": "liquefied_petroleum_gases",
-              "natural_gas": "natural_gas", "coal": "other_bituminous_coal"}  # fmt: skip
+_DESNZ_FUEL_UNIT = {
+    "litres": ("litres", Fraction(1)),
+    "kg": ("tonnes", Fraction(1, 1000)),
+    "m3": ("cubic metres", Fraction(1)),
+    "kwh": ("kWh (Gross CV)", Fraction(1)),
+}
+_IPCC_FUEL = {
+    "diesel": "gas_diesel_oil",
+    "petrol": "motor_gasoline",
+    "lpg": "liquefied_petroleum_gases",
+    "natural_gas": "natural_gas",
+    "coal": "other_bituminous_coal",
+}
 
 
 def fuel_amount_key(activity: dict[str, object]) -> str:
@@ -410,7 +470,9 @@ def _fuel(activity: dict[str, object], fs: str) -> Answer:
             multiplier = Fraction(36, 10_000_000)  # TJ per kWh (3.6 MJ)
         else:
             raise OracleError("unit_not_covered", f"IPCC has no densities for {key}")
-        return Answer(IPCC, f"{row['fuel_key']}:co2_per_tj", Fraction(row["co2_kg_per_tj"]), amount, multiplier)
+        return Answer(
+            IPCC, f"{row['fuel_key']}:co2_per_tj", Fraction(row["co2_kg_per_tj"]), amount, multiplier
+        )
     _only_desnz(fs, "fuel")
     group, average, mineral = _DESNZ_FUEL[fuel]
     label = mineral if _text(activity, "blend", "average") == "mineral" and mineral else average
@@ -445,10 +507,19 @@ def _only_desnz(fs: str, kind: str) -> None:
 
 
 _RULES = {
-    "flight": _flight, "car": _car, "taxi": _taxi, "motorbike": _motorbike, "bus": _bus,
-    "rail": _rail, "ferry": _ferry, "hotel": _hotel, "meal": _meal, "electricity": _electricity,
-    "fuel": _fuel, "freight": _freight,
-}  # fmt: skip
+    "flight": _flight,
+    "car": _car,
+    "taxi": _taxi,
+    "motorbike": _motorbike,
+    "bus": _bus,
+    "rail": _rail,
+    "ferry": _ferry,
+    "hotel": _hotel,
+    "meal": _meal,
+    "electricity": _electricity,
+    "fuel": _fuel,
+    "freight": _freight,
+}
 
 
 def oracle_answer(activity: dict[str, object]) -> Answer:

@@ -14,10 +14,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.footprint.oracle import HOTEL_LABELS, OracleError, hotel_key, oracle_answer, oracle_factor_id, oracle_kg
 
 from neutralize.core.errors import DomainError
 from neutralize.footprint.service import calculate
+from tests.unit.footprint.oracle import (
+    HOTEL_LABELS,
+    OracleError,
+    hotel_key,
+    oracle_answer,
+    oracle_factor_id,
+    oracle_kg,
+)
 
 Activity = dict[str, Any]
 
@@ -27,22 +34,87 @@ SLOW_PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[
 
 UK_AIRPORTS = ("LHR", "LGW", "MAN", "EDI", "GLA", "BHX", "BFS", "ABZ")
 AIRPORTS = UK_AIRPORTS + (
-    "JER", "DUB", "CDG", "FRA", "AMS", "MAD", "FCO", "IST", "KEF", "TLV", "DXB", "DOH", "DEL",
-    "SIN", "HKG", "NRT", "PEK", "PVG", "CTU", "SZX", "SYD", "JNB", "GRU", "JFK", "BOS", "ORD",
-    "LAX", "YYZ",
-)  # fmt: skip
+    "JER",
+    "DUB",
+    "CDG",
+    "FRA",
+    "AMS",
+    "MAD",
+    "FCO",
+    "IST",
+    "KEF",
+    "TLV",
+    "DXB",
+    "DOH",
+    "DEL",
+    "SIN",
+    "HKG",
+    "NRT",
+    "PEK",
+    "PVG",
+    "CTU",
+    "SZX",
+    "SYD",
+    "JNB",
+    "GRU",
+    "JFK",
+    "BOS",
+    "ORD",
+    "LAX",
+    "YYZ",
+)
 DESNZ = ("DESNZ-2025", "DESNZ-2024")
 CN_PROVINCES = (
-    "CN-BJ", "CN-TJ", "CN-HE", "CN-SX", "CN-SD", "CN-NM", "CN-LN", "CN-JL", "CN-HL", "CN-SH", "CN-JS",
-    "CN-ZJ", "CN-AH", "CN-FJ", "CN-HA", "CN-HB", "CN-HN", "CN-JX", "CN-SC", "CN-CQ", "CN-XZ", "CN-SN",
-    "CN-GS", "CN-QH", "CN-NX", "CN-XJ", "CN-GD", "CN-GX", "CN-YN", "CN-GZ", "CN-HI",
-)  # fmt: skip
+    "CN-BJ",
+    "CN-TJ",
+    "CN-HE",
+    "CN-SX",
+    "CN-SD",
+    "CN-NM",
+    "CN-LN",
+    "CN-JL",
+    "CN-HL",
+    "CN-SH",
+    "CN-JS",
+    "CN-ZJ",
+    "CN-AH",
+    "CN-FJ",
+    "CN-HA",
+    "CN-HB",
+    "CN-HN",
+    "CN-JX",
+    "CN-SC",
+    "CN-CQ",
+    "CN-XZ",
+    "CN-SN",
+    "CN-GS",
+    "CN-QH",
+    "CN-NX",
+    "CN-XJ",
+    "CN-GD",
+    "CN-GX",
+    "CN-YN",
+    "CN-GZ",
+    "CN-HI",
+)
 HOTEL_COUNTRIES = tuple(HOTEL_LABELS) + ("CN-SC", "GB-SCT", "US-CA", "DE-BE", "IS", "NZ", "KE", "TW", "AR")
 # Units DESNZ publishes for each fuel (the rest are refused: see test_uncovered_activities_are_refused).
-DESNZ_FUEL_UNITS = {"diesel": ("litres", "kg", "kwh"), "petrol": ("litres", "kg", "kwh"),
-                    "lpg": ("litres", "kg", "kwh"), "natural_gas": ("m3", "kg", "kwh"), "coal": ("kg", "kwh")}  # fmt: skip
-LIMITS = {"distance_km": 50_000, "distance_miles": 31_000, "tonnes": 100, "kwh": 100_000_000,
-          "litres": 10_000_000, "kg": 10_000_000, "m3": 10_000_000}  # fmt: skip
+DESNZ_FUEL_UNITS = {
+    "diesel": ("litres", "kg", "kwh"),
+    "petrol": ("litres", "kg", "kwh"),
+    "lpg": ("litres", "kg", "kwh"),
+    "natural_gas": ("m3", "kg", "kwh"),
+    "coal": ("kg", "kwh"),
+}
+LIMITS = {
+    "distance_km": 50_000,
+    "distance_miles": 31_000,
+    "tonnes": 100,
+    "kwh": 100_000_000,
+    "litres": 10_000_000,
+    "kg": 10_000_000,
+    "m3": 10_000_000,
+}
 
 
 # --- strategies -------------------------------------------------------------------------------
@@ -83,8 +155,20 @@ def common(draw: st.DrawFn, activity: Activity, factor_sets: tuple[str, ...]) ->
     if activity["type"] != "electricity":  # the year picks the Chinese grid factor: drawn there
         activity["year"] = draw(maybe(st.integers(1990, 2100)))
     activity["ref"] = draw(maybe(st.text("abc123-", min_size=1, max_size=8)))
-    for key in ("distance_km", "distance_miles", "tonnes", "kwh", "litres", "kg", "m3", "passengers",
-                "nights", "rooms", "count", "year"):  # fmt: skip
+    for key in (
+        "distance_km",
+        "distance_miles",
+        "tonnes",
+        "kwh",
+        "litres",
+        "kg",
+        "m3",
+        "passengers",
+        "nights",
+        "rooms",
+        "count",
+        "year",
+    ):
         if activity.get(key) is not None:
             activity[key] = draw(as_json(activity[key]))
     return {k: v for k, v in activity.items() if v is not None}
@@ -103,20 +187,30 @@ def flights(draw: st.DrawFn, scale: int = 1) -> Activity:
     rf = draw(maybe(st.booleans()))
     if fs == "EPA-2025" and rf:
         rf = None
-    activity = {"type": "flight", "origin": origin, "destination": destination,
-                "round_trip": draw(maybe(st.sampled_from((True, False, "true", "false")))),
-                "cabin": draw(maybe(st.sampled_from(("economy", "premium_economy", "business", "first", "average")))),
-                "passengers": draw(maybe(st.integers(1, 1000 // scale))), "radiative_forcing": rf,
-                "factor_set": fs}  # fmt: skip
+    activity = {
+        "type": "flight",
+        "origin": origin,
+        "destination": destination,
+        "round_trip": draw(maybe(st.sampled_from((True, False, "true", "false")))),
+        "cabin": draw(maybe(st.sampled_from(("economy", "premium_economy", "business", "first", "average")))),
+        "passengers": draw(maybe(st.integers(1, 1000 // scale))),
+        "radiative_forcing": rf,
+        "factor_set": fs,
+    }
     return draw(common(activity, ()))
 
 
 @st.composite
 def cars(draw: st.DrawFn, scale: int = 1) -> Activity:
-    activity = {"type": "car", **draw(distance(scale)),
-                "fuel": draw(maybe(st.sampled_from(("petrol", "diesel", "hybrid", "plugin_hybrid", "bev", "unknown")))),
-                "size": draw(maybe(st.sampled_from(("small", "medium", "large", "average")))),
-                "country": draw(maybe(st.sampled_from(("GB", "US", "CN-SC"))))}  # fmt: skip
+    activity = {
+        "type": "car",
+        **draw(distance(scale)),
+        "fuel": draw(
+            maybe(st.sampled_from(("petrol", "diesel", "hybrid", "plugin_hybrid", "bev", "unknown")))
+        ),
+        "size": draw(maybe(st.sampled_from(("small", "medium", "large", "average")))),
+        "country": draw(maybe(st.sampled_from(("GB", "US", "CN-SC")))),
+    }
     return draw(common(activity, (*DESNZ, "EPA-2025")))
 
 
@@ -130,31 +224,45 @@ def taxis(draw: st.DrawFn, scale: int = 1) -> Activity:
 
 @st.composite
 def motorbikes(draw: st.DrawFn, scale: int = 1) -> Activity:
-    activity = {"type": "motorbike", **draw(distance(scale)),
-                "size": draw(maybe(st.sampled_from(("small", "medium", "large", "average"))))}  # fmt: skip
+    activity = {
+        "type": "motorbike",
+        **draw(distance(scale)),
+        "size": draw(maybe(st.sampled_from(("small", "medium", "large", "average")))),
+    }
     return draw(common(activity, (*DESNZ, "EPA-2025")))
 
 
 @st.composite
 def buses(draw: st.DrawFn, scale: int = 1) -> Activity:
-    activity = {"type": "bus", "mode": draw(st.sampled_from(("local_bus", "coach"))), **draw(distance(scale)),
-                "passengers": draw(maybe(st.integers(1, 1000 // scale)))}  # fmt: skip
+    activity = {
+        "type": "bus",
+        "mode": draw(st.sampled_from(("local_bus", "coach"))),
+        **draw(distance(scale)),
+        "passengers": draw(maybe(st.integers(1, 1000 // scale))),
+    }
     return draw(common(activity, (*DESNZ, "EPA-2025")))
 
 
 @st.composite
 def trains(draw: st.DrawFn, scale: int = 1) -> Activity:
     mode = draw(st.sampled_from(("national_rail", "international_rail", "light_rail_tram", "metro")))
-    activity = {"type": "rail", "mode": mode, **draw(distance(scale)),
-                "passengers": draw(maybe(st.integers(1, 1000 // scale)))}  # fmt: skip
+    activity = {
+        "type": "rail",
+        "mode": mode,
+        **draw(distance(scale)),
+        "passengers": draw(maybe(st.integers(1, 1000 // scale))),
+    }
     return draw(common(activity, DESNZ if mode == "international_rail" else (*DESNZ, "EPA-2025")))
 
 
 @st.composite
 def ferries(draw: st.DrawFn, scale: int = 1) -> Activity:
-    activity = {"type": "ferry", **draw(distance(scale)),
-                "mode": draw(maybe(st.sampled_from(("foot_passenger", "car_passenger", "average")))),
-                "passengers": draw(maybe(st.integers(1, 1000 // scale)))}  # fmt: skip
+    activity = {
+        "type": "ferry",
+        **draw(distance(scale)),
+        "mode": draw(maybe(st.sampled_from(("foot_passenger", "car_passenger", "average")))),
+        "passengers": draw(maybe(st.integers(1, 1000 // scale))),
+    }
     return draw(common(activity, DESNZ))
 
 
@@ -162,17 +270,29 @@ def ferries(draw: st.DrawFn, scale: int = 1) -> Activity:
 def hotels(draw: st.DrawFn, scale: int = 1) -> Activity:
     country = draw(st.sampled_from(HOTEL_COUNTRIES))
     covered = hotel_key(country) in HOTEL_LABELS
-    fallback = draw(maybe(st.sampled_from(HOTEL_COUNTRIES)) if covered else st.sampled_from(tuple(HOTEL_LABELS)))
-    activity = {"type": "hotel", "country": country, "fallback_country": fallback,
-                "nights": draw(st.integers(1, 366 // scale)), "rooms": draw(maybe(counts(1000)))}  # fmt: skip
+    fallback = draw(
+        maybe(st.sampled_from(HOTEL_COUNTRIES)) if covered else st.sampled_from(tuple(HOTEL_LABELS))
+    )
+    activity = {
+        "type": "hotel",
+        "country": country,
+        "fallback_country": fallback,
+        "nights": draw(st.integers(1, 366 // scale)),
+        "rooms": draw(maybe(counts(1000))),
+    }
     return draw(common(activity, DESNZ))
 
 
 @st.composite
 def meals(draw: st.DrawFn, scale: int = 1) -> Activity:
-    activity = {"type": "meal", "count": draw(counts(100_000 // scale)),
-                "diet": draw(st.sampled_from(("vegan", "vegetarian", "fish", "low_meat", "medium_meat", "high_meat"))),
-                "country": draw(maybe(st.sampled_from(("GB", "CN"))))}  # fmt: skip
+    activity = {
+        "type": "meal",
+        "count": draw(counts(100_000 // scale)),
+        "diet": draw(
+            st.sampled_from(("vegan", "vegetarian", "fish", "low_meat", "medium_meat", "high_meat"))
+        ),
+        "country": draw(maybe(st.sampled_from(("GB", "CN")))),
+    }
     return draw(common(activity, ("SCARBOROUGH-2014",)))
 
 
@@ -183,7 +303,12 @@ def electricity(draw: st.DrawFn, scale: int = 1) -> Activity:
     else:
         region, sets = draw(st.sampled_from(("CN", *CN_PROVINCES))), ("MEE-NBS", "MEE-ETS-2022")
     year = draw(maybe(st.one_of(st.integers(2019, 2026), st.integers(1990, 2100))))
-    activity = {"type": "electricity", "region": region, "kwh": draw(amounts(LIMITS["kwh"] // scale)), "year": year}
+    activity = {
+        "type": "electricity",
+        "region": region,
+        "kwh": draw(amounts(LIMITS["kwh"] // scale)),
+        "year": year,
+    }
     return draw(common(activity, sets))
 
 
@@ -192,24 +317,48 @@ def fuels(draw: st.DrawFn, scale: int = 1) -> Activity:
     fuel = draw(st.sampled_from(tuple(DESNZ_FUEL_UNITS)))
     fs = draw(maybe(st.sampled_from((*DESNZ, "IPCC-2006"))))
     unit = draw(st.sampled_from(("kg", "kwh") if fs == "IPCC-2006" else DESNZ_FUEL_UNITS[fuel]))
-    activity = {"type": "fuel", "fuel": fuel, unit: draw(amounts(LIMITS[unit] // scale)),
-                "blend": draw(maybe(st.sampled_from(("average", "mineral")))),
-                "country": draw(maybe(st.sampled_from(("GB", "DE")))), "factor_set": fs}  # fmt: skip
+    activity = {
+        "type": "fuel",
+        "fuel": fuel,
+        unit: draw(amounts(LIMITS[unit] // scale)),
+        "blend": draw(maybe(st.sampled_from(("average", "mineral")))),
+        "country": draw(maybe(st.sampled_from(("GB", "DE")))),
+        "factor_set": fs,
+    }
     return draw(common(activity, ()))
 
 
 @st.composite
 def freight(draw: st.DrawFn, scale: int = 1) -> Activity:
-    vehicle = draw(st.sampled_from(("hgv_diesel", "hgv_rigid", "hgv_artic", "van_diesel", "van_petrol", "van_bev")))
+    vehicle = draw(
+        st.sampled_from(("hgv_diesel", "hgv_rigid", "hgv_artic", "van_diesel", "van_petrol", "van_bev"))
+    )
     load = draw(maybe(st.sampled_from(("empty", "half", "full", "average_laden"))))
     tonnes = None if load == "empty" else draw(amounts(LIMITS["tonnes"]))
-    activity = {"type": "freight", "vehicle": vehicle, "load": load, "tonnes": tonnes, **draw(distance(scale))}
+    activity = {
+        "type": "freight",
+        "vehicle": vehicle,
+        "load": load,
+        "tonnes": tonnes,
+        **draw(distance(scale)),
+    }
     return draw(common(activity, DESNZ))
 
 
-BY_TYPE = {"flight": flights, "car": cars, "taxi": taxis, "motorbike": motorbikes, "bus": buses,
-           "rail": trains, "ferry": ferries, "hotel": hotels, "meal": meals, "electricity": electricity,
-           "fuel": fuels, "freight": freight}  # fmt: skip
+BY_TYPE = {
+    "flight": flights,
+    "car": cars,
+    "taxi": taxis,
+    "motorbike": motorbikes,
+    "bus": buses,
+    "rail": trains,
+    "ferry": ferries,
+    "hotel": hotels,
+    "meal": meals,
+    "electricity": electricity,
+    "fuel": fuels,
+    "freight": freight,
+}
 any_activity = st.one_of(*(make() for make in BY_TYPE.values()))
 
 
@@ -249,7 +398,9 @@ def test_every_line_matches_the_oracle(activities: list[Activity]) -> None:
     # then: each line has the oracle's factor and kg to the micro-kilogram, and the total adds up
     got = [(line.kg_co2e, (line.factor.factor_set, line.factor.id)) for line in result.lines]
     mismatches = [(a, g, e) for a, g, e in zip(activities, got, expected, strict=True) if g != e]
-    assert not mismatches, "engine != oracle:\n" + "\n".join(f"{a}\n  engine {g}\n  oracle {e}" for a, g, e in mismatches)
+    assert not mismatches, "engine != oracle:\n" + "\n".join(
+        f"{a}\n  engine {g}\n  oracle {e}" for a, g, e in mismatches
+    )
     assert result.total_kg_co2e == sum((kg for kg, _ in expected), Decimal(0))
 
 
@@ -257,11 +408,28 @@ def test_every_airport_pair_matches_the_oracle() -> None:
     # given: every ordered pair of the fixed airports, under DESNZ (with and without RF) and EPA
     activities: list[Activity] = []
     for origin, destination in itertools.permutations(AIRPORTS, 2):
-        activities.append({"type": "flight", "origin": origin, "destination": destination, "cabin": "business"})
-        activities.append({"type": "flight", "origin": origin, "destination": destination,
-                           "factor_set": "DESNZ-2024", "radiative_forcing": False, "passengers": 3})  # fmt: skip
-        activities.append({"type": "flight", "origin": origin, "destination": destination,
-                           "factor_set": "EPA-2025", "round_trip": True})  # fmt: skip
+        activities.append(
+            {"type": "flight", "origin": origin, "destination": destination, "cabin": "business"}
+        )
+        activities.append(
+            {
+                "type": "flight",
+                "origin": origin,
+                "destination": destination,
+                "factor_set": "DESNZ-2024",
+                "radiative_forcing": False,
+                "passengers": 3,
+            }
+        )
+        activities.append(
+            {
+                "type": "flight",
+                "origin": origin,
+                "destination": destination,
+                "factor_set": "EPA-2025",
+                "round_trip": True,
+            }
+        )
 
     # when: the engine computes them in one request
     lines = _engine_lines(activities)
@@ -279,11 +447,17 @@ def uncovered(draw: st.DrawFn) -> Activity:
     case = draw(st.sampled_from(("unit", "ipcc_unit", "rf", "epa_rail", "set", "hotel", "grid")))
     if case == "unit":
         fuel = draw(st.sampled_from(tuple(DESNZ_FUEL_UNITS)))
-        unit = draw(st.sampled_from([u for u in ("litres", "kg", "m3", "kwh") if u not in DESNZ_FUEL_UNITS[fuel]]))
+        unit = draw(
+            st.sampled_from([u for u in ("litres", "kg", "m3", "kwh") if u not in DESNZ_FUEL_UNITS[fuel]])
+        )
         return {"type": "fuel", "fuel": fuel, unit: "10", "factor_set": draw(maybe(st.sampled_from(DESNZ)))}
     if case == "ipcc_unit":
-        return {"type": "fuel", "fuel": draw(st.sampled_from(tuple(DESNZ_FUEL_UNITS))),
-                draw(st.sampled_from(("litres", "m3"))): 5, "factor_set": "IPCC-2006"}  # fmt: skip
+        return {
+            "type": "fuel",
+            "fuel": draw(st.sampled_from(tuple(DESNZ_FUEL_UNITS))),
+            draw(st.sampled_from(("litres", "m3"))): 5,
+            "factor_set": "IPCC-2006",
+        }
     if case == "rf":
         return {**draw(flights()), "factor_set": "EPA-2025", "radiative_forcing": True}
     if case == "epa_rail":
@@ -291,15 +465,30 @@ def uncovered(draw: st.DrawFn) -> Activity:
     if case == "set":
         activity = draw(st.one_of(taxis(), ferries(), hotels(), freight(), meals(), fuels()))
         allowed = {"meal": ("SCARBOROUGH-2014",), "fuel": (*DESNZ, "IPCC-2006")}.get(activity["type"], DESNZ)
-        return {**activity, "factor_set": draw(st.sampled_from([s for s in other_sets + DESNZ if s not in allowed]))}
+        return {
+            **activity,
+            "factor_set": draw(st.sampled_from([s for s in other_sets + DESNZ if s not in allowed])),
+        }
     if case == "hotel":
-        return {"type": "hotel", "country": draw(st.sampled_from(("IS", "NZ", "KE", "TW"))), "nights": 1,
-                "factor_set": draw(maybe(st.sampled_from(DESNZ)))}  # fmt: skip
+        return {
+            "type": "hotel",
+            "country": draw(st.sampled_from(("IS", "NZ", "KE", "TW"))),
+            "nights": 1,
+            "factor_set": draw(maybe(st.sampled_from(DESNZ))),
+        }
     if draw(st.booleans()):
-        return {"type": "electricity", "region": draw(st.sampled_from(("US", "DE", "CN"))), "kwh": 1,
-                "factor_set": draw(st.sampled_from(DESNZ))}  # fmt: skip
-    return {"type": "electricity", "region": draw(st.sampled_from(("GB", "US", "CN-HK", "CN-TW"))), "kwh": 1,
-            "factor_set": draw(st.sampled_from(("MEE-NBS", "MEE-ETS-2022")))}  # fmt: skip
+        return {
+            "type": "electricity",
+            "region": draw(st.sampled_from(("US", "DE", "CN"))),
+            "kwh": 1,
+            "factor_set": draw(st.sampled_from(DESNZ)),
+        }
+    return {
+        "type": "electricity",
+        "region": draw(st.sampled_from(("GB", "US", "CN-HK", "CN-TW"))),
+        "kwh": 1,
+        "factor_set": draw(st.sampled_from(("MEE-NBS", "MEE-ETS-2022"))),
+    }
 
 
 @PROPERTY
@@ -338,7 +527,9 @@ def _doubled(activity: Activity, key: str) -> Activity:
 @st.composite
 def scalable(draw: st.DrawFn) -> tuple[Activity, str]:
     """An activity at most half its bounds, and the key (distance, nights, passengers) to double."""
-    kind = draw(st.sampled_from(("flight", "car", "taxi", "motorbike", "bus", "rail", "ferry", "hotel", "freight")))
+    kind = draw(
+        st.sampled_from(("flight", "car", "taxi", "motorbike", "bus", "rail", "ferry", "hotel", "freight"))
+    )
     activity = draw(BY_TYPE[kind](scale=2))
     keys = [k for k in ("distance_km", "distance_miles", "nights", "passengers") if k in activity]
     if kind == "flight" and "passengers" not in activity:
@@ -376,10 +567,12 @@ def test_a_round_trip_is_twice_a_one_way_flight() -> None:
     ("activity", "exact"),
     [
         # 10000000.009 kWh x 0.5703 kg/kWh = 5703000.0051327 kg: rounds up to ...005133
-        ({"type": "electricity", "region": "CN", "kwh": "10000000.009", "factor_set": "MEE-ETS-2022"},
-         Decimal("5703000.005133")),
+        (
+            {"type": "electricity", "region": "CN", "kwh": "10000000.009", "factor_set": "MEE-ETS-2022"},
+            Decimal("5703000.005133"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_large_amounts_round_half_even_to_the_micro_kilogram(activity: Activity, exact: Decimal) -> None:
     # given: an activity whose exact kg is far from a rounding tie, at a large magnitude
     assert oracle_kg(activity) == exact

@@ -35,10 +35,17 @@ def kg(value: str | Decimal) -> Decimal:
 # (activity, factor id, expected kg worked from the table value)
 TABLE_CASES = [
     ({"type": "car", "fuel": "petrol", "size": "small", "distance_km": 100}, "25_301_3046_4_1", "14.308"),
-    ({"type": "car", "fuel": "bev", "distance_miles": 10}, "25_301_3076_4_1",
-     Decimal("10") * Decimal("1.609344") * Decimal("0.04047")),
+    (
+        {"type": "car", "fuel": "bev", "distance_miles": 10},
+        "25_301_3076_4_1",
+        Decimal("10") * Decimal("1.609344") * Decimal("0.04047"),
+    ),
     ({"type": "taxi", "distance_km": 12}, "25_313_3141_4_1", "2.49672"),
-    ({"type": "taxi", "basis": "passenger", "passengers": 2, "distance_km": 12}, "25_313_3141_11_1", "3.56664"),
+    (
+        {"type": "taxi", "basis": "passenger", "passengers": 2, "distance_km": 12},
+        "25_313_3141_11_1",
+        "3.56664",
+    ),
     ({"type": "motorbike", "size": "large", "distance_km": 30}, "25_302_3079_4_1", "3.9756"),
     ({"type": "bus", "mode": "local_bus", "distance_km": 10, "passengers": 2}, "25_314_3145_11_1", "2.077"),
     ({"type": "rail", "mode": "metro", "distance_km": 8}, "25_315_3150_11_1", "0.2224"),
@@ -46,28 +53,53 @@ TABLE_CASES = [
     ({"type": "hotel", "country": "CN", "nights": 2, "rooms": 2}, "29_600_4009_13_1", "214"),
     ({"type": "hotel", "country": "GB-LND", "nights": 1}, "29_600_4001_13_1", "11.5"),
     ({"type": "meal", "diet": "high_meat", "count": 2}, "diet:high_meat", Decimal("7.19") * 2 / 3),
-    ({"type": "electricity", "region": "CN-SC", "year": 2023, "kwh": 1000}, "CN-SC:2023:statistical_average",
-     "156.4"),
-    ({"type": "electricity", "region": "CN-SC", "year": 2022, "kwh": 1000}, "CN-SC:2022:statistical_average",
-     "140.4"),
+    (
+        {"type": "electricity", "region": "CN-SC", "year": 2023, "kwh": 1000},
+        "CN-SC:2023:statistical_average",
+        "156.4",
+    ),
+    (
+        {"type": "electricity", "region": "CN-SC", "year": 2022, "kwh": 1000},
+        "CN-SC:2022:statistical_average",
+        "140.4",
+    ),
     ({"type": "electricity", "region": "GB", "kwh": 100}, "7_400_4000_5_1", "17.7"),
-    ({"type": "electricity", "region": "CN-SC", "kwh": 1000, "factor_set": "MEE-ETS-2022"},
-     "CN:2022:ets_reporting", "570.3"),
+    (
+        {"type": "electricity", "region": "CN-SC", "kwh": 1000, "factor_set": "MEE-ETS-2022"},
+        "CN:2022:ets_reporting",
+        "570.3",
+    ),
     ({"type": "fuel", "fuel": "diesel", "litres": 100}, "1_101_1011_8_1", "257.082"),
     ({"type": "fuel", "fuel": "diesel", "litres": 100, "blend": "mineral"}, "1_101_1012_8_1", "266.155"),
     ({"type": "fuel", "fuel": "natural_gas", "m3": 10}, "1_100_1004_1_1", "20.6672"),
     ({"type": "fuel", "fuel": "coal", "kg": 1000}, "1_102_1025_15_1", "2395.28994"),
-    ({"type": "fuel", "fuel": "diesel", "kg": 1000, "factor_set": "IPCC-2006"}, "gas_diesel_oil:co2_per_tj",
-     Decimal(74100) * Decimal("43.0") / 1_000_000 * 1000),
-    ({"type": "fuel", "fuel": "natural_gas", "kwh": 100, "factor_set": "IPCC-2006"}, "natural_gas:co2_per_tj",
-     Decimal(56100) * Decimal("0.0000036") * 100),
-    ({"type": "freight", "vehicle": "hgv_diesel", "tonnes": 10, "distance_km": 500}, "27_304_3140_14_1", "508.15"),
-    ({"type": "freight", "vehicle": "hgv_diesel", "load": "empty", "distance_km": 100}, "27_304_3137_4_1",
-     "65.975"),
-    ({"type": "freight", "vehicle": "van_diesel", "load": "full", "tonnes": 1, "distance_km": 100},
-     "27_303_3102_14_1", "63.13"),
+    (
+        {"type": "fuel", "fuel": "diesel", "kg": 1000, "factor_set": "IPCC-2006"},
+        "gas_diesel_oil:co2_per_tj",
+        Decimal(74100) * Decimal("43.0") / 1_000_000 * 1000,
+    ),
+    (
+        {"type": "fuel", "fuel": "natural_gas", "kwh": 100, "factor_set": "IPCC-2006"},
+        "natural_gas:co2_per_tj",
+        Decimal(56100) * Decimal("0.0000036") * 100,
+    ),
+    (
+        {"type": "freight", "vehicle": "hgv_diesel", "tonnes": 10, "distance_km": 500},
+        "27_304_3140_14_1",
+        "508.15",
+    ),
+    (
+        {"type": "freight", "vehicle": "hgv_diesel", "load": "empty", "distance_km": 100},
+        "27_304_3137_4_1",
+        "65.975",
+    ),
+    (
+        {"type": "freight", "vehicle": "van_diesel", "load": "full", "tonnes": 1, "distance_km": 100},
+        "27_303_3102_14_1",
+        "63.13",
+    ),
     ({"type": "car", "distance_miles": 100, "factor_set": "EPA-2025"}, "table10:passenger_car", "29.85697"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("activity", "factor_id", "expected"), TABLE_CASES)
@@ -93,14 +125,23 @@ def test_flight_within_the_uk_is_domestic_and_round_trip_doubles() -> None:
 
 
 def test_flight_from_the_uk_over_3700_km_is_long_haul() -> None:
-    line = one({"type": "flight", "origin": "LHR", "destination": "JFK", "cabin": "business", "passengers": 2})
+    line = one(
+        {"type": "flight", "origin": "LHR", "destination": "JFK", "cabin": "business", "passengers": 2}
+    )
     assert line.factor.id == "21_316_3174_11_1"
     assert line.kg_co2e == kg(2 * great_circle_km("LHR", "JFK") * Decimal("0.3394"))
 
 
 def test_flight_outside_the_uk_uses_international_non_uk_rows() -> None:
-    line = one({"type": "flight", "origin": "PEK", "destination": "CTU", "cabin": "economy",
-                "radiative_forcing": False})  # fmt: skip
+    line = one(
+        {
+            "type": "flight",
+            "origin": "PEK",
+            "destination": "CTU",
+            "cabin": "economy",
+            "radiative_forcing": False,
+        }
+    )
     assert line.factor.id == "21_316_3181_11_1"
     assert line.kg_co2e == kg(great_circle_km("PEK", "CTU") * Decimal("0.06449"))
 
@@ -121,8 +162,15 @@ def test_epa_flight_is_per_mile_without_radiative_forcing() -> None:
 
 def test_epa_flight_asking_for_radiative_forcing_is_refused_with_a_hint() -> None:
     with pytest.raises(DomainError) as caught:
-        one({"type": "flight", "origin": "JFK", "destination": "LAX", "factor_set": "EPA-2025",
-             "radiative_forcing": True})  # fmt: skip
+        one(
+            {
+                "type": "flight",
+                "origin": "JFK",
+                "destination": "LAX",
+                "factor_set": "EPA-2025",
+                "radiative_forcing": True,
+            }
+        )
     [problem] = caught.value.problems
     assert problem.code == ErrorCode.RADIATIVE_FORCING_UNAVAILABLE
     assert problem.hint is not None and "DESNZ-2025" in problem.hint
@@ -175,17 +223,21 @@ def test_uk_diet_data_for_a_meal_in_china_is_flagged() -> None:
 
 
 def test_mixing_two_editions_of_one_source_is_warned_about() -> None:
-    result = service.calculate(activities=[
-        {"type": "car", "distance_km": 10, "factor_set": "DESNZ-2024"},
-        {"type": "car", "distance_km": 10, "factor_set": "DESNZ-2025"},
-    ])  # fmt: skip
+    result = service.calculate(
+        activities=[
+            {"type": "car", "distance_km": 10, "factor_set": "DESNZ-2024"},
+            {"type": "car", "distance_km": 10, "factor_set": "DESNZ-2025"},
+        ]
+    )
     assert result.factor_sets == ["DESNZ-2024", "DESNZ-2025"]
     assert len(result.warnings) == 1 and "DESNZ-2024 and DESNZ-2025" in result.warnings[0]
 
 
 def test_total_is_the_sum_of_lines_and_the_input_hash_is_stable() -> None:
-    activities = [{"type": "hotel", "country": "DE", "nights": 3}, {"type": "rail", "mode": "national_rail",
-                                                                      "distance_km": 120}]  # fmt: skip
+    activities = [
+        {"type": "hotel", "country": "DE", "nights": 3},
+        {"type": "rail", "mode": "national_rail", "distance_km": 120},
+    ]
     first = service.calculate(activities=activities)
     again = service.calculate(activities=list(reversed(list(reversed(activities)))))
     assert first.total_kg_co2e == sum(line.kg_co2e for line in first.lines) == kg("39.6") + kg("4.2552")

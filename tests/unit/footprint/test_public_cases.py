@@ -12,9 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.unit.footprint.oracle import oracle_kg
 
 from neutralize.footprint.service import calculate
+from tests.unit.footprint.oracle import oracle_kg
 
 CASES_FILE = Path(__file__).parents[2] / "data" / "footprint_public.csv"
 

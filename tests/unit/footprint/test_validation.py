@@ -31,22 +31,39 @@ CASES: list[tuple[dict[str, Any] | Any, ErrorCode, str | None]] = [
     ({"type": "flight", "origin": "PEK", "destination": "XQX"}, ErrorCode.UNKNOWN_AIRPORT, "destination"),
     ({"type": "flight", "origin": "PEKING", "destination": "CTU"}, ErrorCode.UNKNOWN_AIRPORT, "origin"),
     ({"type": "flight", "origin": "PEK", "destination": "pek"}, ErrorCode.SAME_AIRPORT, "destination"),
-    ({"type": "flight", "origin": "PEK", "destination": "CTU", "round_trip": "maybe"}, ErrorCode.WRONG_TYPE,
-     "round_trip"),
+    (
+        {"type": "flight", "origin": "PEK", "destination": "CTU", "round_trip": "maybe"},
+        ErrorCode.WRONG_TYPE,
+        "round_trip",
+    ),
     ({"type": "electricity", "region": "Sichuan", "kwh": 1}, ErrorCode.UNKNOWN_REGION, "region"),
     ({"type": "electricity", "region": "US-CA", "kwh": 1}, ErrorCode.REGION_NOT_COVERED, "region"),
     ({"type": "electricity", "region": "CN-HK", "kwh": 1}, ErrorCode.REGION_NOT_COVERED, "region"),
-    ({"type": "car", "distance_km": 3, "factor_set": "DEFRA-1999"}, ErrorCode.UNKNOWN_FACTOR_SET, "factor_set"),
-    ({"type": "hotel", "country": "CN", "nights": 1, "factor_set": "MEE-NBS"},
-     ErrorCode.FACTOR_SET_NOT_APPLICABLE, "factor_set"),
+    (
+        {"type": "car", "distance_km": 3, "factor_set": "DEFRA-1999"},
+        ErrorCode.UNKNOWN_FACTOR_SET,
+        "factor_set",
+    ),
+    (
+        {"type": "hotel", "country": "CN", "nights": 1, "factor_set": "MEE-NBS"},
+        ErrorCode.FACTOR_SET_NOT_APPLICABLE,
+        "factor_set",
+    ),
     ({"type": "fuel", "fuel": "lpg", "m3": 3}, ErrorCode.UNIT_NOT_COVERED, None),
-    ({"type": "fuel", "fuel": "diesel", "litres": 3, "factor_set": "IPCC-2006"}, ErrorCode.UNIT_NOT_COVERED, None),
+    (
+        {"type": "fuel", "fuel": "diesel", "litres": 3, "factor_set": "IPCC-2006"},
+        ErrorCode.UNIT_NOT_COVERED,
+        None,
+    ),
     ({"type": "taxi", "distance_km": 3, "passengers": 2}, ErrorCode.CONFLICTING_FIELDS, "passengers"),
     ({"type": "freight", "vehicle": "hgv_diesel", "distance_km": 10}, ErrorCode.MISSING_FIELD, "tonnes"),
-    ({"type": "freight", "vehicle": "hgv_diesel", "load": "empty", "tonnes": 3, "distance_km": 10},
-     ErrorCode.CONFLICTING_FIELDS, "tonnes"),
+    (
+        {"type": "freight", "vehicle": "hgv_diesel", "load": "empty", "tonnes": 3, "distance_km": 10},
+        ErrorCode.CONFLICTING_FIELDS,
+        "tonnes",
+    ),
     ("not an object", ErrorCode.INVALID_REQUEST, None),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("activity", "code", "field"), CASES)

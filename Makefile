@@ -44,3 +44,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The long versions of the property tests (thousands of examples each).
+stress: install
+	HYPOTHESIS_PROFILE=stress $(BIN)/pytest -n 2 tests/unit

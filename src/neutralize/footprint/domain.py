@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -86,8 +87,7 @@ def evaluate(raw: pl.DataFrame, tables: EngineTables) -> pl.DataFrame:
         frame = frame.with_row_index(ROW, offset=0).with_columns(pl.col(ROW).cast(pl.Int64))
     frame = _coerce(frame, raw.schema)
     frame = _with_airports(frame, tables.airports)
-    rules = _rules(present, tables)
-    frame = frame.with_columns(*_first_failure(rules))
+    frame = frame.with_columns(*_failure_columns(frozenset(present), tables))
     frame = _with_defaults(frame)
     frame = _with_keys_and_amount(frame)
     frame = _resolve(frame, tables, hotel_fallback="fallback_country" in present)
@@ -213,7 +213,13 @@ def _with_airports(frame: pl.LazyFrame, airports: pl.DataFrame) -> pl.LazyFrame:
 # --- validation -------------------------------------------------------------------------------
 
 
-def _rules(present: set[str], tables: EngineTables) -> list[Rule]:
+@lru_cache(maxsize=64)
+def _failure_columns(present: frozenset[str], tables: EngineTables) -> list[pl.Expr]:
+    # Building the expressions costs more than evaluating them on a small request: keep them.
+    return _first_failure(_rules(present, tables))
+
+
+def _rules(present: frozenset[str], tables: EngineTables) -> list[Rule]:
     """Every check, in the order of precedence of the codes it reports."""
     type_ = pl.col("type")
     known_type = type_.is_in(ACTIVITY_TYPES)
@@ -254,7 +260,7 @@ def _rules(present: set[str], tables: EngineTables) -> list[Rule]:
     return rules
 
 
-def _structure_rules(present: set[str], known_type: pl.Expr) -> list[Rule]:
+def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]:
     type_ = pl.col("type")
     rules = []
     for name in FIELDS:
@@ -304,7 +310,7 @@ def _structure_rules(present: set[str], known_type: pl.Expr) -> list[Rule]:
     return rules
 
 
-def _value_rules(present: set[str]) -> list[Rule]:
+def _value_rules(present: frozenset[str]) -> list[Rule]:
     type_ = pl.col("type")
     rules = []
     for name, spec in FIELDS.items():
@@ -477,6 +483,11 @@ def _default_literal(kind: str, value: str) -> pl.Expr:
 
 
 def _with_keys_and_amount(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.with_columns(**_keys_and_amount())
+
+
+@lru_cache(maxsize=1)
+def _keys_and_amount() -> dict[str, pl.Expr]:
     t = pl.col("type")
     distance = pl.coalesce(pl.col("distance_km"), pl.col("distance_miles") * _MILES)
     distance = pl.when(t == "flight").then(pl.col("_flight_km")).otherwise(distance)
@@ -571,7 +582,7 @@ def _with_keys_and_amount(frame: pl.LazyFrame) -> pl.LazyFrame:
         .when(t == "freight")
         .then(distance * pl.when(pl.col("load") == "empty").then(1.0).otherwise(pl.col("tonnes")))
     )
-    return frame.with_columns(
+    return dict(
         requested_set=pl.col("factor_set").fill_null(""),
         k1=k1.fill_null(""),
         k2=k2.fill_null(""),

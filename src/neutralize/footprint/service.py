@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,7 @@ def _line(row: dict[str, Any], catalogue: FactorCatalogue) -> FootprintLine:
     )
 
 
+@lru_cache(maxsize=8192)
 def factor_public(factor: Factor) -> FactorPublic:
     return FactorPublic(
         factor_set=factor.factor_set,

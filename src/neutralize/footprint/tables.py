@@ -13,7 +13,7 @@ from neutralize.footprint.factors import FACTOR_SETS, FactorCatalogue, default_c
 from neutralize.footprint.resolution import default_resolutions, sets_covering
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality: built once per catalogue, hashable as a cache key
 class EngineTables:
     """Everything the engine needs besides the activities themselves."""
 

@@ -582,16 +582,18 @@ def _keys_and_amount() -> dict[str, pl.Expr]:
         .when(t == "freight")
         .then(distance * pl.when(pl.col("load") == "empty").then(1.0).otherwise(pl.col("tonnes")))
     )
-    return dict(
-        requested_set=pl.col("factor_set").fill_null(""),
-        k1=k1.fill_null(""),
-        k2=k2.fill_null(""),
-        k3=k3.fill_null(""),
-        k1_alt=pl.when(t == "hotel").then(_hotel_key(pl.col("fallback_country"))),
-        amount=amount,
-        distance_km=pl.when(t.is_in(["hotel", "meal", "electricity", "fuel"])).then(None).otherwise(distance),
-        activity_region=pl.when(t == "electricity").then(pl.col("region")).otherwise(pl.col("country")),
-    )
+    return {
+        "requested_set": pl.col("factor_set").fill_null(""),
+        "k1": k1.fill_null(""),
+        "k2": k2.fill_null(""),
+        "k3": k3.fill_null(""),
+        "k1_alt": pl.when(t == "hotel").then(_hotel_key(pl.col("fallback_country"))),
+        "amount": amount,
+        "distance_km": pl.when(t.is_in(["hotel", "meal", "electricity", "fuel"]))
+        .then(None)
+        .otherwise(distance),
+        "activity_region": pl.when(t == "electricity").then(pl.col("region")).otherwise(pl.col("country")),
+    }
 
 
 def _hotel_key(country: pl.Expr) -> pl.Expr:

@@ -203,10 +203,10 @@ def _stay_and_energy_columns(d: Draws) -> list[pl.Expr]:
 
 def _amount_columns(d: Draws) -> list[pl.Expr]:
     t = pl.col("type")
-    distance: pl.Expr | pl.When | pl.Then = pl
+    distance: Any = pl  # a when/then chain, built up
     for stream, (kind, (low, high)) in enumerate(DISTANCE_KM.items(), start=40):
-        distance = distance.when(t == kind).then(d.log_uniform(stream, low, high))  # type: ignore[union-attr]
-    km = distance.otherwise(None)  # type: ignore[union-attr]
+        distance = distance.when(t == kind).then(d.log_uniform(stream, low, high))
+    km: pl.Expr = distance.otherwise(None)
     fuel = pl.col("fuel")
     burned = t == "fuel"
     gas_in_kwh = burned & (fuel == "natural_gas") & (d.u(50) < 0.6)
@@ -402,7 +402,7 @@ def profile_worker(source: Path, rows: int) -> dict[str, Any]:
     for label, (name, build) in _probes(eng, tables, raw).items():
         _timed(label, lambda b=build, f=frames[name]: b(f.lazy()).collect(), probes)  # type: ignore[misc]
     return {"rows": raw.height, "threads": pl.thread_pool_size(), "stages": stages, "probes": probes,
-            "rules": len(eng._rules(set(raw.columns), tables)),
+            "rules": len(eng._rules(frozenset(raw.columns), tables)),
             "widths": {name: f.width for name, f in frames.items()}}  # fmt: skip
 
 
@@ -414,7 +414,7 @@ def _conditions(rules: list[Any]) -> list[pl.Expr]:
 
 
 def _stage_steps(eng: Any, tables: Any, raw: pl.DataFrame) -> list[tuple[str, Step]]:
-    present = set(raw.columns)
+    present = frozenset(raw.columns)
     rules = eng._rules(present, tables)
     fallback = "fallback_country" in present
     return [
@@ -436,7 +436,7 @@ def _probes(eng: Any, tables: Any, raw: pl.DataFrame) -> dict[str, tuple[str, St
     """Suspect expressions, each with the stage output it runs on, and a narrower variant beside it."""
     from neutralize.footprint.vocabulary import ACTIVITY_TYPES
 
-    present = set(raw.columns)
+    present = frozenset(raw.columns)
     rules = eng._rules(present, tables)
     structure_rules = _conditions(eng._structure_rules(present, pl.col("type").is_in(ACTIVITY_TYPES)))
     texts = [n for n, dtype in raw.schema.items() if dtype == pl.String]
@@ -742,7 +742,7 @@ def main() -> None:
     parser.add_argument("--answer", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        work = {
+        work: Callable[[], dict[str, Any]] = {
             "engine": lambda: engine_worker(args.source, args.destination),
             "baseline": lambda: baseline_worker(args.source, args.rows, args.seconds),
             "profile": lambda: profile_worker(args.source, args.rows),

@@ -80,6 +80,7 @@ def test_unknown_footprint_is_404_with_a_code(client: TestClient) -> None:
         ({"activities": []}, "invalid_request", "activities"),
         ({"activites": []}, "missing_field", "activities"),
         ({"activities": "flight"}, "wrong_type", "activities"),
+        ({"activities": [7]}, "invalid_request", "activities[0]"),
         ({"activities": [{"type": "car", "distance_km": 1}] * 1001}, "too_many_activities", "activities"),
     ],
 )
@@ -128,6 +129,11 @@ def test_factor_search_pages_through_the_catalogue(client: TestClient) -> None:
     ).json()
     assert len(second["items"]) == 9
     assert client.get("/api/v1/factors", params={"page_size": 1000}).status_code == 422
+    lower = client.get("/api/v1/factors", params={"q": "hotel", "factor_set": "desnz-2024"}).json()
+    assert lower["total"] == 39
+    unknown = client.get("/api/v1/factors", params={"factor_set": "DEFRA-1999"})
+    assert unknown.status_code == 422
+    assert unknown.json()["code"] == "unknown_factor_set"
 
 
 def test_batch_csv_computes_good_rows_and_reports_bad_ones(client: TestClient) -> None:

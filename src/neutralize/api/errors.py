@@ -42,10 +42,13 @@ def error_response(error: DomainError) -> JSONResponse:
 
 
 def _validation_problem(detail: dict[str, Any]) -> Problem:
-    location = [str(part) for part in detail.get("loc", ()) if part != "body"]
-    field = ".".join(location) if location else None
+    field = ""
+    for part in detail.get("loc", ()):
+        if part == "body":
+            continue
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
     code = _PYDANTIC_CODES.get(str(detail.get("type")), ErrorCode.WRONG_TYPE)
-    return Problem(code=code, message=str(detail.get("msg", "invalid value")), field=field)
+    return Problem(code=code, message=str(detail.get("msg", "invalid value")), field=field or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -22,8 +22,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # Limits on what one request may ask of the footprint engine.
-    max_activities_per_request: int = Field(default=1_000, ge=1, le=100_000)
+    # Limits on request bodies: JSON requests, and uploaded batch files.
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1_024)
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1_024)
 

@@ -255,9 +255,25 @@ def _rules(present: frozenset[str], tables: EngineTables) -> list[Rule]:
     ]
     rules += _structure_rules(present, known_type)
     rules += _value_rules(present)
+    rules += _iso_rules(present, tables)
     rules += _conflict_rules()
     rules += _reference_rules(tables)
     return rules
+
+
+def _iso_rules(present: frozenset[str], tables: EngineTables) -> list[Rule]:
+    """Well-formed codes must also exist in ISO 3166 (countries and their subdivisions)."""
+    return [
+        Rule(
+            pl.col(name).is_not_null() & ~pl.col(name).is_in(tables.iso_codes),
+            ErrorCode.UNKNOWN_REGION,
+            name,
+            f"{name} is not an ISO 3166 code",
+            "an ISO 3166-1 alpha-2 country (CN) or ISO 3166-2 subdivision (CN-SC)",
+        )
+        for name, spec in FIELDS.items()
+        if spec.kind in ("country", "region") and name in present
+    ]
 
 
 def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]:
@@ -298,15 +314,17 @@ def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]
                     None,
                 )
             )
-            rules.append(
-                Rule(
-                    (type_ == t) & (given > 1),
-                    ErrorCode.CONFLICTING_FIELDS,
-                    group[1],
-                    f"give only one of {', '.join(group)}",
-                    None,
+            for position, name in enumerate(group[1:], start=1):
+                earlier = pl.any_horizontal([_present(n) for n in group[:position]])
+                rules.append(
+                    Rule(
+                        (type_ == t) & _present(name) & earlier,
+                        ErrorCode.CONFLICTING_FIELDS,
+                        name,
+                        f"give only one of {', '.join(group)}",
+                        None,
+                    )
                 )
-            )
     return rules
 
 
@@ -658,10 +676,15 @@ def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool)
     pairs = [f"{kind}|{fs}" for kind, sets in tables.covering.items() for fs in (*sets, "")]
     set_covers_type = pl.concat_str([t, pl.lit("|"), pl.col("requested_set")]).is_in(pairs)
     not_covered = unresolved & t.is_in(["hotel", "electricity"]) & set_covers_type
+    hotel_hint = {
+        fs: "countries with a hotel factor: " + ", ".join(c) for fs, c in tables.hotel_countries.items()
+    }
+    region_hint = {fs: "regions covered: " + ", ".join(r) for fs, r in tables.electricity_regions.items()}
+    set_ = pl.col("requested_set")
     covered_hint = (
         pl.when(t == "hotel")
-        .then(pl.lit("countries with a hotel factor: " + ", ".join(tables.hotel_countries.get("", ()))))
-        .otherwise(pl.lit("regions covered: " + ", ".join(tables.electricity_regions)))
+        .then(set_.replace_strict(hotel_hint, default=None, return_dtype=pl.String))
+        .otherwise(set_.replace_strict(region_hint, default=None, return_dtype=pl.String))
     )
     sets_hint = t.replace_strict(
         {k: "factor sets for this type: " + ", ".join(v) for k, v in tables.covering.items()}, default=None

@@ -20,12 +20,57 @@ from typing import Protocol
 from neutralize.core.errors import DomainError, ErrorCode, Problem
 
 OGL = "Open Government Licence v3.0"
+OGL_ATTRIBUTION = "Contains public sector information licensed under the Open Government Licence v3.0."
 DESNZ_SOURCE = "UK DESNZ, Greenhouse gas reporting: conversion factors {year} (flat file)"
 DESNZ_URL = "https://www.gov.uk/government/collections/government-conversion-factors-for-company-reporting"
 MEE_LICENCE = "Official government publication of the People's Republic of China (MEE/NBS)"
 IPCC_LICENCE = "IPCC material, cited"
 EPA_LICENCE = "US federal government work, public domain in the US"
 SCARBOROUGH_LICENCE = "Open-access article, (c) The Author(s) 2014"
+
+# DESNZ hotel rows by ISO 3166 code (ids are stable across editions; labels are not).
+DESNZ_HOTELS: dict[str, str] = {
+    "GB": "4000",
+    "GB-LND": "4001",
+    "AU": "4003",
+    "BE": "4005",
+    "BR": "4006",
+    "CA": "4007",
+    "CL": "4008",
+    "CN": "4009",
+    "CO": "4010",
+    "CR": "4011",
+    "EG": "4013",
+    "FR": "4016",
+    "DE": "4017",
+    "HK": "4019",
+    "IN": "4020",
+    "ID": "4021",
+    "IT": "4024",
+    "JP": "4025",
+    "JO": "4026",
+    "KR": "4028",
+    "MY": "4030",
+    "MV": "4031",
+    "MX": "4032",
+    "NL": "4033",
+    "OM": "4035",
+    "PH": "4038",
+    "PT": "4040",
+    "QA": "4041",
+    "RU": "4043",
+    "SA": "4044",
+    "SG": "4045",
+    "ZA": "4046",
+    "ES": "4047",
+    "CH": "4048",
+    "TH": "4050",
+    "TR": "4051",
+    "AE": "4052",
+    "US": "4053",
+    "VN": "4054",
+}
+_HOTEL_REGION = {f"29_600_{stem}_13_1": iso for iso, stem in DESNZ_HOTELS.items()}
 
 FACTOR_SETS: tuple[str, ...] = (
     "DESNZ-2025",
@@ -55,6 +100,7 @@ class Factor:
     source: str
     source_url: str | None
     licence: str
+    attribution: str | None = None
     uncertainty_low: Decimal | None = None
     uncertainty_high: Decimal | None = None
     note: str | None = None
@@ -197,11 +243,12 @@ def _desnz(source: FactorSource, name: str, year: int) -> Iterator[Factor]:
             gas_basis="CO2e",
             gwp_set=None,
             edition=f"DESNZ {year}",
-            region="GB",
+            region=_HOTEL_REGION.get(row["factor_id"], "GB"),
             year=year,
             source=DESNZ_SOURCE.format(year=year),
             source_url=DESNZ_URL,
             licence=OGL,
+            attribution=OGL_ATTRIBUTION,
         )
 
 

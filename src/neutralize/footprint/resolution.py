@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 
-from neutralize.core.errors import ErrorCode
-from neutralize.footprint.factors import FACTOR_SETS, Factor, FactorCatalogue, default_catalogue
+from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.footprint.factors import DESNZ_HOTELS, FACTOR_SETS, Factor, FactorCatalogue, default_catalogue
 from neutralize.footprint.vocabulary import MILES_TO_KM, choices_for
 
 DEFAULT_SET = ""  # the key used when a line names no factor set
@@ -24,48 +24,6 @@ NO_YEAR = ""
 
 DESNZ_SETS = ("DESNZ-2025", "DESNZ-2024")
 
-# DESNZ hotel rows by ISO 3166 code (ids are stable across editions; labels are not).
-DESNZ_HOTELS: dict[str, str] = {
-    "GB": "4000",
-    "GB-LND": "4001",
-    "AU": "4003",
-    "BE": "4005",
-    "BR": "4006",
-    "CA": "4007",
-    "CL": "4008",
-    "CN": "4009",
-    "CO": "4010",
-    "CR": "4011",
-    "EG": "4013",
-    "FR": "4016",
-    "DE": "4017",
-    "HK": "4019",
-    "IN": "4020",
-    "ID": "4021",
-    "IT": "4024",
-    "JP": "4025",
-    "JO": "4026",
-    "KR": "4028",
-    "MY": "4030",
-    "MV": "4031",
-    "MX": "4032",
-    "NL": "4033",
-    "OM": "4035",
-    "PH": "4038",
-    "PT": "4040",
-    "QA": "4041",
-    "RU": "4043",
-    "SA": "4044",
-    "SG": "4045",
-    "ZA": "4046",
-    "ES": "4047",
-    "CH": "4048",
-    "TH": "4050",
-    "TR": "4051",
-    "AE": "4052",
-    "US": "4053",
-    "VN": "4054",
-}
 
 FLIGHT_HAULS = ("domestic", "short_haul", "long_haul", "international")
 EPA_HAULS = ("short_haul", "medium_haul", "long_haul")
@@ -459,7 +417,7 @@ def _ipcc(cat: FactorCatalogue) -> Iterator[Resolution]:
     for fuel, key in _IPCC_FUEL.items():
         factor = cat.get(fs, f"{key}:co2_per_tj")
         ncv = Fraction(cat.ipcc_ncv_tj_per_gg[key])
-        notes = ["CO2 only; default factor with carbon oxidation factor 1"]
+        notes = ["CO2 only, default factor with carbon oxidation factor 1"]
         if fuel == "coal":
             notes.append("coal is taken as IPCC 'Other bituminous coal'")
         for blend in ("average", "mineral"):
@@ -562,7 +520,20 @@ def _defaults(rows: list[Resolution]) -> Iterator[Resolution]:
 
 
 def build_resolutions(cat: FactorCatalogue) -> list[Resolution]:
-    """Every row of the resolution table, for every factor set and the default."""
+    """Every row of the resolution table, for every factor set and the default.
+
+    A factor the vocabulary needs but the shipped data lacks is a data error, found at start-up.
+    """
+    try:
+        return _build(cat)
+    except (LookupError, DomainError) as error:
+        raise DomainError(
+            code=ErrorCode.FACTOR_DATA_INVALID,
+            message=f"the factor data lacks a row the vocabulary needs: {error}",
+        ) from error
+
+
+def _build(cat: FactorCatalogue) -> list[Resolution]:
     rows: list[Resolution] = []
     for fs in DESNZ_SETS:
         rows += _desnz(cat, fs)

@@ -16,7 +16,7 @@ class FootprintCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    activities: list[dict[str, Any]] = Field(
+    activities: list[Any] = Field(
         min_length=1,
         max_length=MAX_ACTIVITIES,
         description="Activities, each a JSON object with a `type` (see docs/activities.md).",
@@ -40,6 +40,7 @@ class FactorPublic(BaseModel):
     source: str
     source_url: str | None
     licence: str
+    attribution: str | None = Field(default=None, description="wording the licence requires when republished")
     uncertainty_low: str | None = None
     uncertainty_high: str | None = None
     note: str | None = None

@@ -19,7 +19,7 @@ from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Proble
 from neutralize.core.ids import new_id
 from neutralize.footprint.airports import nearest_codes
 from neutralize.footprint.domain import ROW, activities_frame, evaluate
-from neutralize.footprint.factors import Factor, FactorCatalogue, default_catalogue
+from neutralize.footprint.factors import FACTOR_SETS, Factor, FactorCatalogue, default_catalogue
 from neutralize.footprint.models import Footprint
 from neutralize.footprint.schemas import (
     BatchSummary,
@@ -36,6 +36,10 @@ from neutralize.footprint.vocabulary import FIELDS
 BATCH_FORMATS = (".csv", ".parquet", ".jsonl", ".ndjson")
 BATCH_CHUNK_ROWS = 1_000_000
 MAX_REPORTED_ERRORS = 100
+_MIXED_GASES = (
+    "the total adds CO2-only lines (see each line's gas_basis) to CO2e lines: for those lines "
+    "other greenhouse gases are not counted"
+)
 _MIXED_EDITIONS = (
     "this footprint mixes {sets}: editions of one source differ (DESNZ 2025 air factors are "
     "16-42% below 2024); compare its lines with care"
@@ -55,11 +59,12 @@ def calculate(
         raise DomainError.from_problems(problems)
     lines = [_line(row, catalogue) for row in out.iter_rows(named=True)]
     sets = sorted({line.factor.factor_set for line in lines})
+    bases = {line.factor.gas_basis for line in lines}
     return FootprintPublic(
         lines=lines,
         total_kg_co2e=sum((line.kg_co2e for line in lines), Decimal("0.000000")),
         factor_sets=sets,
-        warnings=_warnings(sets),
+        warnings=_warnings(sets, bases),
         reproducibility=Reproducibility(
             input_sha256=input_sha256(activities),
             factor_sets=sets,
@@ -74,13 +79,16 @@ def input_sha256(activities: Sequence[Mapping[str, object]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _warnings(sets: list[str]) -> list[str]:
+def _warnings(sets: list[str], gas_bases: set[str]) -> list[str]:
     by_source: dict[str, list[str]] = {}
     for name in sets:
         by_source.setdefault(name.rsplit("-", 1)[0], []).append(name)
-    return [
+    warnings = [
         _MIXED_EDITIONS.format(sets=" and ".join(group)) for group in by_source.values() if len(group) > 1
     ]
+    if len(gas_bases) > 1:
+        warnings.append(_MIXED_GASES)
+    return warnings
 
 
 def _problems(out: pl.DataFrame, *, path: str) -> list[Problem]:
@@ -145,6 +153,7 @@ def factor_public(factor: Factor) -> FactorPublic:
         source=factor.source,
         source_url=factor.source_url,
         licence=factor.licence,
+        attribution=factor.attribution,
         uncertainty_low=None if factor.uncertainty_low is None else str(factor.uncertainty_low),
         uncertainty_high=None if factor.uncertainty_high is None else str(factor.uncertainty_high),
         note=factor.note,
@@ -191,6 +200,8 @@ def search_factors(
     catalogue: FactorCatalogue | None = None,
 ) -> FactorPage:
     """Factors matching every word of ``text``, a page at a time."""
+    if factor_set is not None:
+        factor_set = _known_set(factor_set)
     found = (catalogue or default_catalogue()).search(text, factor_set=factor_set)
     start = (page - 1) * page_size
     return FactorPage(
@@ -199,6 +210,24 @@ def search_factors(
         page=page,
         page_size=page_size,
     )
+
+
+def _known_set(name: str) -> str:
+    wanted = name.strip().upper()
+    if wanted not in FACTOR_SETS:
+        raise DomainError(
+            code=ErrorCode.UNKNOWN_FACTOR_SET,
+            message=f"unknown factor set {name!r}",
+            problems=[
+                Problem(
+                    code=ErrorCode.UNKNOWN_FACTOR_SET,
+                    message="unknown factor set",
+                    field="factor_set",
+                    hint="one of: " + ", ".join(FACTOR_SETS),
+                )
+            ],
+        )
+    return wanted
 
 
 # --- batch files ------------------------------------------------------------------------------

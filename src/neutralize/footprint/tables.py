@@ -10,6 +10,7 @@ import polars as pl
 
 from neutralize.footprint.airports import airport_table
 from neutralize.footprint.factors import FACTOR_SETS, FactorCatalogue, default_catalogue
+from neutralize.footprint.regions import iso_3166_codes
 from neutralize.footprint.resolution import default_resolutions, sets_covering
 
 
@@ -22,7 +23,8 @@ class EngineTables:
     factor_sets: tuple[str, ...]
     covering: dict[str, tuple[str, ...]]
     hotel_countries: dict[str, tuple[str, ...]]
-    electricity_regions: tuple[str, ...]
+    electricity_regions: dict[str, tuple[str, ...]]
+    iso_codes: tuple[str, ...]
 
 
 def _resolution_frame(cat: FactorCatalogue) -> pl.DataFrame:
@@ -97,7 +99,6 @@ def engine_tables(cat: FactorCatalogue | None = None) -> EngineTables:
         factor_sets=FACTOR_SETS,
         covering=sets_covering(cat),
         hotel_countries=_covered_keys(cat, "hotel"),
-        electricity_regions=tuple(
-            sorted({k for keys in _covered_keys(cat, "electricity").values() for k in keys})
-        ),
+        electricity_regions=_covered_keys(cat, "electricity"),
+        iso_codes=iso_3166_codes(),
     )

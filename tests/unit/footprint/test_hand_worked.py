@@ -242,3 +242,21 @@ def test_total_is_the_sum_of_lines_and_the_input_hash_is_stable() -> None:
     again = service.calculate(activities=list(reversed(list(reversed(activities)))))
     assert first.total_kg_co2e == sum(line.kg_co2e for line in first.lines) == kg("39.6") + kg("4.2552")
     assert first.reproducibility.input_sha256 == again.reproducibility.input_sha256
+
+
+def test_mixing_co2_only_and_co2e_lines_is_warned_about() -> None:
+    result = service.calculate(
+        activities=[
+            {"type": "electricity", "region": "CN-SC", "kwh": 10},
+            {"type": "hotel", "country": "CN", "nights": 1},
+        ]
+    )
+    assert {line.factor.gas_basis for line in result.lines} == {"CO2", "CO2e"}
+    assert any("CO2-only" in warning for warning in result.warnings)
+
+
+def test_hotel_factor_names_the_hotel_country_and_desnz_attribution() -> None:
+    line = one({"type": "hotel", "country": "JP", "nights": 1})
+    assert line.factor.region == "JP"
+    assert not line.geography_differs
+    assert line.factor.attribution is not None and "Open Government Licence v3.0" in line.factor.attribution

@@ -63,6 +63,9 @@ CASES: list[tuple[dict[str, Any] | Any, ErrorCode, str | None]] = [
         "tonnes",
     ),
     ("not an object", ErrorCode.INVALID_REQUEST, None),
+    ({"type": "car", "distance_km": 3, "country": "XX"}, ErrorCode.UNKNOWN_REGION, "country"),
+    ({"type": "electricity", "region": "CN-ZZ", "kwh": 1}, ErrorCode.UNKNOWN_REGION, "region"),
+    ({"type": "fuel", "fuel": "diesel", "litres": 3, "m3": 2}, ErrorCode.CONFLICTING_FIELDS, "m3"),
 ]
 
 

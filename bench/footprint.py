@@ -486,6 +486,10 @@ def _probes(eng: Any, tables: Any, raw: pl.DataFrame) -> dict[str, tuple[str, St
 # --- orchestration ------------------------------------------------------------------------------
 
 
+class WorkerFailedError(RuntimeError):
+    """A worker subprocess exited with an error; its traceback went to stderr."""
+
+
 def run_worker(args: list[str], *, threads: int | None) -> tuple[dict[str, Any], dict[str, float]]:
     """Run this script as a worker; its JSON answer, and its own wall time, CPU time and peak RSS."""
     env = dict(os.environ)
@@ -501,10 +505,11 @@ def run_worker(args: list[str], *, threads: int | None) -> tuple[dict[str, Any],
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the sum over all children
     process_s = perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {args[0]} failed with exit code {proc.returncode}")
-    answer_data = json.loads(answer_path.read_text())
+    answer_text = answer_path.read_text()
     answer_path.unlink()
+    if proc.returncode != 0:
+        raise WorkerFailedError(f"worker {args[0]} failed with exit code {proc.returncode} (see its stderr)")
+    answer_data = json.loads(answer_text)
     return answer_data, {"process_s": process_s, "cpu_s": usage.ru_utime + usage.ru_stime,
                          "peak_rss_mib": usage.ru_maxrss / 1024}  # fmt: skip
 
@@ -633,7 +638,9 @@ def write_doc(result: dict[str, Any], text: str) -> None:
         f"## Footprint engine — latest run ({result['finished_at'][:10]})",
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM; Python {m['python']}, "
-        f"Polars {m['polars']}. Raw numbers: `bench/results/{result['json_name']}`.",
+        f"Polars {m['polars']}. Engine at commit {result['source']['commit']}"
+        f"{' with uncommitted changes in src/' if result['source']['src_dirty'] else ''}. "
+        f"Raw numbers: `bench/results/{result['json_name']}`.",
         "",
         text,
         SECTION_END,
@@ -670,13 +677,18 @@ the worker process's `ru_maxrss`. The goal is at least 1,000,000 rows/s per core
 The baseline is measured in the same run, in a one-thread process, one activity at a time: the
 independent scalar oracle `tests/unit/footprint/oracle.py` (`oracle_kg`) when it exists, otherwise
 `service.calculate` with a single activity per call. The table says which one was used. The
-baseline's answers are also compared with the engine's output row by row ("agrees with").
+oracle's kg figures are also compared with the engine's output row by row ("same kg as the engine").
+
+When the engine misses the goal, the script also times the engine's stages one by one on an
+in-memory frame (one thread), and a few single expressions next to narrower variants, to show
+where the time goes. Wall times on a shared machine are noisy: the table also gives CPU time and
+the load average.
 
 Run it:
 
 ```sh
-make bench                        # when the Makefile has the target; it runs the line below
-.venv/bin/python bench/footprint.py            # 10,000,000 rows; --rows N, --seed S to change
+make bench                                   # the line below, after setting up the virtualenv
+.venv/bin/python bench/footprint.py          # 10,000,000 rows; --rows N and --seed S to change
 ```
 """
 
@@ -707,12 +719,29 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         engine_output.unlink()
     if args.profile == "always" or (args.profile == "auto" and not result["goal_met"]):
         profile_rows = min(args.rows, args.profile_rows)
-        result["profile"], _ = run_worker(
-            ["profile", "--source", str(source), "--rows", str(profile_rows)], threads=1
-        )
+        try:
+            result["profile"], _ = run_worker(
+                ["profile", "--source", str(source), "--rows", str(profile_rows)], threads=1
+            )
+        except WorkerFailedError as failure:  # the profile reaches into engine internals that may move
+            result["profile_error"] = str(failure)
     result["load_average"] = {"before": load_before, "after": load_average()}
+    result["source"] = source_version()
     result["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
     return result
+
+
+def source_version() -> dict[str, Any]:
+    """The commit measured, and whether src/ had uncommitted changes (the engine may be mid-edit)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "src_dirty": bool(git("status", "--porcelain", "src")),
+    }
 
 
 def load_average() -> str:
@@ -758,6 +787,8 @@ def main() -> None:
         text += "\n\nWARNING: failed rows differ from the rows made invalid on purpose."
     if "profile" in result:
         text += "\n\n" + profile_table(result["profile"])
+    if "profile_error" in result:
+        text += "\n\nThe stage profile failed: " + result["profile_error"]
     print()
     print(text)
     print(f"\nwritten: bench/results/{result['json_name']}")

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from neutralize.footprint import service
-from neutralize.footprint.factors import FACTOR_SETS
 from neutralize.footprint.schemas import FactorPage
+from neutralize.footprint.vocabulary import FACTOR_SETS
 
 router = APIRouter(prefix="/api/v1/factors", tags=["factors"])
 

@@ -19,27 +19,28 @@ import polars as pl
 
 from neutralize.core.errors import ErrorCode
 from neutralize.footprint.tables import EngineTables
-from neutralize.footprint.vocabulary import ACTIVITIES, ACTIVITY_TYPES, FIELDS, MILES_TO_KM, choices_for
+from neutralize.footprint.vocabulary import (
+    ACTIVITIES,
+    ACTIVITY_TYPES,
+    FACTOR_SETS,
+    FIELDS,
+    MILES_TO_KM,
+    choices_for,
+)
 
 EARTH_RADIUS_KM = 6371.0
 MICRO = 1_000_000
 UNKNOWN_FIELD_COLUMN = "_unknown_field"
 MALFORMED_COLUMN = "_malformed"
+TYPE_CODE_COLUMN = "_t"
+TYPE_CODES = {name: code for code, name in enumerate(ACTIVITY_TYPES)}
+_SET_CODES = {name: code for code, name in enumerate(("", *FACTOR_SETS))}
 ROW = "row"
 
 _MILES = float(MILES_TO_KM)
-_CODE_PATTERN = {
-    "airport": r"^[A-Z]{3}$",
-    "country": r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
-    "region": r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
-}
-_CODE_ERROR = {
-    "airport": ErrorCode.UNKNOWN_AIRPORT,
-    "country": ErrorCode.UNKNOWN_REGION,
-    "region": ErrorCode.UNKNOWN_REGION,
-}
 _HOTEL_SUBDIVISIONS = ("GB-LND",)
 _NUMERIC = ("number", "integer")
+_DISTINCT_CHECK_LIMIT = 100_000
 
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     ROW: pl.Int64(),
@@ -85,9 +86,9 @@ def evaluate(raw: pl.DataFrame, tables: EngineTables) -> pl.DataFrame:
     frame = raw.lazy()
     if ROW not in present:
         frame = frame.with_row_index(ROW, offset=0).with_columns(pl.col(ROW).cast(pl.Int64))
-    frame = _coerce(frame, raw.schema)
-    frame = _with_airports(frame, tables.airports)
-    frame = frame.with_columns(*_failure_columns(frozenset(present), tables))
+    frame = _coerce(frame, raw)
+    frame = _with_airports(frame, tables)
+    frame = _with_first_failure(frame, frozenset(present), tables)
     frame = _with_defaults(frame)
     frame = _with_keys_and_amount(frame)
     frame = _resolve(frame, tables, hotel_fallback="fallback_country" in present)
@@ -136,30 +137,52 @@ def first_match(cases: Sequence[tuple[pl.Expr, pl.Expr]], default: pl.Expr) -> p
 # --- coercion -------------------------------------------------------------------------------
 
 
-def _coerce(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+def _coerce(frame: pl.LazyFrame, raw: pl.DataFrame) -> pl.LazyFrame:
     """Typed columns for every vocabulary field; ``_bad_<field>`` marks values of the wrong type."""
     columns: list[pl.Expr] = []
     for name, spec in FIELDS.items():
-        if name not in schema:
+        if name not in raw.columns:
             columns.append(pl.lit(None, dtype=_dtype(spec.kind)).alias(name))
-            columns.append(pl.lit(False).alias(f"_bad_{name}"))
             continue
-        raw = pl.col(name)
-        is_text = schema[name] == pl.String
+        column = pl.col(name)
+        is_text = raw.schema[name] == pl.String
         if spec.kind in _NUMERIC:
-            typed = (raw.str.strip_chars() if is_text else raw).cast(pl.Float64, strict=False)
+            typed = (column.str.strip_chars() if is_text else column).cast(pl.Float64, strict=False)
         elif spec.kind == "boolean":
-            typed = _boolean(raw) if is_text else raw.cast(pl.Boolean, strict=False)
+            typed = _boolean(column) if is_text else column.cast(pl.Boolean, strict=False)
         else:
-            text = raw.cast(pl.String).str.strip_chars()
-            upper = spec.kind in ("airport", "country", "region") or name == "factor_set"
-            typed = text.str.to_uppercase() if upper else (text if name == "ref" else text.str.to_lowercase())
+            columns.append(_normalised_text(name, raw[name]).alias(name))
+            continue
         columns.append(typed.alias(name))
-        columns.append((raw.is_not_null() & typed.is_null()).alias(f"_bad_{name}"))
+        columns.append((column.is_not_null() & typed.is_null()).alias(f"_bad_{name}"))
     for reserved in (UNKNOWN_FIELD_COLUMN, MALFORMED_COLUMN):
-        if reserved not in schema:
+        if reserved not in raw.columns:
             columns.append(pl.lit(None, dtype=pl.String).alias(reserved))
-    return frame.with_columns(columns)
+    type_code = pl.col("type").replace_strict(TYPE_CODES, default=None, return_dtype=pl.Int8)
+    return frame.with_columns(columns).with_columns(type_code.alias(TYPE_CODE_COLUMN))
+
+
+def _normalised_text(name: str, values: pl.Series) -> pl.Expr:
+    """Codes upper case, vocabulary words lower case, both trimmed; ``ref`` as given.
+
+    Most files are already clean: when every distinct value is, the column is used as it is.
+    """
+    column = pl.col(name).cast(pl.String)
+    if name == "ref":
+        return column
+    kind = FIELDS[name].kind
+    upper = kind in ("airport", "country", "region") or name == "factor_set"
+
+    def normalise(text: pl.Expr) -> pl.Expr:
+        trimmed = text.str.strip_chars()
+        return trimmed.str.to_uppercase() if upper else trimmed.str.to_lowercase()
+
+    distinct = values.cast(pl.String).drop_nulls().unique()
+    if distinct.len() <= _DISTINCT_CHECK_LIMIT and distinct.equals(
+        distinct.to_frame().select(normalise(pl.col(distinct.name))).to_series(), check_names=False
+    ):
+        return column
+    return normalise(column)
 
 
 def _dtype(kind: str) -> pl.DataType:
@@ -181,48 +204,81 @@ def _boolean(raw: pl.Expr) -> pl.Expr:
     )
 
 
-def _present(name: str) -> pl.Expr:
+def is_type(*names: str) -> pl.Expr:
+    """True on rows of the given activity types (compared as small integer codes: cheap)."""
+    codes = [TYPE_CODES[name] for name in names]
+    column = pl.col(TYPE_CODE_COLUMN)
+    return column == codes[0] if len(codes) == 1 else column.is_in(codes)
+
+
+def _present(name: str, present: frozenset[str]) -> pl.Expr:
+    """True where the input gave ``name`` a value (even one of the wrong type)."""
+    if name not in present:
+        return pl.lit(False)
+    if FIELDS[name].kind not in (*_NUMERIC, "boolean"):
+        return pl.col(name).is_not_null()  # text cannot be of the wrong type
     return pl.col(name).is_not_null() | pl.col(f"_bad_{name}")
 
 
 # --- flights ----------------------------------------------------------------------------------
 
 
-def _with_airports(frame: pl.LazyFrame, airports: pl.DataFrame) -> pl.LazyFrame:
+def _with_airports(frame: pl.LazyFrame, tables: EngineTables) -> pl.LazyFrame:
     """Coordinates and countries of both ends, and the great-circle distance (3 decimals, km)."""
-    table = airports.lazy()
-    frame = frame.join(
-        table.rename({"iata": "origin", "lat": "_o_lat", "lon": "_o_lon", "country": "_o_country"}),
-        on="origin",
-        how="left",
-        maintain_order="left",
-    ).join(
-        table.rename({"iata": "destination", "lat": "_d_lat", "lon": "_d_lon", "country": "_d_country"}),
-        on="destination",
-        how="left",
-        maintain_order="left",
-    )
+    return frame.with_columns(_airport_columns(tables)).with_columns(_flight_km=_great_circle_km())
+
+
+@lru_cache(maxsize=4)
+def _airport_columns(tables: EngineTables) -> list[pl.Expr]:
+    airports = tables.airports
+    rows = {code: row for row, code in enumerate(airports["iata"])}
+    columns = []
+    for end, prefix in (("origin", "_o"), ("destination", "_d")):
+        row = pl.col(end).replace_strict(rows, default=None, return_dtype=pl.UInt32)
+        for field in ("lat", "lon", "country"):
+            columns.append(pl.lit(airports[field]).gather(row).alias(f"{prefix}_{field}"))
+    return columns
+
+
+def _great_circle_km() -> pl.Expr:
     lat1, lat2 = pl.col("_o_lat").radians(), pl.col("_d_lat").radians()
     dlat = lat2 - lat1
     dlon = (pl.col("_d_lon") - pl.col("_o_lon")).radians()
     a = (dlat / 2).sin().pow(2) + lat1.cos() * lat2.cos() * (dlon / 2).sin().pow(2)
-    great_circle = (2 * EARTH_RADIUS_KM * a.sqrt().arcsin()).round(3)
-    return frame.with_columns(_flight_km=great_circle)
+    return (2 * EARTH_RADIUS_KM * a.sqrt().arcsin()).round(3)
 
 
 # --- validation -------------------------------------------------------------------------------
 
 
+def _with_first_failure(frame: pl.LazyFrame, present: frozenset[str], tables: EngineTables) -> pl.LazyFrame:
+    """Error code, field, message and hint of the first rule each row fails (null if none)."""
+    first_failure, reported = _failure_expressions(present, tables)
+    return frame.with_columns(first_failure.alias("_rule")).with_columns(reported)
+
+
 @lru_cache(maxsize=64)
-def _failure_columns(present: frozenset[str], tables: EngineTables) -> list[pl.Expr]:
+def _failure_expressions(
+    present: frozenset[str], tables: EngineTables
+) -> tuple[pl.Expr, list[pl.Expr]]:
     # Building the expressions costs more than evaluating them on a small request: keep them.
-    return _first_failure(_rules(present, tables))
+    rules = _rules(present, tables)
+    conditions = [rule.when.fill_null(False) for rule in rules]
+    cases = [(condition, pl.lit(i, dtype=pl.Int16)) for i, condition in enumerate(conditions)]
+    first_failure = first_match(cases, pl.lit(None, dtype=pl.Int16))
+    reported = []
+    for position, column in enumerate(("error_code", "error_field", "error_message", "error_hint")):
+        values = {i: rule.reported()[position] for i, rule in enumerate(rules)}
+        lookup = pl.col("_rule").replace_strict(values, default=None, return_dtype=pl.String)
+        reported.append(lookup.alias(column))
+    # The one rule without a fixed field names the unknown key itself.
+    reported[1] = reported[1].fill_null(pl.col(UNKNOWN_FIELD_COLUMN)).alias("error_field")
+    return first_failure, reported
 
 
 def _rules(present: frozenset[str], tables: EngineTables) -> list[Rule]:
     """Every check, in the order of precedence of the codes it reports."""
-    type_ = pl.col("type")
-    known_type = type_.is_in(ACTIVITY_TYPES)
+    known_type = pl.col(TYPE_CODE_COLUMN).is_not_null()
     rules = [
         Rule(
             pl.col(MALFORMED_COLUMN).is_not_null(),
@@ -232,7 +288,7 @@ def _rules(present: frozenset[str], tables: EngineTables) -> list[Rule]:
             '{"type": "...", ...}',
         ),
         Rule(
-            ~_present("type"),
+            ~_present("type", present),
             ErrorCode.MISSING_FIELD,
             "type",
             "every activity needs a type",
@@ -256,7 +312,7 @@ def _rules(present: frozenset[str], tables: EngineTables) -> list[Rule]:
     rules += _structure_rules(present, known_type)
     rules += _value_rules(present)
     rules += _iso_rules(present, tables)
-    rules += _conflict_rules()
+    rules += _conflict_rules(present)
     rules += _reference_rules(tables)
     return rules
 
@@ -277,7 +333,6 @@ def _iso_rules(present: frozenset[str], tables: EngineTables) -> list[Rule]:
 
 
 def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]:
-    type_ = pl.col("type")
     rules = []
     for name in FIELDS:
         if name == "type" or name not in present:
@@ -285,7 +340,7 @@ def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]
         allowed_in = [t for t, spec in ACTIVITIES.items() if name in spec.allowed]
         rules.append(
             Rule(
-                known_type & _present(name) & ~type_.is_in(allowed_in),
+                known_type & _present(name, present) & ~is_type(*allowed_in),
                 ErrorCode.UNKNOWN_FIELD,
                 name,
                 f"{name} does not apply to this activity type",
@@ -296,7 +351,7 @@ def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]
         for name in spec.required:
             rules.append(
                 Rule(
-                    (type_ == t) & ~_present(name),
+                    is_type(t) & ~_present(name, present),
                     ErrorCode.MISSING_FIELD,
                     name,
                     f"a {t} activity needs {name}",
@@ -304,10 +359,10 @@ def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]
                 )
             )
         for group in spec.one_of:
-            given = pl.sum_horizontal([_present(n).cast(pl.Int8) for n in group])
+            given = pl.sum_horizontal([_present(n, present).cast(pl.Int8) for n in group])
             rules.append(
                 Rule(
-                    (type_ == t) & (given == 0),
+                    is_type(t) & (given == 0),
                     ErrorCode.MISSING_FIELD,
                     group[0],
                     f"a {t} activity needs one of {', '.join(group)}",
@@ -315,10 +370,10 @@ def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]
                 )
             )
             for position, name in enumerate(group[1:], start=1):
-                earlier = pl.any_horizontal([_present(n) for n in group[:position]])
+                earlier = pl.any_horizontal([_present(n, present) for n in group[:position]])
                 rules.append(
                     Rule(
-                        (type_ == t) & _present(name) & earlier,
+                        is_type(t) & _present(name, present) & earlier,
                         ErrorCode.CONFLICTING_FIELDS,
                         name,
                         f"give only one of {', '.join(group)}",
@@ -329,7 +384,6 @@ def _structure_rules(present: frozenset[str], known_type: pl.Expr) -> list[Rule]
 
 
 def _value_rules(present: frozenset[str]) -> list[Rule]:
-    type_ = pl.col("type")
     rules = []
     for name, spec in FIELDS.items():
         if name not in present:
@@ -378,47 +432,38 @@ def _value_rules(present: frozenset[str]) -> list[Rule]:
                     allowed = choices_for(t, name)
                     rules.append(
                         Rule(
-                            (type_ == t) & col.is_not_null() & ~col.is_in(allowed),
+                            is_type(t) & col.is_not_null() & ~col.is_in(allowed),
                             ErrorCode.UNKNOWN_VALUE,
                             name,
                             f"unknown {name} for a {t} activity",
                             "one of: " + ", ".join(allowed),
                         )
                     )
-        elif spec.kind in _CODE_PATTERN:
-            rules.append(
-                Rule(
-                    col.is_not_null() & ~col.str.contains(_CODE_PATTERN[spec.kind]),
-                    _CODE_ERROR[spec.kind],
-                    name,
-                    f"{name} is not a valid {spec.kind} code",
-                    spec.doc,
-                )
-            )
     return rules
 
 
-def _conflict_rules() -> list[Rule]:
-    type_ = pl.col("type")
+def _conflict_rules(present: frozenset[str]) -> list[Rule]:
     return [
         Rule(
-            (type_ == "taxi") & (pl.col("basis").fill_null("vehicle") == "vehicle") & _present("passengers"),
+            is_type("taxi")
+            & (pl.col("basis").fill_null("vehicle") == "vehicle")
+            & _present("passengers", present),
             ErrorCode.CONFLICTING_FIELDS,
             "passengers",
             "passengers apply only with basis 'passenger': a vehicle-km factor covers the whole taxi",
             'set "basis": "passenger" or drop passengers',
         ),
         Rule(
-            (type_ == "freight") & (pl.col("load") == "empty") & _present("tonnes"),
+            is_type("freight") & (pl.col("load") == "empty") & _present("tonnes", present),
             ErrorCode.CONFLICTING_FIELDS,
             "tonnes",
             "an empty vehicle carries no tonnes",
             "drop tonnes, or choose another load",
         ),
         Rule(
-            (type_ == "freight")
+            is_type("freight")
             & (pl.col("load").fill_null("average_laden") != "empty")
-            & ~_present("tonnes"),
+            & ~_present("tonnes", present),
             ErrorCode.MISSING_FIELD,
             "tonnes",
             "a laden freight activity needs tonnes",
@@ -428,8 +473,7 @@ def _conflict_rules() -> list[Rule]:
 
 
 def _reference_rules(tables: EngineTables) -> list[Rule]:
-    type_ = pl.col("type")
-    flight = type_ == "flight"
+    flight = is_type("flight")
     return [
         Rule(
             pl.col("factor_set").is_not_null() & ~pl.col("factor_set").is_in(tables.factor_sets),
@@ -462,19 +506,6 @@ def _reference_rules(tables: EngineTables) -> list[Rule]:
     ]
 
 
-def _first_failure(rules: list[Rule]) -> list[pl.Expr]:
-    """Error code, field, message and hint of the first rule each row fails (null if none)."""
-    outputs: list[pl.Expr] = []
-    for position, column in enumerate(("error_code", "error_field", "error_message", "error_hint")):
-        cases = [
-            (rule.when.fill_null(False), pl.lit(rule.reported()[position], dtype=pl.String)) for rule in rules
-        ]
-        outputs.append(first_match(cases, pl.lit(None, dtype=pl.String)).alias(column))
-    # The one rule without a fixed field names the unknown key itself.
-    outputs[1] = outputs[1].fill_null(pl.col(UNKNOWN_FIELD_COLUMN)).alias("error_field")
-    return outputs
-
-
 # --- defaults, keys, amounts ------------------------------------------------------------------
 
 
@@ -487,7 +518,7 @@ def _with_defaults(frame: pl.LazyFrame) -> pl.LazyFrame:
         expr = pl.col(name)
         for t, value in by_type.items():
             typed = _default_literal(spec.kind, value)
-            expr = pl.when((pl.col("type") == t) & pl.col(name).is_null()).then(typed).otherwise(expr)
+            expr = pl.when(is_type(t) & pl.col(name).is_null()).then(typed).otherwise(expr)
         columns.append(expr.alias(name))
     return frame.with_columns(columns)
 
@@ -506,9 +537,8 @@ def _with_keys_and_amount(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 @lru_cache(maxsize=1)
 def _keys_and_amount() -> dict[str, pl.Expr]:
-    t = pl.col("type")
     distance = pl.coalesce(pl.col("distance_km"), pl.col("distance_miles") * _MILES)
-    distance = pl.when(t == "flight").then(pl.col("_flight_km")).otherwise(distance)
+    distance = pl.when(is_type("flight")).then(pl.col("_flight_km")).otherwise(distance)
     uk = pl.lit("GB")
     is_epa = pl.col("factor_set") == "EPA-2025"
     miles = pl.col("_flight_km") / _MILES
@@ -546,58 +576,58 @@ def _keys_and_amount() -> dict[str, pl.Expr]:
     region_key = pl.when(pl.col("region").str.starts_with("GB")).then(uk).otherwise(pl.col("region"))
     hotel_key = _hotel_key(pl.col("country"))
     k1 = (
-        pl.when(t == "flight")
+        pl.when(is_type("flight"))
         .then(haul)
-        .when(t.is_in(["car", "fuel"]))
+        .when(is_type("car", "fuel"))
         .then(pl.col("fuel"))
-        .when(t == "taxi")
+        .when(is_type("taxi"))
         .then(pl.col("basis"))
-        .when(t == "motorbike")
+        .when(is_type("motorbike"))
         .then(pl.col("size"))
-        .when(t.is_in(["bus", "rail", "ferry"]))
+        .when(is_type("bus", "rail", "ferry"))
         .then(pl.col("mode"))
-        .when(t == "hotel")
+        .when(is_type("hotel"))
         .then(hotel_key)
-        .when(t == "meal")
+        .when(is_type("meal"))
         .then(pl.col("diet"))
-        .when(t == "electricity")
+        .when(is_type("electricity"))
         .then(region_key)
-        .when(t == "freight")
+        .when(is_type("freight"))
         .then(pl.col("vehicle"))
     )
     k2 = (
-        pl.when(t == "flight")
+        pl.when(is_type("flight"))
         .then(pl.col("cabin"))
-        .when(t == "car")
+        .when(is_type("car"))
         .then(pl.col("size"))
-        .when(t == "electricity")
+        .when(is_type("electricity"))
         .then(pl.col("year").cast(pl.Int32).cast(pl.String).fill_null(""))
-        .when(t == "fuel")
+        .when(is_type("fuel"))
         .then(fuel_unit)
-        .when(t == "freight")
+        .when(is_type("freight"))
         .then(pl.col("load"))
         .otherwise(pl.lit(""))
     )
-    k3 = pl.when(t == "flight").then(rf).when(t == "fuel").then(pl.col("blend")).otherwise(pl.lit(""))
+    k3 = pl.when(is_type("flight")).then(rf).when(is_type("fuel")).then(pl.col("blend")).otherwise(pl.lit(""))
     passengers = pl.col("passengers")
     amount = (
-        pl.when(t == "flight")
+        pl.when(is_type("flight"))
         .then(distance * passengers * pl.when(pl.col("round_trip")).then(2.0).otherwise(1.0))
-        .when(t.is_in(["car", "motorbike"]))
+        .when(is_type("car", "motorbike"))
         .then(distance)
-        .when(t == "taxi")
+        .when(is_type("taxi"))
         .then(distance * pl.when(pl.col("basis") == "passenger").then(passengers).otherwise(1.0))
-        .when(t.is_in(["bus", "rail", "ferry"]))
+        .when(is_type("bus", "rail", "ferry"))
         .then(distance * passengers)
-        .when(t == "hotel")
+        .when(is_type("hotel"))
         .then(pl.col("nights") * pl.col("rooms"))
-        .when(t == "meal")
+        .when(is_type("meal"))
         .then(pl.col("count"))
-        .when(t == "electricity")
+        .when(is_type("electricity"))
         .then(pl.col("kwh"))
-        .when(t == "fuel")
+        .when(is_type("fuel"))
         .then(pl.coalesce("litres", "kg", "m3", "kwh"))
-        .when(t == "freight")
+        .when(is_type("freight"))
         .then(distance * pl.when(pl.col("load") == "empty").then(1.0).otherwise(pl.col("tonnes")))
     )
     return {
@@ -605,12 +635,14 @@ def _keys_and_amount() -> dict[str, pl.Expr]:
         "k1": k1.fill_null(""),
         "k2": k2.fill_null(""),
         "k3": k3.fill_null(""),
-        "k1_alt": pl.when(t == "hotel").then(_hotel_key(pl.col("fallback_country"))),
+        "k1_alt": pl.when(is_type("hotel")).then(_hotel_key(pl.col("fallback_country"))),
         "amount": amount,
-        "distance_km": pl.when(t.is_in(["hotel", "meal", "electricity", "fuel"]))
+        "distance_km": pl.when(is_type("hotel", "meal", "electricity", "fuel"))
         .then(None)
         .otherwise(distance),
-        "activity_region": pl.when(t == "electricity").then(pl.col("region")).otherwise(pl.col("country")),
+        "activity_region": pl.when(is_type("electricity"))
+        .then(pl.col("region"))
+        .otherwise(pl.col("country")),
     }
 
 
@@ -639,55 +671,50 @@ _RESOLVED = [
 
 
 def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool) -> pl.LazyFrame:
-    table = tables.resolutions.lazy()
-    frame = frame.join(table, on=_JOIN_KEYS, how="left", maintain_order="left")
+    frame = frame.with_columns(_res=_resolution_index("k1", tables))
     if hotel_fallback:
-        alt = table.filter(pl.col("type") == "hotel").rename({"k1": "k1_alt"})
-        alt = alt.rename({c: f"{c}_alt" for c in _RESOLVED})
-        frame = frame.join(
-            alt, on=["requested_set", "type", "k1_alt", "k2", "k3"], how="left", maintain_order="left"
+        alt = _resolution_index("k1_alt", tables)
+        unmatched = pl.col("_res").is_null() & is_type("hotel")
+        frame = frame.with_columns(
+            _use_alt=unmatched & alt.is_not_null(),
+            _res=pl.when(unmatched).then(alt).otherwise(pl.col("_res")),
+        )
+    frame = frame.with_columns(_resolved_columns(tables))
+    if hotel_fallback:
+        fallback_note = pl.concat_str(
+            pl.lit("no hotel factor for "),
+            pl.col("country"),
+            pl.lit(": the stated fallback country "),
+            pl.col("fallback_country"),
+            pl.lit(" is used"),
         )
         frame = frame.with_columns(
-            _use_alt=pl.col("factor_id").is_null()
-            & pl.col("resolution_error").is_null()
-            & pl.col("factor_id_alt").is_not_null()
-        )
-        use_alt = pl.col("_use_alt")
-        frame = frame.with_columns(
-            [pl.when(use_alt).then(pl.col(f"{c}_alt")).otherwise(pl.col(c)).alias(c) for c in _RESOLVED]
-        ).with_columns(
-            notes=pl.when(use_alt)
-            .then(
-                pl.concat_str(
-                    [
-                        pl.lit("no hotel factor for "),
-                        pl.col("country"),
-                        pl.lit(": the stated fallback country "),
-                        pl.col("fallback_country"),
-                        pl.lit(" is used"),
-                    ]
-                )
-            )
-            .otherwise(pl.col("notes"))
+            notes=pl.when(pl.col("_use_alt")).then(fallback_note).otherwise(pl.col("notes"))
         )
     unresolved = pl.col("error_code").is_null() & pl.col("factor_id").is_null()
     from_table = unresolved & pl.col("resolution_error").is_not_null()
-    t = pl.col("type")
-    pairs = [f"{kind}|{fs}" for kind, sets in tables.covering.items() for fs in (*sets, "")]
-    set_covers_type = pl.concat_str([t, pl.lit("|"), pl.col("requested_set")]).is_in(pairs)
-    not_covered = unresolved & t.is_in(["hotel", "electricity"]) & set_covers_type
+    set_code = pl.col("requested_set").replace_strict(_SET_CODES, default=None, return_dtype=pl.Int16)
+    pairs = [
+        _SET_CODES[fs] * 16 + TYPE_CODES[kind] for kind, sets in tables.covering.items() for fs in (*sets, "")
+    ]
+    set_covers_type = (set_code * 16 + pl.col(TYPE_CODE_COLUMN)).is_in(pairs)
+    not_covered = unresolved & is_type("hotel", "electricity") & set_covers_type
     hotel_hint = {
-        fs: "countries with a hotel factor: " + ", ".join(c) for fs, c in tables.hotel_countries.items()
+        _SET_CODES[fs]: "countries with a hotel factor: " + ", ".join(c)
+        for fs, c in tables.hotel_countries.items()
     }
-    region_hint = {fs: "regions covered: " + ", ".join(r) for fs, r in tables.electricity_regions.items()}
-    set_ = pl.col("requested_set")
+    region_hint = {
+        _SET_CODES[fs]: "regions covered: " + ", ".join(r) for fs, r in tables.electricity_regions.items()
+    }
     covered_hint = (
-        pl.when(t == "hotel")
-        .then(set_.replace_strict(hotel_hint, default=None, return_dtype=pl.String))
-        .otherwise(set_.replace_strict(region_hint, default=None, return_dtype=pl.String))
+        pl.when(is_type("hotel"))
+        .then(set_code.replace_strict(hotel_hint, default=None, return_dtype=pl.String))
+        .otherwise(set_code.replace_strict(region_hint, default=None, return_dtype=pl.String))
     )
-    sets_hint = t.replace_strict(
-        {k: "factor sets for this type: " + ", ".join(v) for k, v in tables.covering.items()}, default=None
+    sets_hint = pl.col(TYPE_CODE_COLUMN).replace_strict(
+        {TYPE_CODES[k]: "factor sets for this type: " + ", ".join(v) for k, v in tables.covering.items()},
+        default=None,
+        return_dtype=pl.String,
     )
     return frame.with_columns(
         error_code=pl.when(from_table)
@@ -700,7 +727,7 @@ def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool)
         error_field=pl.when(from_table)
         .then(pl.lit(None, dtype=pl.String))
         .when(not_covered)
-        .then(pl.when(t == "hotel").then(pl.lit("country")).otherwise(pl.lit("region")))
+        .then(pl.when(is_type("hotel")).then(pl.lit("country")).otherwise(pl.lit("region")))
         .when(unresolved)
         .then(pl.lit("factor_set"))
         .otherwise(pl.col("error_field")),
@@ -721,6 +748,19 @@ def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool)
     )
 
 
+def _resolution_index(k1: str, tables: EngineTables) -> pl.Expr:
+    """The row of the resolution table that answers each activity (null if none does)."""
+    key = pl.concat_str(pl.col("requested_set"), pl.col("type"), pl.col(k1), pl.col("k2"), pl.col("k3"),
+                        separator="|")  # fmt: skip
+    return key.replace_strict(tables.resolution_keys, default=None, return_dtype=pl.UInt32)
+
+
+@lru_cache(maxsize=4)
+def _resolved_columns(tables: EngineTables) -> list[pl.Expr]:
+    table = tables.resolutions
+    return [pl.lit(table[name]).gather(pl.col("_res")).alias(name) for name in _RESOLVED]
+
+
 def _round_micro(kg: pl.Expr) -> pl.Expr:
     """Integer micro-kilograms, half to even; a float within rounding noise of a tie is a tie."""
     scaled = kg * MICRO
@@ -736,7 +776,8 @@ def _to_kg(micro: pl.Expr) -> pl.Expr:
 
 def _error_value() -> pl.Expr:
     """The offending value, as text, for the field an error names."""
-    cases = [(pl.col("error_field") == name, pl.col(name).cast(pl.String)) for name in FIELDS]
+    text = [name for name, spec in FIELDS.items() if _dtype(spec.kind) == pl.String()]
+    cases = [(pl.col("error_field") == name, pl.col(name)) for name in text]
     return first_match(cases, pl.lit(None, dtype=pl.String))
 
 
@@ -746,7 +787,7 @@ def _with_emissions(frame: pl.LazyFrame) -> pl.LazyFrame:
     region = pl.col("activity_region")
     factor_region = pl.col("factor_region")
     same_code = (
-        pl.when(pl.col("type") == "electricity")
+        pl.when(is_type("electricity"))
         .then(region == factor_region)
         .otherwise(region.str.slice(0, 2) == factor_region.str.slice(0, 2))
     )

@@ -72,16 +72,6 @@ DESNZ_HOTELS: dict[str, str] = {
 }
 _HOTEL_REGION = {f"29_600_{stem}_13_1": iso for iso, stem in DESNZ_HOTELS.items()}
 
-FACTOR_SETS: tuple[str, ...] = (
-    "DESNZ-2025",
-    "DESNZ-2024",
-    "MEE-NBS",
-    "MEE-ETS-2022",
-    "IPCC-2006",
-    "EPA-2025",
-    "SCARBOROUGH-2014",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Factor:

@@ -15,8 +15,8 @@ from fractions import Fraction
 from functools import lru_cache
 
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.footprint.factors import DESNZ_HOTELS, FACTOR_SETS, Factor, FactorCatalogue, default_catalogue
-from neutralize.footprint.vocabulary import MILES_TO_KM, choices_for
+from neutralize.footprint.factors import DESNZ_HOTELS, Factor, FactorCatalogue, default_catalogue
+from neutralize.footprint.vocabulary import FACTOR_SETS, MILES_TO_KM, choices_for
 
 DEFAULT_SET = ""  # the key used when a line names no factor set
 YEARS = range(1990, 2101)

@@ -19,7 +19,7 @@ from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Proble
 from neutralize.core.ids import new_id
 from neutralize.footprint.airports import nearest_codes
 from neutralize.footprint.domain import ROW, activities_frame, evaluate
-from neutralize.footprint.factors import FACTOR_SETS, Factor, FactorCatalogue, default_catalogue
+from neutralize.footprint.factors import Factor, FactorCatalogue, default_catalogue
 from neutralize.footprint.models import Footprint
 from neutralize.footprint.schemas import (
     BatchSummary,
@@ -31,7 +31,7 @@ from neutralize.footprint.schemas import (
     Uncertainty,
 )
 from neutralize.footprint.tables import engine_tables
-from neutralize.footprint.vocabulary import FIELDS
+from neutralize.footprint.vocabulary import FACTOR_SETS, FIELDS
 
 BATCH_FORMATS = (".csv", ".parquet", ".jsonl", ".ndjson")
 BATCH_CHUNK_ROWS = 1_000_000

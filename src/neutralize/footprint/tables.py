@@ -9,9 +9,12 @@ from functools import lru_cache
 import polars as pl
 
 from neutralize.footprint.airports import airport_table
-from neutralize.footprint.factors import FACTOR_SETS, FactorCatalogue, default_catalogue
+from neutralize.footprint.factors import FactorCatalogue, default_catalogue
 from neutralize.footprint.regions import iso_3166_codes
 from neutralize.footprint.resolution import default_resolutions, sets_covering
+from neutralize.footprint.vocabulary import FACTOR_SETS
+
+_KEY_COLUMNS = ("requested_set", "type", "k1", "k2", "k3")
 
 
 @dataclass(frozen=True, eq=False)  # identity equality: built once per catalogue, hashable as a cache key
@@ -19,6 +22,7 @@ class EngineTables:
     """Everything the engine needs besides the activities themselves."""
 
     resolutions: pl.DataFrame
+    resolution_keys: dict[str, int]  # "set|type|k1|k2|k3" -> row of ``resolutions``
     airports: pl.DataFrame
     factor_sets: tuple[str, ...]
     covering: dict[str, tuple[str, ...]]
@@ -93,8 +97,11 @@ def _covered_keys(cat: FactorCatalogue, type_: str) -> dict[str, tuple[str, ...]
 def engine_tables(cat: FactorCatalogue | None = None) -> EngineTables:
     """The tables for ``cat`` (the shipped catalogue by default), built on first use."""
     cat = cat or default_catalogue()
+    resolutions = _resolution_frame(cat)
+    keys = resolutions.select(pl.concat_str(_KEY_COLUMNS, separator="|")).to_series().to_list()
     return EngineTables(
-        resolutions=_resolution_frame(cat),
+        resolutions=resolutions,
+        resolution_keys={key: row for row, key in enumerate(keys)},
         airports=airport_table(),
         factor_sets=FACTOR_SETS,
         covering=sets_covering(cat),

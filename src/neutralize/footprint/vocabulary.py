@@ -15,6 +15,17 @@ FieldKind = Literal["text", "number", "integer", "boolean", "choice", "airport",
 
 MILES_TO_KM = Decimal("1.609344")
 
+# The factor sets the catalogue ships, newest edition of each source first.
+FACTOR_SETS: tuple[str, ...] = (
+    "DESNZ-2025",
+    "DESNZ-2024",
+    "MEE-NBS",
+    "MEE-ETS-2022",
+    "IPCC-2006",
+    "EPA-2025",
+    "SCARBOROUGH-2014",
+)
+
 
 @dataclass(frozen=True)
 class FieldSpec:

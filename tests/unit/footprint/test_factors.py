@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.footprint.factors import (
-    FACTOR_SETS,
-    PackageFactorSource,
-    default_catalogue,
-    load_catalogue,
-)
+from neutralize.footprint.factors import PackageFactorSource, default_catalogue, load_catalogue
+from neutralize.footprint.vocabulary import FACTOR_SETS
 
 
 class EditedSource(PackageFactorSource):

@@ -30,6 +30,7 @@ from neutralize.footprint.vocabulary import (
 
 EARTH_RADIUS_KM = 6371.0
 MICRO = 1_000_000
+_TIE_ULPS = 4 * 2.0**-52  # four units in the last place of a float64, relative
 UNKNOWN_FIELD_COLUMN = "_unknown_field"
 MALFORMED_COLUMN = "_malformed"
 TYPE_CODE_COLUMN = "_t"
@@ -258,9 +259,7 @@ def _with_first_failure(frame: pl.LazyFrame, present: frozenset[str], tables: En
 
 
 @lru_cache(maxsize=64)
-def _failure_expressions(
-    present: frozenset[str], tables: EngineTables
-) -> tuple[pl.Expr, list[pl.Expr]]:
+def _failure_expressions(present: frozenset[str], tables: EngineTables) -> tuple[pl.Expr, list[pl.Expr]]:
     # Building the expressions costs more than evaluating them on a small request: keep them.
     rules = _rules(present, tables)
     conditions = [rule.when.fill_null(False) for rule in rules]
@@ -762,10 +761,14 @@ def _resolved_columns(tables: EngineTables) -> list[pl.Expr]:
 
 
 def _round_micro(kg: pl.Expr) -> pl.Expr:
-    """Integer micro-kilograms, half to even; a float within rounding noise of a tie is a tie."""
+    """Integer micro-kilograms, half to even.
+
+    A product that lands within a few float steps of a half is taken to be an exact half (the
+    inputs are short decimals, so true ties are common and float64 misses them by one step).
+    """
     scaled = kg * MICRO
     floor = scaled.floor()
-    near_tie = ((scaled - floor) - 0.5).abs() <= scaled.abs() * 1e-13 + 1e-9
+    near_tie = ((scaled - floor) - 0.5).abs() <= scaled.abs() * _TIE_ULPS
     tie = floor + (floor % 2)
     return pl.when(near_tie).then(tie).otherwise(scaled.round(0, mode="half_to_even")).cast(pl.Int64)
 

@@ -36,6 +36,8 @@ MALFORMED_COLUMN = "_malformed"
 TYPE_CODE_COLUMN = "_t"
 TYPE_CODES = {name: code for code, name in enumerate(ACTIVITY_TYPES)}
 _SET_CODES = {name: code for code, name in enumerate(("", *FACTOR_SETS))}
+# Keys of resolution problems (see _resolution_problem).
+_FROM_TABLE, _NOT_COVERED, _NO_FACTOR = 1, 1_000, 2_000
 ROW = "row"
 
 _MILES = float(MILES_TO_KM)
@@ -47,16 +49,16 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     ROW: pl.Int64(),
     "ref": pl.String(),
     "type": pl.String(),
-    "factor_set": pl.String(),
-    "factor_id": pl.String(),
+    "factor_set": pl.Categorical(),
+    "factor_id": pl.Categorical(),
     "kg_co2e": pl.Decimal(38, 6),
     "amount": pl.Float64(),
-    "amount_unit": pl.String(),
-    "unit_multiplier": pl.String(),
+    "amount_unit": pl.Categorical(),
+    "unit_multiplier": pl.Categorical(),
     "distance_km": pl.Float64(),
     "uncertainty_low_kg": pl.Decimal(38, 6),
     "uncertainty_high_kg": pl.Decimal(38, 6),
-    "notes": pl.String(),
+    "notes": pl.Categorical(),
     "geography_differs": pl.Boolean(),
     "year_differs": pl.Boolean(),
     "error_code": pl.String(),
@@ -680,71 +682,70 @@ def _resolve(frame: pl.LazyFrame, tables: EngineTables, *, hotel_fallback: bool)
         )
     frame = frame.with_columns(_resolved_columns(tables))
     if hotel_fallback:
-        fallback_note = pl.concat_str(
-            pl.lit("no hotel factor for "),
+        fallback_note = pl.format(
+            "no hotel factor for {}: the stated fallback country {} is used",
             pl.col("country"),
-            pl.lit(": the stated fallback country "),
             pl.col("fallback_country"),
-            pl.lit(" is used"),
         )
         frame = frame.with_columns(
-            notes=pl.when(pl.col("_use_alt")).then(fallback_note).otherwise(pl.col("notes"))
+            notes=pl.when(pl.col("_use_alt"))
+            .then(fallback_note.cast(pl.Categorical))
+            .otherwise(pl.col("notes"))
         )
+    return frame.with_columns(_problem=_resolution_problem(tables)).with_columns(_resolution_errors(tables))
+
+
+def _resolution_problem(tables: EngineTables) -> pl.Expr:
+    """For a valid row no factor answers: a small key naming why (null on every other row)."""
     unresolved = pl.col("error_code").is_null() & pl.col("factor_id").is_null()
-    from_table = unresolved & pl.col("resolution_error").is_not_null()
-    set_code = pl.col("requested_set").replace_strict(_SET_CODES, default=None, return_dtype=pl.Int16)
+    set_code = pl.col("requested_set").replace_strict(_SET_CODES, default=None, return_dtype=pl.Int32)
+    type_code = pl.col(TYPE_CODE_COLUMN).cast(pl.Int32)
     pairs = [
         _SET_CODES[fs] * 16 + TYPE_CODES[kind] for kind, sets in tables.covering.items() for fs in (*sets, "")
     ]
-    set_covers_type = (set_code * 16 + pl.col(TYPE_CODE_COLUMN)).is_in(pairs)
-    not_covered = unresolved & is_type("hotel", "electricity") & set_covers_type
-    hotel_hint = {
-        _SET_CODES[fs]: "countries with a hotel factor: " + ", ".join(c)
-        for fs, c in tables.hotel_countries.items()
-    }
-    region_hint = {
-        _SET_CODES[fs]: "regions covered: " + ", ".join(r) for fs, r in tables.electricity_regions.items()
-    }
-    covered_hint = (
-        pl.when(is_type("hotel"))
-        .then(set_code.replace_strict(hotel_hint, default=None, return_dtype=pl.String))
-        .otherwise(set_code.replace_strict(region_hint, default=None, return_dtype=pl.String))
+    set_covers_type = (set_code * 16 + type_code).is_in(pairs)
+    return (
+        pl.when(~unresolved)
+        .then(None)
+        .when(pl.col("resolution_error").is_not_null())
+        .then(_FROM_TABLE)
+        .when(is_type("hotel", "electricity") & set_covers_type)
+        .then(_NOT_COVERED + set_code * 16 + type_code)
+        .otherwise(_NO_FACTOR + type_code)
     )
-    sets_hint = pl.col(TYPE_CODE_COLUMN).replace_strict(
-        {TYPE_CODES[k]: "factor sets for this type: " + ", ".join(v) for k, v in tables.covering.items()},
-        default=None,
-        return_dtype=pl.String,
-    )
-    return frame.with_columns(
-        error_code=pl.when(from_table)
-        .then(pl.col("resolution_error"))
-        .when(not_covered)
-        .then(pl.lit(ErrorCode.REGION_NOT_COVERED.value))
-        .when(unresolved)
-        .then(pl.lit(ErrorCode.FACTOR_SET_NOT_APPLICABLE.value))
-        .otherwise(pl.col("error_code")),
-        error_field=pl.when(from_table)
-        .then(pl.lit(None, dtype=pl.String))
-        .when(not_covered)
-        .then(pl.when(is_type("hotel")).then(pl.lit("country")).otherwise(pl.lit("region")))
-        .when(unresolved)
-        .then(pl.lit("factor_set"))
-        .otherwise(pl.col("error_field")),
-        error_message=pl.when(from_table)
-        .then(pl.col("resolution_message"))
-        .when(not_covered)
-        .then(pl.lit("no factor for this country or region in the factor set"))
-        .when(unresolved)
-        .then(pl.lit("the factor set has no factor for this activity"))
-        .otherwise(pl.col("error_message")),
-        error_hint=pl.when(from_table)
-        .then(pl.col("resolution_hint"))
-        .when(not_covered)
-        .then(covered_hint)
-        .when(unresolved)
-        .then(sets_hint)
-        .otherwise(pl.col("error_hint")),
-    )
+
+
+@lru_cache(maxsize=4)
+def _resolution_errors(tables: EngineTables) -> list[pl.Expr]:
+    """Code, field, message and hint of a resolution problem, looked up by its key."""
+    problems: dict[int, tuple[str, str | None, str, str | None]] = {}
+    for kind, code in TYPE_CODES.items():
+        sets = ", ".join(tables.covering.get(kind, ()))
+        problems[_NO_FACTOR + code] = (ErrorCode.FACTOR_SET_NOT_APPLICABLE.value, "factor_set",
+                                       "the factor set has no factor for this activity",
+                                       f"factor sets for this type: {sets}")  # fmt: skip
+    for fs, set_code in _SET_CODES.items():
+        for kind, covered in (("hotel", tables.hotel_countries), ("electricity", tables.electricity_regions)):
+            what = "countries with a hotel factor" if kind == "hotel" else "regions covered"
+            problems[_NOT_COVERED + set_code * 16 + TYPE_CODES[kind]] = (
+                ErrorCode.REGION_NOT_COVERED.value,
+                "country" if kind == "hotel" else "region",
+                "no factor for this country or region in the factor set",
+                f"{what}: " + ", ".join(covered.get(fs, ())),
+            )
+    key = pl.col("_problem")
+    from_table = key == _FROM_TABLE
+    columns = []
+    for position, (column, table_column) in enumerate(
+        (("error_code", "resolution_error"), ("error_field", None), ("error_message", "resolution_message"),
+         ("error_hint", "resolution_hint"))
+    ):  # fmt: skip
+        looked_up = key.replace_strict({k: v[position] for k, v in problems.items()}, default=None,
+                                       return_dtype=pl.String)  # fmt: skip
+        from_row = pl.col(table_column) if table_column else pl.lit(None, dtype=pl.String)
+        resolved = pl.when(from_table).then(from_row).otherwise(looked_up)
+        columns.append(pl.coalesce(pl.col(column), resolved).alias(column))
+    return columns
 
 
 def _resolution_index(k1: str, tables: EngineTables) -> pl.Expr:

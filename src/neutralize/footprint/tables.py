@@ -77,6 +77,9 @@ def _resolution_frame(cat: FactorCatalogue) -> pl.DataFrame:
             "resolution_hint": [r.error_hint for r in rows],
         },
         schema_overrides={
+            **dict.fromkeys(
+                ("factor_set_used", "factor_id", "multiplier", "amount_unit", "notes"), pl.Categorical
+            ),
             "factor_year": pl.Int32,
             "kg_per_amount": pl.Float64,
             "unc_low_per_amount": pl.Float64,

@@ -16,7 +16,8 @@ What it does, in one run:
    ``--baseline-rows`` rows, cut short after ``--baseline-seconds``.
 4. Prints the table, writes bench/results/footprint-<timestamp>.json and rewrites the footprint
    section of docs/benchmarks.md. If the engine misses the goal (1,000,000 rows/s per core), it
-   also times the engine's stages one by one on an in-memory frame (``--profile``).
+   also profiles where the time goes: read, evaluate, write, summary, and each activity type's rows
+   alone (``--profile``).
 """
 
 from __future__ import annotations
@@ -376,111 +377,24 @@ def _timed(label: str, action: Callable[[], Any], into: list[dict[str, Any]], re
 
 
 def profile_worker(source: Path, rows: int) -> dict[str, Any]:
-    """The engine's stages one by one, on ``rows`` rows in memory, then single suspect expressions.
-
-    Each stage is fed the previous stage's materialized output, so the stages are timed apart
-    (the whole ``evaluate`` is timed too, for the sum).
-    """
-    from neutralize.footprint import domain as eng
+    """Where the time goes, through public entry points only: read, evaluate, write, summary, and
+    ``evaluate`` on each activity type's rows alone (its cost per row, fixed costs included)."""
     from neutralize.footprint import service
+    from neutralize.footprint.domain import ROW, evaluate
     from neutralize.footprint.tables import engine_tables
 
     tables = engine_tables()
     stages: list[dict[str, Any]] = []
     raw = _timed("read parquet (eager)", lambda: pl.read_parquet(source, n_rows=rows), stages)
-    raw = raw.with_row_index(eng.ROW, offset=1).with_columns(pl.col(eng.ROW).cast(pl.Int64))
-    _timed("evaluate, whole (in memory)", lambda: eng.evaluate(raw, tables), stages)
-    frames = {"raw": raw}
-    frame = raw
-    for label, step in _stage_steps(eng, tables, raw):
-        frame = _timed(label, lambda s=step, f=frame: s(f.lazy()).collect(), stages)  # type: ignore[misc]
-        frames[label.split(" ")[0]] = frame
+    raw = raw.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    out = _timed("evaluate, all rows (in memory)", lambda: evaluate(raw, tables), stages)
     with tempfile.TemporaryDirectory() as tmp:
-        _timed("write parquet (the output)", lambda: frame.write_parquet(Path(tmp) / "out.parquet"), stages)
-    _timed("service._summary (incl. difflib hints)", lambda: service._summary(frame), stages)
-    probes: list[dict[str, Any]] = []
-    for label, (name, build) in _probes(eng, tables, raw).items():
-        _timed(label, lambda b=build, f=frames[name]: b(f.lazy()).collect(), probes)  # type: ignore[misc]
-    return {"rows": raw.height, "threads": pl.thread_pool_size(), "stages": stages, "probes": probes,
-            "rules": len(eng._rules(frozenset(raw.columns), tables)),
-            "widths": {name: f.width for name, f in frames.items()}}  # fmt: skip
-
-
-Step = Callable[[pl.LazyFrame], pl.LazyFrame]
-
-
-def _conditions(rules: list[Any]) -> list[pl.Expr]:
-    return [rule.when.fill_null(False) for rule in rules]
-
-
-def _stage_steps(eng: Any, tables: Any, raw: pl.DataFrame) -> list[tuple[str, Step]]:
-    present = frozenset(raw.columns)
-    rules = eng._rules(present, tables)
-    fallback = "fallback_country" in present
-    return [
-        ("_coerce", lambda f: eng._coerce(f, raw.schema)),
-        ("_with_airports (2 joins + haversine)", lambda f: eng._with_airports(f, tables.airports)),
-        (
-            f"_first_failure ({len(rules)} rules, 4 columns)",
-            lambda f: f.with_columns(*eng._first_failure(rules)),
-        ),
-        ("_with_defaults", eng._with_defaults),
-        ("_with_keys_and_amount", eng._with_keys_and_amount),
-        ("_resolve (joins + error columns)", lambda f: eng._resolve(f, tables, hotel_fallback=fallback)),
-        ("_with_emissions", eng._with_emissions),
-        ("final select/cast", lambda f: f.select([pl.col(n).cast(t) for n, t in eng.OUTPUT_SCHEMA.items()])),
-    ]
-
-
-def _probes(eng: Any, tables: Any, raw: pl.DataFrame) -> dict[str, tuple[str, Step]]:
-    """Suspect expressions, each with the stage output it runs on, and a narrower variant beside it."""
-    from neutralize.footprint.vocabulary import ACTIVITY_TYPES
-
-    present = frozenset(raw.columns)
-    rules = eng._rules(present, tables)
-    structure_rules = _conditions(eng._structure_rules(present, pl.col("type").is_in(ACTIVITY_TYPES)))
-    texts = [n for n, dtype in raw.schema.items() if dtype == pl.String]
-    resolutions = tables.resolutions.lazy()
-    keys = eng._JOIN_KEYS
-    airports = tables.airports
-    per_amount = ("kg_per_amount", "unc_low_per_amount", "unc_high_per_amount")
-    return {
-        f"_coerce: strip + case of the {len(texts)} text columns": (
-            "raw", lambda f: eng._coerce(f.select(texts), raw.select(texts).schema)),
-        "_coerce: strip + uppercase of one text column (origin)": (
-            "raw", lambda f: f.select(pl.col("origin").str.strip_chars().str.to_uppercase())),
-        "_with_airports on the full-width frame": (
-            "_coerce", lambda f: eng._with_airports(f, airports)),
-        "_with_airports on [origin, destination] only": (
-            "_coerce", lambda f: eng._with_airports(f.select("origin", "destination"), airports)),
-        "airport latitude by replace_strict instead of a join": (
-            "_coerce", lambda f: f.select(pl.col("origin").replace_strict(airports["iata"], airports["lat"],
-                                                                           default=None))),
-        "_first_failure: error_code chain only": (
-            "_with_airports", lambda f: f.select(eng._first_failure(rules)[0])),
-        "_first_failure: all 4 chains": (
-            "_with_airports", lambda f: f.select(eng._first_failure(rules))),
-        "rules: any_horizontal over every condition": (
-            "_with_airports", lambda f: f.select(pl.any_horizontal(_conditions(rules)))),
-        "rules: the structure rules only (any_horizontal)": (
-            "_with_airports", lambda f: f.select(pl.any_horizontal(structure_rules))),
-        "rules: the structure rules, 'type' cast to Categorical first": (
-            "_with_airports", lambda f: f.with_columns(pl.col("type").cast(pl.Categorical)).select(
-                pl.any_horizontal(structure_rules))),
-        "rules: the value rules only (any_horizontal)": (
-            "_with_airports", lambda f: f.select(pl.any_horizontal(_conditions(eng._value_rules(present))))),
-        "_resolve: resolution join, full-width frame": (
-            "_with_keys_and_amount", lambda f: f.join(resolutions, on=keys, how="left",
-                                                      maintain_order="left")),
-        "_resolve: resolution join, 5 key columns only": (
-            "_with_keys_and_amount", lambda f: f.select(keys).join(resolutions, on=keys, how="left",
-                                                                      maintain_order="left")),
-        "_with_emissions: _error_value (every field cast to String)": (
-            "_resolve", lambda f: f.select(eng._error_value())),
-        "_with_emissions: 3 x _to_kg(_round_micro(...)) to Decimal": (
-            "_resolve", lambda f: f.select([eng._to_kg(eng._round_micro(pl.col("amount") * pl.col(c)))
-                                            .alias(c) for c in per_amount])),
-    }  # fmt: skip
+        _timed("write parquet (the output)", lambda: out.write_parquet(Path(tmp) / "out.parquet"), stages)
+    _timed("summary (counts, total, hints for the first errors)", lambda: service._summary(out), stages)
+    by_type: list[dict[str, Any]] = []
+    for (kind,), part in sorted(raw.partition_by("type", as_dict=True).items(), key=lambda kv: str(kv[0])):
+        _timed(f"evaluate, {kind} rows only ({part.height:,})", lambda p=part: evaluate(p, tables), by_type)
+    return {"rows": raw.height, "threads": pl.thread_pool_size(), "stages": stages, "by_type": by_type}
 
 
 # --- orchestration ------------------------------------------------------------------------------
@@ -622,12 +536,11 @@ def table(result: dict[str, Any]) -> str:
 
 def profile_table(profile: dict[str, Any]) -> str:
     head = ["| {} | wall s | CPU s |", "|---|---:|---:|"]
-    lines = [f"Stage profile: {profile['rows']:,} rows in memory, {profile['threads']} thread(s), "
-             f"{profile['rules']} validation rules; each stage is fed the previous one's output; "
-             "best of 2 runs by CPU time.", "", head[0].format("stage"), head[1]]  # fmt: skip
+    lines = [f"Profile: {profile['rows']:,} rows in memory, {profile['threads']} thread(s); best of 2 runs "
+             "by CPU time.", "", head[0].format("step"), head[1]]  # fmt: skip
     lines += [f"| {s['what']} | {s['wall_s']:.2f} | {s['cpu_s']:.2f} |" for s in profile["stages"]]
-    lines += ["", head[0].format("single expression (probe)"), head[1]]
-    lines += [f"| {p['what']} | {p['wall_s']:.2f} | {p['cpu_s']:.2f} |" for p in profile["probes"]]
+    lines += ["", head[0].format("by activity type"), head[1]]
+    lines += [f"| {p['what']} | {p['wall_s']:.2f} | {p['cpu_s']:.2f} |" for p in profile["by_type"]]
     return "\n".join(lines)
 
 
@@ -723,7 +636,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             result["profile"], _ = run_worker(
                 ["profile", "--source", str(source), "--rows", str(profile_rows)], threads=1
             )
-        except WorkerFailedError as failure:  # the profile reaches into engine internals that may move
+        except WorkerFailedError as failure:
             result["profile_error"] = str(failure)
     result["load_average"] = {"before": load_before, "after": load_average()}
     result["source"] = source_version()

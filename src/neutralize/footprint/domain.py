@@ -11,7 +11,7 @@ at fault and a hint; the other rows still compute.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -20,15 +20,19 @@ import polars as pl
 from neutralize.core.errors import ErrorCode
 from neutralize.footprint.recipes import defaults, great_circle_km, recipe
 from neutralize.footprint.rules import (
+    FIELD_BITS,
+    GIVEN_COLUMN,
     MALFORMED_COLUMN,
     NUMERIC,
     UNKNOWN_FIELD_COLUMN,
     Rule,
+    given,
+    is_typed,
     type_rules,
     untyped_rules,
 )
 from neutralize.footprint.tables import EngineTables
-from neutralize.footprint.vocabulary import ACTIVITY_TYPES, FIELDS
+from neutralize.footprint.vocabulary import ACTIVITIES, ACTIVITY_TYPES, FIELDS
 
 MICRO = 1_000_000
 _TIE_ULPS = 4 * 2.0**-52  # four units in the last place of a float64, relative
@@ -85,14 +89,26 @@ def evaluate(raw: pl.DataFrame, tables: EngineTables) -> pl.DataFrame:
         frame = frame.with_row_index(ROW, offset=0).with_columns(pl.col(ROW).cast(pl.Int64))
     coerced = _coerce(frame, raw).collect()
     parts = []
-    for (code,), rows in coerced.partition_by(TYPE_CODE_COLUMN, as_dict=True).items():
+    for code in coerced[TYPE_CODE_COLUMN].unique().to_list():
+        rows = coerced.lazy().filter(pl.col(TYPE_CODE_COLUMN).eq_missing(code))
         if code is None:
-            parts.append(_untyped(rows.lazy(), present))
+            parts.append(_untyped(rows, present))
         else:
-            parts.append(_typed(rows.lazy(), ACTIVITY_TYPES[int(code)], present, tables))
+            activity_type = ACTIVITY_TYPES[code]
+            # Only the columns this type reads: the filter then copies a fraction of the frame.
+            parts.append(
+                _typed(rows.select(_columns_of(activity_type, present)), activity_type, present, tables)
+            )
     if not parts:
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
     return pl.concat(parts).sort(ROW).collect()
+
+
+@lru_cache(maxsize=256)
+def _columns_of(activity_type: str, present: frozenset[str]) -> list[str]:
+    fields = [name for name in FIELDS if name in ACTIVITIES[activity_type].allowed]
+    flags = [f"_bad_{name}" for name in fields if name in present and is_typed(FIELDS[name].kind)]
+    return [ROW, TYPE_CODE_COLUMN, GIVEN_COLUMN, UNKNOWN_FIELD_COLUMN, *fields, *flags]
 
 
 def _untyped(rows: pl.LazyFrame, present: frozenset[str]) -> pl.LazyFrame:
@@ -103,7 +119,7 @@ def _untyped(rows: pl.LazyFrame, present: frozenset[str]) -> pl.LazyFrame:
     filled.update(
         {name: pl.col(name) for name in ("error_code", "error_field", "error_message", "error_hint")}
     )
-    filled["error_value"] = _error_value()
+    filled["error_value"] = _error_value(FIELDS)
     return rows.select([expr.cast(OUTPUT_SCHEMA[name]).alias(name) for name, expr in filled.items()])
 
 
@@ -195,7 +211,14 @@ def _coerce(frame: pl.LazyFrame, raw: pl.DataFrame) -> pl.LazyFrame:
         if reserved not in raw.columns:
             columns.append(pl.lit(None, dtype=pl.String).alias(reserved))
     type_code = pl.col("type").replace_strict(TYPE_CODES, default=None, return_dtype=pl.Int8)
-    return frame.with_columns(columns).with_columns(type_code.alias(TYPE_CODE_COLUMN))
+    present = frozenset(raw.columns)
+    given_bits = pl.sum_horizontal(
+        [given(name, present).cast(pl.Int64) * FIELD_BITS[name] for name in FIELDS if name in present]
+        or [pl.lit(0, dtype=pl.Int64)]
+    )
+    return frame.with_columns(columns).with_columns(
+        type_code.alias(TYPE_CODE_COLUMN), given_bits.alias(GIVEN_COLUMN)
+    )
 
 
 def _normalised_text(name: str, values: pl.Series) -> pl.Expr:
@@ -403,9 +426,9 @@ def _to_kg(micro: pl.Expr) -> pl.Expr:
     return micro.cast(pl.Decimal(38, 0)).cast(pl.Decimal(38, 6)) / MICRO
 
 
-def _error_value() -> pl.Expr:
+def _error_value(fields: Iterable[str]) -> pl.Expr:
     """The offending value, as text, for the field an error names (text fields only)."""
-    text = [name for name, spec in FIELDS.items() if _dtype(spec.kind) == pl.String()]
+    text = [name for name in fields if _dtype(FIELDS[name].kind) == pl.String()]
     cases = [(pl.col("error_field") == name, pl.col(name)) for name in text]
     return first_match(cases, pl.lit(None, dtype=pl.String))
 
@@ -433,6 +456,6 @@ def _emission_columns(activity_type: str) -> list[pl.Expr]:
         **{name: pl.col(name) for name in ("factor_id", "amount", "amount_unit", "distance_km", "notes")},
     }
     return [
-        _error_value().alias("error_value"),
+        _error_value(ACTIVITIES[activity_type].allowed).alias("error_value"),
         *(pl.when(ok).then(expr).alias(name) for name, expr in line.items()),
     ]

@@ -15,6 +15,8 @@ from neutralize.core.errors import ErrorCode
 from neutralize.footprint.vocabulary import ACTIVITIES, ACTIVITY_TYPES, FACTOR_SETS, FIELDS, choices_for
 
 UNKNOWN_FIELD_COLUMN = "_unknown_field"
+GIVEN_COLUMN = "_given"  # one bit per vocabulary field the row gave a value for
+FIELD_BITS = {name: 1 << position for position, name in enumerate(FIELDS)}
 MALFORMED_COLUMN = "_malformed"
 NUMERIC = ("number", "integer")
 CODE_KINDS = ("country", "region")
@@ -91,7 +93,7 @@ def _structure_rules(activity_type: str, present: frozenset[str]) -> list[Rule]:
             allowed_in = ", ".join(t for t, other in ACTIVITIES.items() if name in other.allowed)
             rules.append(
                 Rule(
-                    given(name, present),
+                    (pl.col(GIVEN_COLUMN) & FIELD_BITS[name]) != 0,
                     ErrorCode.UNKNOWN_FIELD,
                     name,
                     f"{name} does not apply to a {activity_type} activity",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import neutralize.footprint.models  # noqa: F401  (registers the tables)
+import neutralize.access.models
+import neutralize.footprint.models
+import neutralize.registry.models  # noqa: F401  (each import registers its tables)
 from neutralize.core.db import Base
 
 config = context.config

@@ -15,6 +15,15 @@ logger = logging.getLogger(__name__)
 
 _STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.IDEMPOTENCY_CONFLICT: 409,
+    ErrorCode.INVALID_TRANSITION: 409,
+    ErrorCode.ALREADY_ISSUED: 409,
+    ErrorCode.INSUFFICIENT_UNITS: 409,
+    ErrorCode.UNITS_NOT_AVAILABLE: 409,
+    ErrorCode.DUPLICATE: 409,
+    ErrorCode.CONSERVATION_BROKEN: 500,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.TOO_MANY_ACTIVITIES: 413,
     ErrorCode.UNSUPPORTED_FORMAT: 415,

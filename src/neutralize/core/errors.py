@@ -39,8 +39,26 @@ class ErrorCode(StrEnum):
     UNIT_NOT_COVERED = "unit_not_covered"
     # Lookups.
     NOT_FOUND = "not_found"
+    # Access.
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    # Registry: the request conflicts with the ledger's state or rules.
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    INVALID_TRANSITION = "invalid_transition"
+    PROJECT_NOT_REGISTERED = "project_not_registered"
+    NOT_VERIFIED = "not_verified"
+    PERIOD_NOT_ENDED = "period_not_ended"
+    ALREADY_ISSUED = "already_issued"
+    INSUFFICIENT_UNITS = "insufficient_units"
+    UNITS_NOT_AVAILABLE = "units_not_available"
+    INVALID_SERIAL = "invalid_serial"
+    DUPLICATE = "duplicate"
+    CONSERVATION_BROKEN = "conservation_broken"
     # Reference data shipped with the package failed validation.
     FACTOR_DATA_INVALID = "factor_data_invalid"
+    # Signing keys.
+    SIGNING_KEY_INVALID = "signing_key_invalid"
+    SIGNING_KEY_UNSAFE = "signing_key_unsafe"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,189 @@
+"""The insert-only journal: append hash-chained entries, keep idempotent results, verify chains.
+
+There is one chain per project vintage (plus one per project for its lifecycle, and one for
+organisations), so retirements of different vintages never queue on one chain head. Appending
+locks only that chain's head row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from neutralize.access.domain import Actor
+from neutralize.core.clock import Clock
+from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.registry.domain import GENESIS, canonical, entry_hash
+from neutralize.registry.models import ChainHead, IdempotencyRecord, JournalEntry
+from neutralize.registry.schemas import AuditProblem, AuditReport, JournalRef
+
+Result = TypeVar("Result", bound=BaseModel)
+MAX_KEY_RETRIES = 3
+
+
+def vintage_chain(project_code: str, vintage: int) -> str:
+    return f"vintage:{project_code}:{vintage}"
+
+
+def project_chain(project_code: str) -> str:
+    return f"project:{project_code}"
+
+
+ORGANISATIONS_CHAIN = "organisations"
+
+
+def hashed_fields(entry: JournalEntry) -> dict[str, Any]:
+    """The fields an entry's hash covers: all of them but the hashes themselves."""
+    return {
+        "chain": entry.chain,
+        "seq": entry.chain_seq,
+        "at": _iso(entry.at),
+        "actor": entry.actor,
+        "operation": entry.operation,
+        "idempotency_key": entry.idempotency_key,
+        "payload": entry.payload,
+    }
+
+
+def _iso(at: datetime) -> str:
+    # SQLite gives back naive UTC, PostgreSQL aware times in the session's zone: the hash must
+    # not depend on the backend.
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.isoformat(timespec="microseconds")
+
+
+def append(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    chain: str,
+    operation: str,
+    payload: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> JournalRef:
+    """Append one entry to ``chain`` (creating the chain on first use); returns its reference."""
+    head = session.scalars(select(ChainHead).where(ChainHead.chain == chain).with_for_update()).one_or_none()
+    if head is None:
+        head = ChainHead(chain=chain, seq=0, hash=GENESIS)
+        session.add(head)
+    entry = JournalEntry(
+        chain=chain,
+        chain_seq=head.seq + 1,
+        at=clock.now(),
+        actor=actor.id,
+        operation=operation,
+        idempotency_key=idempotency_key,
+        payload=payload,
+        prev_hash=head.hash,
+        hash="",
+    )
+    entry.hash = entry_hash(head.hash, hashed_fields(entry))
+    session.add(entry)
+    head.seq, head.hash = entry.chain_seq, entry.hash
+    session.flush()
+    return JournalRef(chain=chain, seq=entry.chain_seq, hash=entry.hash)
+
+
+def idempotent(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    key: str,
+    request: BaseModel,
+    result_type: type[Result],
+    run: Callable[[], Result],
+) -> Result:
+    """Run a command once per (actor, key): a retry with the same request gets the first result;
+    the same key with another request is refused with ``IDEMPOTENCY_CONFLICT``."""
+    digest = hashlib.sha256(canonical(request.model_dump(mode="json"))).hexdigest()
+    earlier = session.get(IdempotencyRecord, (actor.id, key))
+    if earlier is not None:
+        if earlier.request_sha256 != digest:
+            raise DomainError(
+                code=ErrorCode.IDEMPOTENCY_CONFLICT,
+                message=f"idempotency key {key!r} was used for a different request",
+            )
+        return result_type.model_validate(earlier.response)
+    result = run()
+    session.add(
+        IdempotencyRecord(
+            actor=actor.id,
+            key=key,
+            request_sha256=digest,
+            response=result.model_dump(mode="json"),
+            created_at=clock.now(),
+        )
+    )
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent retry with the same key committed first: this transaction must not stand.
+        raise DomainError(
+            code=ErrorCode.IDEMPOTENCY_CONFLICT, message=f"idempotency key {key!r} is being used concurrently"
+        ) from None
+    return result
+
+
+def verify(*, session: Session) -> AuditReport:
+    """Recompute every chain; report the first altered, removed or reordered entry of each."""
+    problems: list[AuditProblem] = []
+    heads = {head.chain: head for head in session.scalars(select(ChainHead))}
+    entries = 0
+    rows = session.scalars(select(JournalEntry).order_by(JournalEntry.chain, JournalEntry.id))
+    by_chain: dict[str, list[JournalEntry]] = {}
+    for entry in rows:
+        by_chain.setdefault(entry.chain, []).append(entry)
+        entries += 1
+    for chain in sorted(set(by_chain) | set(heads)):
+        problem = _verify_chain(chain, by_chain.get(chain, []), heads.get(chain))
+        if problem is not None:
+            problems.append(problem)
+    return AuditReport(ok=not problems, chains=len(by_chain), entries=entries, problems=problems)
+
+
+def _verify_chain(chain: str, entries: list[JournalEntry], head: ChainHead | None) -> AuditProblem | None:
+    previous, expected_seq = GENESIS, 1
+    for entry in entries:
+        if entry.chain_seq != expected_seq:
+            kind = "removed" if entry.chain_seq > expected_seq else "reordered"
+            return AuditProblem(
+                chain=chain,
+                seq=expected_seq,
+                kind=kind,
+                detail=f"expected entry {expected_seq}, found {entry.chain_seq}",
+            )
+        if entry.prev_hash != previous:
+            return AuditProblem(
+                chain=chain,
+                seq=entry.chain_seq,
+                kind="reordered",
+                detail="its previous hash is not the hash of the entry before it",
+            )
+        if entry_hash(previous, hashed_fields(entry)) != entry.hash:
+            return AuditProblem(
+                chain=chain, seq=entry.chain_seq, kind="altered", detail="its content does not match its hash"
+            )
+        previous, expected_seq = entry.hash, expected_seq + 1
+    last = expected_seq - 1
+    if head is not None and head.seq > last:
+        return AuditProblem(
+            chain=chain, seq=last + 1, kind="removed", detail=f"entries {last + 1} to {head.seq} are missing"
+        )
+    if head is None or head.seq != last or head.hash != previous:
+        return AuditProblem(
+            chain=chain,
+            seq=last,
+            kind="head_mismatch",
+            detail="the chain's recorded head does not match its last entry",
+        )
+    return None

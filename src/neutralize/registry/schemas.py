@@ -1,0 +1,240 @@
+"""Shapes of registry commands and results as the API and CLI show them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_KG = 10**15  # a million million tonnes: more than any registry holds
+_CODE = r"^[A-Z0-9]+(-[A-Z0-9]+)*$"
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrganisationCreate(Command):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Labels(Command):
+    """Quality labels of a project (DESIGN.md §4: quality is data)."""
+
+    icvcm_ccp: bool = False
+    corsia_phase: str | None = Field(default=None, max_length=40)
+    article6_authorised: bool = False
+    corresponding_adjustment: bool = False
+    legacy_ccer: bool = False
+    carbon_inclusive: bool = False
+
+
+class ProjectCreate(Command):
+    code: str = Field(min_length=2, max_length=40, pattern=_CODE, description="upper case, digits and dashes")
+    name: str = Field(min_length=1, max_length=300)
+    standard: str = Field(min_length=1, max_length=40, examples=["CDCER", "CCER", "VCS", "GS", "CDM"])
+    methodology: str = Field(min_length=1, max_length=120)
+    methodology_version: str = Field(min_length=1, max_length=40)
+    project_type: str = Field(min_length=1, max_length=80)
+    credit_type: Literal["avoidance", "removal"]
+    nature_based: bool
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    region: str | None = Field(default=None, pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+    owner_organisation_id: str = Field(max_length=40)
+    labels: Labels = Labels()
+    buffer_permille: int = Field(default=0, ge=0, le=1000, description="share set aside in the buffer, in ‰")
+
+
+class ProjectTransition(Command):
+    to_status: Literal["submitted", "validated", "registered", "rejected", "suspended"]
+    note: str = Field(default="", max_length=1000)
+
+
+class VerificationCreate(Command):
+    project_code: str = Field(max_length=40)
+    verifier: str = Field(min_length=1, max_length=200)
+    period_start: date
+    period_end: date
+    verified_kg: int = Field(gt=0, le=MAX_KG)
+    report_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    report_url: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _period(self) -> VerificationCreate:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end is before period_start")
+        if self.report_sha256 is None and self.report_url is None:
+            raise ValueError("give the report's sha256 or its address")
+        return self
+
+
+class IssueCmd(Command):
+    verification_id: str = Field(max_length=40)
+    idempotency_key: str = Field(min_length=1, max_length=120)
+
+
+class Units(Command):
+    """Which units: a serial (range) string, or a quantity of one project vintage (lowest serials first)."""
+
+    serial: str | None = Field(default=None, max_length=120)
+    project_code: str | None = Field(default=None, max_length=40)
+    vintage: int | None = Field(default=None, ge=1990, le=2100)
+    quantity_kg: int | None = Field(default=None, gt=0, le=MAX_KG)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Units:
+        by_quantity = (
+            self.project_code is not None and self.vintage is not None and self.quantity_kg is not None
+        )
+        if (self.serial is None) == (not by_quantity):
+            raise ValueError("give either serial, or project_code, vintage and quantity_kg")
+        return self
+
+
+class TransferCmd(Command):
+    units: Units
+    to_account_id: str = Field(max_length=40)
+    idempotency_key: str = Field(min_length=1, max_length=120)
+
+
+class RetireCmd(Command):
+    units: Units
+    beneficiary: str = Field(min_length=1, max_length=300)
+    reason: str = Field(min_length=1, max_length=1000)
+    claim_period_start: date | None = None
+    claim_period_end: date | None = None
+    claim_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    idempotency_key: str = Field(min_length=1, max_length=120)
+
+
+class CancelCmd(Command):
+    units: Units
+    reason: str = Field(min_length=1, max_length=1000)
+    idempotency_key: str = Field(min_length=1, max_length=120)
+
+
+class ExportCmd(Command):
+    units: Units
+    destination_registry: str = Field(min_length=1, max_length=120)
+    reference: str = Field(min_length=1, max_length=170)
+    idempotency_key: str = Field(min_length=1, max_length=120)
+
+
+class ReserveCmd(Command):
+    units: Units
+    reservation: str = Field(min_length=1, max_length=120, description="the order or purpose held for")
+    idempotency_key: str = Field(min_length=1, max_length=120)
+
+
+class ReservationCmd(Command):
+    """Release a reservation, or post it (retire what it holds)."""
+
+    reservation: str = Field(min_length=1, max_length=120)
+    idempotency_key: str = Field(min_length=1, max_length=120)
+    retirement: RetireCmd | None = None
+
+
+class AccountPublic(BaseModel):
+    id: str
+    organisation_id: str
+    kind: str
+    name: str
+
+
+class OrganisationPublic(BaseModel):
+    id: str
+    name: str
+    accounts: list[AccountPublic]
+
+
+class ProjectPublic(BaseModel):
+    id: str
+    code: str
+    name: str
+    standard: str
+    methodology: str
+    methodology_version: str
+    project_type: str
+    credit_type: str
+    nature_based: bool
+    country: str
+    region: str | None
+    owner_organisation_id: str
+    labels: dict[str, Any]
+    buffer_permille: int
+    status: str
+    native: bool
+    home_registry: str | None
+
+
+class VerificationPublic(BaseModel):
+    id: str
+    project_code: str
+    verifier: str
+    period_start: date
+    period_end: date
+    verified_kg: int
+    report_sha256: str | None
+    report_url: str | None
+
+
+class BlockPublic(BaseModel):
+    serial: str
+    project_code: str
+    vintage: int
+    kg: int
+    state: str
+    account_id: str
+    reservation: str | None = None
+    retirement_id: str | None = None
+    destination: str | None = None
+
+
+class JournalRef(BaseModel):
+    chain: str
+    seq: int
+    hash: str
+
+
+class OperationResult(BaseModel):
+    """What one command did: the blocks it produced and the journal entry that records it."""
+
+    operation: str
+    project_code: str
+    vintage: int
+    quantity_kg: int
+    blocks: list[BlockPublic]
+    retirement_id: str | None = None
+    journal: JournalRef
+    at: datetime
+
+
+class VintageBalance(BaseModel):
+    project_code: str
+    vintage: int
+    issued_kg: int
+    by_state_kg: dict[str, int]
+    balanced: bool
+
+
+class CheckReport(BaseModel):
+    """``neutralize registry check``: conservation per project vintage and structural checks."""
+
+    ok: bool
+    vintages: list[VintageBalance]
+    problems: list[str]
+
+
+class AuditProblem(BaseModel):
+    chain: str
+    seq: int
+    kind: Literal["altered", "removed", "reordered", "head_mismatch"]
+    detail: str
+
+
+class AuditReport(BaseModel):
+    ok: bool
+    chains: int
+    entries: int
+    problems: list[AuditProblem]

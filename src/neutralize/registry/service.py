@@ -1,0 +1,912 @@
+"""Registry use cases: organisations, projects, verification, issuance and every unit movement.
+
+Every command that moves credits takes the client's idempotency key, locks the blocks it reads,
+splits them where only part moves, and appends one journal entry to the project vintage's chain.
+Services never commit: the caller's unit of work does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from neutralize.access.domain import Actor, Role
+from neutralize.access.service import require
+from neutralize.core.clock import Clock
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
+from neutralize.core.ids import new_id
+from neutralize.registry import journal
+from neutralize.registry.domain import (
+    PROJECT_TRANSITIONS,
+    AccountKind,
+    BlockState,
+    ProjectStatus,
+    Span,
+    parse_serial,
+    serial,
+    split_share,
+    take_lowest,
+    vintage_of,
+)
+from neutralize.registry.models import (
+    Account,
+    Block,
+    Issuance,
+    Organisation,
+    Project,
+    ProjectEvent,
+    Retirement,
+    Verification,
+)
+from neutralize.registry.schemas import (
+    AccountPublic,
+    BlockPublic,
+    CancelCmd,
+    CheckReport,
+    ExportCmd,
+    IssueCmd,
+    OperationResult,
+    OrganisationCreate,
+    OrganisationPublic,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectTransition,
+    ReservationCmd,
+    ReserveCmd,
+    RetireCmd,
+    TransferCmd,
+    Units,
+    VerificationCreate,
+    VerificationPublic,
+    VintageBalance,
+)
+
+# --- organisations and accounts -----------------------------------------------------------------
+
+
+def create_organisation(
+    *, session: Session, clock: Clock, actor: Actor, cmd: OrganisationCreate
+) -> OrganisationPublic:
+    """A new organisation with its holding, retirement, buffer and export accounts."""
+    require(actor, Role.ADMIN)
+    if session.scalars(select(Organisation).where(Organisation.name == cmd.name)).first() is not None:
+        raise DomainError(code=ErrorCode.DUPLICATE, message=f"an organisation is already called {cmd.name!r}")
+    now = clock.now()
+    organisation = Organisation(id=new_id("org", now), name=cmd.name, created_at=now)
+    session.add(organisation)
+    session.flush()  # the accounts refer to it
+    for kind in AccountKind:
+        session.add(
+            Account(
+                id=new_id("acc", now),
+                organisation_id=organisation.id,
+                kind=kind.value,
+                name=kind.value,
+                created_at=now,
+            )
+        )
+    session.flush()
+    journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=journal.ORGANISATIONS_CHAIN,
+        operation="create_organisation",
+        payload={"id": organisation.id, "name": cmd.name},
+    )
+    return organisation_public(session=session, organisation_id=organisation.id)
+
+
+def organisation_public(*, session: Session, organisation_id: str) -> OrganisationPublic:
+    organisation = session.get(Organisation, organisation_id)
+    if organisation is None:
+        raise NotFoundError(f"no organisation {organisation_id!r}")
+    accounts = session.scalars(
+        select(Account).where(Account.organisation_id == organisation_id).order_by(Account.kind)
+    )
+    return OrganisationPublic(
+        id=organisation.id,
+        name=organisation.name,
+        accounts=[
+            AccountPublic(id=a.id, organisation_id=a.organisation_id, kind=a.kind, name=a.name)
+            for a in accounts
+        ],
+    )
+
+
+def _account(session: Session, organisation_id: str | None, kind: AccountKind) -> Account:
+    account = session.scalars(
+        select(Account).where(Account.organisation_id == organisation_id, Account.kind == kind.value)
+    ).first()
+    if account is None:
+        raise NotFoundError(f"organisation {organisation_id!r} has no {kind} account")
+    return account
+
+
+# --- projects ---------------------------------------------------------------------------------
+
+
+def create_project(*, session: Session, clock: Clock, actor: Actor, cmd: ProjectCreate) -> ProjectPublic:
+    """A native project, in draft; its owner (or an admin) submits it next."""
+    require(actor, Role.ADMIN, Role.PROJECT_OWNER)
+    if actor.role is Role.PROJECT_OWNER and actor.organisation_id != cmd.owner_organisation_id:
+        raise DomainError(code=ErrorCode.FORBIDDEN, message="a project owner registers its own projects only")
+    if session.get(Organisation, cmd.owner_organisation_id) is None:
+        raise NotFoundError(f"no organisation {cmd.owner_organisation_id!r}")
+    if session.scalars(select(Project).where(Project.code == cmd.code)).first() is not None:
+        raise DomainError(code=ErrorCode.DUPLICATE, message=f"a project already has the code {cmd.code!r}")
+    now = clock.now()
+    fields = cmd.model_dump(exclude={"labels"})
+    project = Project(
+        id=new_id("prj", now),
+        labels=cmd.labels.model_dump(),
+        status=ProjectStatus.DRAFT.value,
+        native=True,
+        created_at=now,
+        **fields,
+    )
+    session.add(project)
+    session.add(
+        ProjectEvent(
+            project_id=project.id,
+            from_status=None,
+            to_status=project.status,
+            actor=actor.id,
+            note="created",
+            at=now,
+        )
+    )
+    session.flush()
+    journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=journal.project_chain(cmd.code),
+        operation="create_project",
+        payload=cmd.model_dump(mode="json"),
+    )
+    return project_public(project)
+
+
+def transition_project(
+    *, session: Session, clock: Clock, actor: Actor, project_code: str, cmd: ProjectTransition
+) -> ProjectPublic:
+    """Move a project along its lifecycle; each step has the one role that may take it."""
+    project = _project(session, project_code, lock=True)
+    current, wanted = ProjectStatus(project.status), ProjectStatus(cmd.to_status)
+    role = PROJECT_TRANSITIONS.get((current, wanted))
+    if role is None:
+        raise DomainError(
+            code=ErrorCode.INVALID_TRANSITION, message=f"a {current} project cannot become {wanted}"
+        )
+    require(actor, Role(role), Role.ADMIN)
+    if actor.role is Role.PROJECT_OWNER and actor.organisation_id != project.owner_organisation_id:
+        raise DomainError(code=ErrorCode.FORBIDDEN, message="only the project's owner may submit it")
+    project.status = wanted.value
+    session.add(
+        ProjectEvent(
+            project_id=project.id,
+            from_status=current.value,
+            to_status=wanted.value,
+            actor=actor.id,
+            note=cmd.note,
+            at=clock.now(),
+        )
+    )
+    journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=journal.project_chain(project.code),
+        operation="transition_project",
+        payload={"from": current.value, "to": wanted.value, "note": cmd.note},
+    )
+    return project_public(project)
+
+
+def _project(session: Session, code: str, *, lock: bool = False) -> Project:
+    query = select(Project).where(Project.code == code)
+    project = session.scalars(query.with_for_update() if lock else query).first()
+    if project is None:
+        raise NotFoundError(f"no project {code!r}")
+    return project
+
+
+def get_project(*, session: Session, code: str) -> ProjectPublic:
+    return project_public(_project(session, code))
+
+
+def list_projects(
+    *,
+    session: Session,
+    status: str | None = None,
+    standard: str | None = None,
+    label: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> list[ProjectPublic]:
+    query = select(Project).order_by(Project.code)
+    if status:
+        query = query.where(Project.status == status)
+    if standard:
+        query = query.where(Project.standard == standard)
+    projects = [p for p in session.scalars(query) if label is None or p.labels.get(label)]
+    start = (page - 1) * page_size
+    return [project_public(p) for p in projects[start : start + page_size]]
+
+
+def project_public(project: Project) -> ProjectPublic:
+    return ProjectPublic.model_validate(project, from_attributes=True)
+
+
+# --- verification and issuance ------------------------------------------------------------------
+
+
+def record_verification(
+    *, session: Session, clock: Clock, actor: Actor, cmd: VerificationCreate
+) -> VerificationPublic:
+    """A verifier's record of a monitoring period: it must exist before that period is issued."""
+    require(actor, Role.VERIFIER, Role.ADMIN)
+    project = _project(session, cmd.project_code)
+    now = clock.now()
+    verification = Verification(
+        id=new_id("ver", now),
+        project_id=project.id,
+        verifier=cmd.verifier,
+        period_start=cmd.period_start,
+        period_end=cmd.period_end,
+        verified_kg=cmd.verified_kg,
+        report_sha256=cmd.report_sha256,
+        report_url=cmd.report_url,
+        actor=actor.id,
+        created_at=now,
+    )
+    session.add(verification)
+    session.flush()
+    journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=journal.project_chain(project.code),
+        operation="record_verification",
+        payload={"id": verification.id, **cmd.model_dump(mode="json")},
+    )
+    return VerificationPublic(project_code=project.code, **_columns(verification, VerificationPublic))
+
+
+def issue(*, session: Session, clock: Clock, actor: Actor, cmd: IssueCmd) -> OperationResult:
+    """Issue a verified vintage as one fresh serial block; forestry puts its buffer share aside."""
+    require(actor, Role.ADMIN)
+    return journal.idempotent(
+        session=session,
+        clock=clock,
+        actor=actor,
+        key=cmd.idempotency_key,
+        request=cmd,
+        result_type=OperationResult,
+        run=lambda: _issue(session, clock, actor, cmd),
+    )
+
+
+def _issue(session: Session, clock: Clock, actor: Actor, cmd: IssueCmd) -> OperationResult:
+    verification = session.get(Verification, cmd.verification_id)
+    if verification is None:
+        raise DomainError(code=ErrorCode.NOT_VERIFIED, message=f"no verification {cmd.verification_id!r}")
+    project = session.get(Project, verification.project_id)
+    assert project is not None
+    if project.status != ProjectStatus.REGISTERED.value:
+        raise DomainError(
+            code=ErrorCode.PROJECT_NOT_REGISTERED, message=f"{project.code} is {project.status}"
+        )
+    now = clock.now()
+    if verification.period_end >= now.date():
+        raise DomainError(
+            code=ErrorCode.PERIOD_NOT_ENDED,
+            message=f"the monitoring period ends {verification.period_end}: issue after it",
+        )
+    if session.scalars(select(Issuance).where(Issuance.verification_id == verification.id)).first():
+        raise DomainError(code=ErrorCode.ALREADY_ISSUED, message="this verification is already issued")
+    quantity = verification.verified_kg
+    last = session.scalar(select(func.max(Issuance.span_end))) or 0
+    span = Span(last + 1, last + quantity)
+    vintage = vintage_of(verification.period_end)
+    issuance = Issuance(
+        id=new_id("iss", now),
+        project_id=project.id,
+        verification_id=verification.id,
+        vintage=vintage,
+        quantity_kg=quantity,
+        span_start=span.start,
+        span_end=span.end,
+        serial=serial(project.code, vintage, span),
+        actor=actor.id,
+        issued_at=now,
+    )
+    session.add(issuance)
+    session.flush()
+    kept, buffered = split_share(quantity, project.buffer_permille if project.nature_based else 0)
+    blocks = []
+    if kept:
+        holding = _account(session, project.owner_organisation_id, AccountKind.HOLDING)
+        blocks.append(
+            _new_block(
+                session, issuance, Span(span.start, span.start + kept - 1), BlockState.HELD, holding.id, now
+            )
+        )
+    if buffered:
+        buffer = _account(session, project.owner_organisation_id, AccountKind.BUFFER)
+        blocks.append(
+            _new_block(
+                session, issuance, Span(span.end - buffered + 1, span.end), BlockState.BUFFER, buffer.id, now
+            )
+        )
+    return _record(
+        session,
+        clock,
+        actor,
+        "issue",
+        project,
+        vintage,
+        blocks,
+        cmd.idempotency_key,
+        {"verification_id": verification.id, "issuance_id": issuance.id, "serial": issuance.serial},
+    )
+
+
+def _new_block(
+    session: Session, issuance: Issuance, span: Span, state: BlockState, account_id: str, now: datetime
+) -> Block:
+    block = Block(
+        issuance_id=issuance.id,
+        project_id=issuance.project_id,
+        vintage=issuance.vintage,
+        span_start=span.start,
+        span_end=span.end,
+        state=state.value,
+        account_id=account_id,
+        updated_at=now,
+    )
+    session.add(block)
+    session.flush()
+    return block
+
+
+# --- moving units -------------------------------------------------------------------------------
+
+
+def transfer(*, session: Session, clock: Clock, actor: Actor, cmd: TransferCmd) -> OperationResult:
+    """Move units from the actor's holding account to another holding account."""
+    destination = session.get(Account, cmd.to_account_id)
+    if destination is None or destination.kind != AccountKind.HOLDING.value:
+        raise NotFoundError(f"no holding account {cmd.to_account_id!r}")
+    return _move(
+        session, clock, actor, cmd, cmd.units, "transfer", BlockState.HELD, lambda _s: destination.id
+    )
+
+
+def retire(*, session: Session, clock: Clock, actor: Actor, cmd: RetireCmd) -> OperationResult:
+    """Retire units for good, on behalf of a beneficiary, into the holder's retirement account."""
+    retirement_account = _account(session, _holder(actor), AccountKind.RETIREMENT)
+    return _move(
+        session,
+        clock,
+        actor,
+        cmd,
+        cmd.units,
+        "retire",
+        BlockState.RETIRED,
+        lambda _s: retirement_account.id,
+        retirement=cmd,
+    )
+
+
+def cancel(*, session: Session, clock: Clock, actor: Actor, cmd: CancelCmd) -> OperationResult:
+    """Cancel units without a claim (errors, invalidation)."""
+    account = _account(session, _holder(actor), AccountKind.RETIREMENT)
+    return _move(
+        session,
+        clock,
+        actor,
+        cmd,
+        cmd.units,
+        "cancel",
+        BlockState.CANCELLED,
+        lambda _s: account.id,
+        note=cmd.reason,
+    )
+
+
+def export(*, session: Session, clock: Clock, actor: Actor, cmd: ExportCmd) -> OperationResult:
+    """Units leave this registry for another, with destination and reference."""
+    account = _account(session, _holder(actor), AccountKind.EXPORT)
+    return _move(
+        session,
+        clock,
+        actor,
+        cmd,
+        cmd.units,
+        "export",
+        BlockState.EXPORTED,
+        lambda _s: account.id,
+        destination=f"{cmd.destination_registry}: {cmd.reference}",
+    )
+
+
+def reserve(*, session: Session, clock: Clock, actor: Actor, cmd: ReserveCmd) -> OperationResult:
+    """Hold units for an order: they stay in the account but cannot move until released or posted."""
+    return _move(
+        session,
+        clock,
+        actor,
+        cmd,
+        cmd.units,
+        "reserve",
+        BlockState.RESERVED,
+        lambda block: block.account_id,
+        reservation=cmd.reservation,
+    )
+
+
+def release(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd) -> OperationResult:
+    """Give reserved units back to the holding they came from."""
+    return _reservation(session, clock, actor, cmd, "release", BlockState.HELD)
+
+
+def post(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd) -> OperationResult:
+    """Complete a reservation: retire what it holds with the retirement details given."""
+    if cmd.retirement is None:
+        raise DomainError(
+            code=ErrorCode.MISSING_FIELD, message="posting a reservation needs the retirement details"
+        )
+    return _reservation(session, clock, actor, cmd, "post", BlockState.RETIRED)
+
+
+def _holder(actor: Actor) -> str | None:
+    require(actor, Role.ADMIN, Role.PROJECT_OWNER, Role.ORGANISER, Role.MEMBER, Role.INTEGRATOR)
+    if actor.organisation_id is None:
+        raise DomainError(code=ErrorCode.FORBIDDEN, message="only an organisation holds credits")
+    return actor.organisation_id
+
+
+def _reservation(
+    session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd, operation: str, state: BlockState
+) -> OperationResult:
+    holder = _holder(actor)
+
+    def run() -> OperationResult:
+        blocks = list(
+            session.scalars(
+                select(Block)
+                .join(Account, Block.account_id == Account.id)
+                .where(
+                    Block.reservation == cmd.reservation,
+                    Block.state == BlockState.RESERVED.value,
+                    Account.organisation_id == holder,
+                )
+                .order_by(Block.span_start)
+                .with_for_update(of=Block)
+            )
+        )
+        if not blocks:
+            raise DomainError(
+                code=ErrorCode.UNITS_NOT_AVAILABLE, message=f"nothing is reserved as {cmd.reservation!r}"
+            )
+        if len({(b.project_id, b.vintage) for b in blocks}) > 1:
+            raise DomainError(
+                code=ErrorCode.INVALID_REQUEST, message="a reservation spans one project vintage"
+            )
+        picked = [(block, Span(block.span_start, block.span_end)) for block in blocks]
+        if state is BlockState.RETIRED:
+            assert cmd.retirement is not None
+            account = _account(session, holder, AccountKind.RETIREMENT)
+            return _apply(
+                session,
+                clock,
+                actor,
+                operation,
+                picked,
+                state,
+                lambda _b: account.id,
+                cmd.idempotency_key,
+                retirement=cmd.retirement,
+                extra={"reservation": cmd.reservation},
+            )
+        return _apply(
+            session,
+            clock,
+            actor,
+            operation,
+            picked,
+            state,
+            lambda b: b.account_id,
+            cmd.idempotency_key,
+            extra={"reservation": cmd.reservation},
+        )
+
+    return journal.idempotent(
+        session=session,
+        clock=clock,
+        actor=actor,
+        key=cmd.idempotency_key,
+        request=cmd,
+        result_type=OperationResult,
+        run=run,
+    )
+
+
+def _move(
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    cmd: TransferCmd | RetireCmd | CancelCmd | ExportCmd | ReserveCmd,
+    units: Units,
+    operation: str,
+    state: BlockState,
+    account_for: Callable[[Block], str],
+    retirement: RetireCmd | None = None,
+    reservation: str | None = None,
+    destination: str | None = None,
+    note: str | None = None,
+) -> OperationResult:
+    holder = _holder(actor)
+
+    def run() -> OperationResult:
+        picked = _pick(session, holder, units)
+        extra = {
+            k: v for k, v in (("reservation", reservation), ("destination", destination), ("note", note)) if v
+        }
+        return _apply(
+            session,
+            clock,
+            actor,
+            operation,
+            picked,
+            state,
+            account_for,
+            cmd.idempotency_key,
+            retirement=retirement,
+            reservation=reservation,
+            destination=destination,
+            extra=extra,
+        )
+
+    return journal.idempotent(
+        session=session,
+        clock=clock,
+        actor=actor,
+        key=cmd.idempotency_key,
+        request=cmd,
+        result_type=OperationResult,
+        run=run,
+    )
+
+
+def _pick(session: Session, holder: str | None, units: Units) -> list[tuple[Block, Span]]:
+    """The held blocks (locked) and the parts of them that ``units`` names, lowest serials first."""
+    if units.serial is not None:
+        try:
+            code, vintage, wanted = parse_serial(units.serial)
+        except ValueError as error:
+            raise DomainError(code=ErrorCode.INVALID_SERIAL, message=str(error)) from None
+    else:
+        assert units.project_code is not None and units.vintage is not None
+        code, vintage = units.project_code, units.vintage
+    project = _project(session, code)
+    query = (
+        select(Block)
+        .join(Account, Block.account_id == Account.id)
+        .where(
+            Block.project_id == project.id,
+            Block.vintage == vintage,
+            Block.state == BlockState.HELD.value,
+            Account.organisation_id == holder,
+            Account.kind == AccountKind.HOLDING.value,
+        )
+        .order_by(Block.span_start)
+    )
+    if units.serial is not None:
+        query = query.where(Block.span_start <= wanted.end, Block.span_end >= wanted.start)
+    blocks = list(session.scalars(query.with_for_update(of=Block)))
+    if units.serial is not None:
+        return _cover(blocks, wanted)
+    assert units.quantity_kg is not None
+    try:
+        spans = take_lowest([Span(b.span_start, b.span_end) for b in blocks], units.quantity_kg)
+    except ValueError:
+        held = sum(b.span_end - b.span_start + 1 for b in blocks)
+        raise DomainError(
+            code=ErrorCode.INSUFFICIENT_UNITS,
+            message=f"{held} kg of {code} {vintage} held, {units.quantity_kg} asked",
+        ) from None
+    by_start = {b.span_start: b for b in blocks}
+    return [(by_start[span.start], span) for span in spans]
+
+
+def _cover(blocks: Sequence[Block], wanted: Span) -> list[tuple[Block, Span]]:
+    """Parts of ``blocks`` covering ``wanted`` exactly; every unit of it must be held here."""
+    picked, next_unit = [], wanted.start
+    for block in blocks:
+        if block.span_start > next_unit:
+            break
+        part = Span(max(block.span_start, next_unit), min(block.span_end, wanted.end))
+        picked.append((block, part))
+        next_unit = part.end + 1
+    if next_unit <= wanted.end:
+        raise DomainError(
+            code=ErrorCode.UNITS_NOT_AVAILABLE,
+            message=f"units {next_unit} to {wanted.end} are not held in this account",
+        )
+    return picked
+
+
+def _apply(
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    operation: str,
+    picked: list[tuple[Block, Span]],
+    state: BlockState,
+    account_for: Callable[[Block], str],
+    idempotency_key: str,
+    *,
+    retirement: RetireCmd | None = None,
+    reservation: str | None = None,
+    destination: str | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> OperationResult:
+    now = clock.now()
+    first = picked[0][0]
+    project = session.get(Project, first.project_id)
+    assert project is not None
+    retirement_id = None
+    if retirement is not None:
+        retirement_id = new_id("ret", now)
+        session.add(
+            Retirement(
+                id=retirement_id,
+                project_id=project.id,
+                vintage=first.vintage,
+                quantity_kg=sum(span.size for _, span in picked),
+                beneficiary=retirement.beneficiary,
+                reason=retirement.reason,
+                claim_period_start=retirement.claim_period_start,
+                claim_period_end=retirement.claim_period_end,
+                claim_country=retirement.claim_country,
+                actor=actor.id,
+                retired_at=now,
+            )
+        )
+        session.flush()
+    moved = [
+        _split(
+            session,
+            block,
+            span,
+            state,
+            account_for(block),
+            now,
+            reservation=reservation,
+            retirement_id=retirement_id,
+            destination=destination,
+        )
+        for block, span in picked
+    ]
+    payload = {"retirement_id": retirement_id, **(extra or {})}
+    if retirement is not None:
+        payload["beneficiary"] = retirement.beneficiary
+    return _record(session, clock, actor, operation, project, first.vintage, moved, idempotency_key, payload)
+
+
+def _split(
+    session: Session,
+    block: Block,
+    part: Span,
+    state: BlockState,
+    account_id: str,
+    now: datetime,
+    *,
+    reservation: str | None,
+    retirement_id: str | None,
+    destination: str | None,
+) -> Block:
+    """Move ``part`` of ``block``: the block shrinks (or changes whole) and the part becomes its own block."""
+    current = Span(block.span_start, block.span_end)
+    if BlockState(block.state).is_final:
+        raise DomainError(
+            code=ErrorCode.UNITS_NOT_AVAILABLE, message="retired and cancelled units never move"
+        )
+    attributes = {
+        "state": state.value,
+        "account_id": account_id,
+        "reservation": reservation,
+        "retirement_id": retirement_id,
+        "destination": destination,
+        "updated_at": now,
+    }
+    if part == current:
+        for name, value in attributes.items():
+            setattr(block, name, value)
+        session.flush()
+        return block
+    remainder = current.without(part)
+    block.span_start, block.span_end, block.updated_at = remainder[0].start, remainder[0].end, now
+    session.flush()  # shrink first: at no moment do two blocks overlap
+    keep = {"state": block.state, "account_id": block.account_id, "reservation": block.reservation}
+    for rest in remainder[1:]:
+        session.add(
+            Block(
+                issuance_id=block.issuance_id,
+                project_id=block.project_id,
+                vintage=block.vintage,
+                span_start=rest.start,
+                span_end=rest.end,
+                updated_at=now,
+                **keep,
+            )
+        )
+    moved = Block(
+        issuance_id=block.issuance_id,
+        project_id=block.project_id,
+        vintage=block.vintage,
+        span_start=part.start,
+        span_end=part.end,
+        **attributes,
+    )
+    session.add(moved)
+    session.flush()
+    return moved
+
+
+def _record(
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    operation: str,
+    project: Project,
+    vintage: int,
+    blocks: Sequence[Block],
+    idempotency_key: str,
+    payload: dict[str, object],
+) -> OperationResult:
+    shown = [block_public(b, project.code) for b in blocks]
+    entry = journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=journal.vintage_chain(project.code, vintage),
+        operation=operation,
+        idempotency_key=idempotency_key,
+        payload={**payload, "blocks": [b.model_dump(mode="json") for b in shown]},
+    )
+    return OperationResult(
+        operation=operation,
+        project_code=project.code,
+        vintage=vintage,
+        quantity_kg=sum(b.kg for b in shown),
+        blocks=shown,
+        retirement_id=payload.get("retirement_id"),
+        journal=entry,
+        at=clock.now(),
+    )
+
+
+def block_public(block: Block, project_code: str) -> BlockPublic:
+    span = Span(block.span_start, block.span_end)
+    return BlockPublic(
+        serial=serial(project_code, block.vintage, span),
+        project_code=project_code,
+        vintage=block.vintage,
+        kg=span.size,
+        state=block.state,
+        account_id=block.account_id,
+        reservation=block.reservation,
+        retirement_id=block.retirement_id,
+        destination=block.destination,
+    )
+
+
+# --- reading and checking -------------------------------------------------------------------------
+
+
+def holdings(*, session: Session, organisation_id: str, project_code: str | None = None) -> list[BlockPublic]:
+    """The blocks in an organisation's accounts (all states), in serial order."""
+    query = (
+        select(Block, Project.code)
+        .join(Project, Block.project_id == Project.id)
+        .join(Account, Block.account_id == Account.id)
+        .where(Account.organisation_id == organisation_id)
+        .order_by(Block.span_start)
+    )
+    if project_code:
+        query = query.where(Project.code == project_code)
+    return [block_public(block, code) for block, code in session.execute(query)]
+
+
+def where_did_it_go(*, session: Session, text: str) -> list[BlockPublic]:
+    """Every block overlapping a serial (range): where each of its kilograms is now."""
+    try:
+        code, vintage, wanted = parse_serial(text)
+    except ValueError as error:
+        raise DomainError(code=ErrorCode.INVALID_SERIAL, message=str(error)) from None
+    project = _project(session, code)
+    blocks = session.scalars(
+        select(Block)
+        .where(
+            Block.project_id == project.id,
+            Block.vintage == vintage,
+            Block.span_start <= wanted.end,
+            Block.span_end >= wanted.start,
+        )
+        .order_by(Block.span_start)
+    )
+    return [block_public(b, code) for b in blocks]
+
+
+def check(*, session: Session) -> CheckReport:
+    """Conservation per project vintage (issued = held + reserved + retired + cancelled + buffer +
+    exported), blocks inside their issuance, and no two blocks sharing a unit."""
+    problems: list[str] = []
+    issued = {
+        (project_id, vintage): int(kg)
+        for project_id, vintage, kg in session.execute(
+            select(Issuance.project_id, Issuance.vintage, func.sum(Issuance.quantity_kg)).group_by(
+                Issuance.project_id, Issuance.vintage
+            )
+        )
+    }
+    held: dict[tuple[str, int], dict[str, int]] = {}
+    size = Block.span_end - Block.span_start + 1
+    for project_id, vintage, state, kg in session.execute(
+        select(Block.project_id, Block.vintage, Block.state, func.sum(size)).group_by(
+            Block.project_id, Block.vintage, Block.state
+        )
+    ):
+        held.setdefault((project_id, vintage), {})[state] = int(kg)
+    codes = dict(session.execute(select(Project.id, Project.code)).all())
+    vintages = []
+    for key in sorted(set(issued) | set(held)):
+        by_state = {state.value: held.get(key, {}).get(state.value, 0) for state in BlockState}
+        balanced = sum(by_state.values()) == issued.get(key, 0)
+        if not balanced:
+            problems.append(
+                f"{codes.get(key[0])} {key[1]}: issued {issued.get(key, 0)} kg, blocks hold "
+                f"{sum(by_state.values())} kg"
+            )
+        vintages.append(
+            VintageBalance(
+                project_code=codes.get(key[0], key[0]),
+                vintage=key[1],
+                issued_kg=issued.get(key, 0),
+                by_state_kg=by_state,
+                balanced=balanced,
+            )
+        )
+    problems += _structure_problems(session)
+    return CheckReport(ok=not problems, vintages=vintages, problems=problems)
+
+
+def _structure_problems(session: Session) -> list[str]:
+    problems = []
+    outside = (
+        session.execute(
+            select(Block.id)
+            .join(Issuance, Block.issuance_id == Issuance.id)
+            .where((Block.span_start < Issuance.span_start) | (Block.span_end > Issuance.span_end))
+        )
+        .scalars()
+        .all()
+    )
+    problems += [f"block {block_id} lies outside its issuance" for block_id in outside]
+    previous: Block | None = None
+    for block in session.scalars(select(Block).order_by(Block.span_start)):
+        if previous is not None and block.span_start <= previous.span_end:
+            problems.append(f"blocks {previous.id} and {block.id} share units from {block.span_start}")
+        previous = block
+    return problems
+
+
+def _columns(row: object, shape: type) -> dict[str, object]:
+    return {name: getattr(row, name) for name in shape.model_fields if hasattr(row, name)}  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/neutralize.db"
@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     # Limits on request bodies: JSON requests, and uploaded batch files.
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1_024)
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1_024)
+    # Ed25519 signing keys: a key ring in a directory, or one fixed key from a file or the environment
+    # (base64 of the 32-byte raw private key). At most one of the last two may be set.
+    signing_key_dir: Path = Path("./var/keys")
+    signing_key_file: Path | None = None
+    signing_key: SecretStr | None = None
 
     @property
     def is_sqlite(self) -> bool:

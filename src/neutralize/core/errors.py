@@ -56,6 +56,8 @@ class ErrorCode(StrEnum):
     CONSERVATION_BROKEN = "conservation_broken"
     # Reference data shipped with the package failed validation.
     FACTOR_DATA_INVALID = "factor_data_invalid"
+    # Registry imports.
+    INVALID_IMPORT = "invalid_import"
     # Signing keys.
     SIGNING_KEY_INVALID = "signing_key_invalid"
     SIGNING_KEY_UNSAFE = "signing_key_unsafe"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from neutralize import __version__
-from neutralize.api import factors, footprints, health
+from neutralize.api import factors, footprints, health, registry
 from neutralize.api.errors import install_error_handlers
 from neutralize.api.limits import BodyLimitMiddleware
 from neutralize.core.clock import Clock, SystemClock
@@ -32,6 +32,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         return settings.max_upload_bytes if path.endswith("/batch") else settings.max_request_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    for router in (health.router, footprints.router, factors.router, pages.router):
+    for router in (health.router, footprints.router, factors.router, registry.router, pages.router):
         app.include_router(router)
     return app

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from neutralize.access.domain import Actor
+from neutralize.access.service import authenticate
 from neutralize.core.clock import Clock
 from neutralize.core.config import Settings
 from neutralize.core.db import unit_of_work
@@ -32,3 +34,18 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_actor(request: Request, session: SessionDep) -> Actor | None:
+    """The actor of the request's API key (``Authorization: Bearer nz_...``), or ``None`` if it has none.
+
+    A key that is present but wrong is refused, never treated as anonymous.
+    """
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+    if not token:
+        return None
+    return authenticate(session=session, token=token)
+
+
+ActorDep = Annotated[Actor | None, Depends(get_actor)]

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from neutralize.access.domain import Actor
 from neutralize.core.clock import Clock
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.registry.domain import GENESIS, canonical, entry_hash
-from neutralize.registry.models import ChainHead, IdempotencyRecord, JournalEntry
+from neutralize.core.signing import KeyRing, Signature
+from neutralize.registry.domain import GENESIS, canonical, entry_hash, merkle_root
+from neutralize.registry.models import ChainHead, Checkpoint, IdempotencyRecord, JournalEntry
 from neutralize.registry.schemas import AuditProblem, AuditReport, JournalRef
 
 Result = TypeVar("Result", bound=BaseModel)
@@ -134,8 +135,60 @@ def idempotent(
     return result
 
 
-def verify(*, session: Session) -> AuditReport:
-    """Recompute every chain; report the first altered, removed or reordered entry of each."""
+def checkpoint(*, session: Session, clock: Clock, keys: KeyRing) -> Checkpoint:
+    """Sign the current head of every chain (run it periodically, e.g. from cron)."""
+    heads = [[h.chain, h.seq, h.hash] for h in session.scalars(select(ChainHead).order_by(ChainHead.chain))]
+    root = merkle_root(canonical(head) for head in heads)
+    at = clock.now()
+    signature = keys.sign(_checkpoint_bytes(heads, root, at))
+    row = Checkpoint(
+        at=at, heads=heads, root=root, key_id=signature.key_id, signature=signature.signature_b64
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _checkpoint_bytes(heads: list[Any], root: str, at: datetime) -> bytes:
+    return canonical({"heads": heads, "root": root, "at": _iso(at)})
+
+
+def _verify_checkpoints(session: Session, keys: KeyRing) -> list[AuditProblem]:
+    """Each checkpoint's signature holds, and each head it signed is still in the journal as signed."""
+    problems = []
+    hashes = {(e.chain, e.chain_seq): e.hash for e in session.scalars(select(JournalEntry))}
+    for point in session.scalars(select(Checkpoint).order_by(Checkpoint.id)):
+        signature = Signature(key_id=point.key_id, signature_b64=point.signature)
+        root = merkle_root(canonical(head) for head in point.heads)
+        if root != point.root or not keys.verify(
+            _checkpoint_bytes(point.heads, point.root, point.at), signature
+        ):
+            problems.append(
+                AuditProblem(
+                    chain="checkpoints",
+                    seq=point.id,
+                    kind="altered",
+                    detail="the checkpoint's signature does not hold",
+                )
+            )
+            continue
+        for chain, seq, hash_ in point.heads:
+            if seq and hashes.get((chain, seq)) != hash_:
+                problems.append(
+                    AuditProblem(
+                        chain=chain,
+                        seq=seq,
+                        kind="altered",
+                        detail=f"differs from what checkpoint {point.id} signed",
+                    )
+                )
+                break
+    return problems
+
+
+def verify(*, session: Session, keys: KeyRing | None = None) -> AuditReport:
+    """Recompute every chain; report the first altered, removed or reordered entry of each; with
+    ``keys``, also check every signed checkpoint against the journal."""
     problems: list[AuditProblem] = []
     heads = {head.chain: head for head in session.scalars(select(ChainHead))}
     entries = 0
@@ -148,6 +201,8 @@ def verify(*, session: Session) -> AuditReport:
         problem = _verify_chain(chain, by_chain.get(chain, []), heads.get(chain))
         if problem is not None:
             problems.append(problem)
+    if keys is not None:
+        problems += _verify_checkpoints(session, keys)
     return AuditReport(ok=not problems, chains=len(by_chain), entries=entries, problems=problems)
 
 

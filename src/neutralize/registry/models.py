@@ -217,3 +217,17 @@ class IdempotencyRecord(Base):
     request_sha256: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Checkpoint(Base):
+    """A signed statement of every chain's head at one moment: history before it cannot be rewritten
+    without the signing key."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heads: Mapped[list[Any]] = mapped_column(JSON)  # [[chain, seq, hash], ...] sorted by chain
+    root: Mapped[str] = mapped_column(String(64))  # Merkle root over the heads
+    key_id: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str] = mapped_column(String(120))

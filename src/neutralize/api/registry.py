@@ -1,0 +1,182 @@
+"""Registry routes: public reads, and commands for holders, verifiers and admins (API keys)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from neutralize.access.domain import Role
+from neutralize.access.service import require
+from neutralize.api.deps import ActorDep, ClockDep, SessionDep
+from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.registry import journal, service
+from neutralize.registry.schemas import (
+    AuditReport,
+    BlockPublic,
+    CancelCmd,
+    CheckReport,
+    ExportCmd,
+    IssueCmd,
+    OperationResult,
+    OrganisationCreate,
+    OrganisationPublic,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectTransition,
+    ReservationCmd,
+    ReserveCmd,
+    RetireCmd,
+    TransferCmd,
+    VerificationCreate,
+    VerificationPublic,
+)
+
+router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
+Page = Annotated[int, Query(ge=1, le=10_000)]
+PageSize = Annotated[int, Query(ge=1, le=200)]
+CREATED = status.HTTP_201_CREATED
+
+
+# --- public -------------------------------------------------------------------------------------
+
+
+@router.get("/projects")
+def list_projects(
+    session: SessionDep,
+    status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+    standard: Annotated[str | None, Query(max_length=40)] = None,
+    label: Annotated[str | None, Query(max_length=40)] = None,
+    page: Page = 1,
+    page_size: PageSize = 50,
+) -> list[ProjectPublic]:
+    """Projects (all but drafts), filtered by status, standard or quality label."""
+    projects = service.list_projects(
+        session=session, status=status_, standard=standard, label=label, page=page, page_size=page_size
+    )
+    return [p for p in projects if p.status != "draft"]
+
+
+@router.get("/projects/{code}")
+def read_project(code: str, session: SessionDep) -> ProjectPublic:
+    return service.get_project(session=session, code=code)
+
+
+@router.get("/serials/{serial}")
+def where_did_it_go(serial: str, session: SessionDep) -> list[BlockPublic]:
+    """Where every kilogram of a serial range is now (accounts are not shown to the public)."""
+    return [
+        b.model_copy(update={"account_id": ""}) for b in service.where_did_it_go(session=session, text=serial)
+    ]
+
+
+# --- organisations and projects -------------------------------------------------------------------
+
+
+@router.post("/organisations", status_code=CREATED)
+def create_organisation(
+    body: OrganisationCreate, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> OrganisationPublic:
+    return service.create_organisation(
+        session=session, clock=clock, actor=require(actor, Role.ADMIN), cmd=body
+    )
+
+
+@router.get("/organisations/{organisation_id}")
+def read_organisation(organisation_id: str, session: SessionDep, actor: ActorDep) -> OrganisationPublic:
+    who = require(actor, *Role)
+    if not who.is_admin and who.organisation_id != organisation_id:
+        raise DomainError(code=ErrorCode.FORBIDDEN, message="you may read your own organisation only")
+    return service.organisation_public(session=session, organisation_id=organisation_id)
+
+
+@router.get("/holdings")
+def read_holdings(
+    session: SessionDep, actor: ActorDep, project: Annotated[str | None, Query(max_length=40)] = None
+) -> list[BlockPublic]:
+    """The blocks in your organisation's accounts."""
+    who = require(actor, *Role)
+    if who.organisation_id is None:
+        raise DomainError(code=ErrorCode.FORBIDDEN, message="this key belongs to no organisation")
+    return service.holdings(session=session, organisation_id=who.organisation_id, project_code=project)
+
+
+@router.post("/projects", status_code=CREATED)
+def create_project(
+    body: ProjectCreate, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> ProjectPublic:
+    return service.create_project(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.post("/projects/{code}/transitions")
+def transition_project(
+    code: str, body: ProjectTransition, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> ProjectPublic:
+    return service.transition_project(
+        session=session, clock=clock, actor=require(actor, *Role), project_code=code, cmd=body
+    )
+
+
+@router.post("/verifications", status_code=CREATED)
+def record_verification(
+    body: VerificationCreate, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> VerificationPublic:
+    return service.record_verification(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+# --- credits --------------------------------------------------------------------------------------
+
+
+@router.post("/issuances", status_code=CREATED)
+def issue(body: IssueCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+    return service.issue(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.post("/transfers", status_code=CREATED)
+def transfer(body: TransferCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+    return service.transfer(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.post("/retirements", status_code=CREATED)
+def retire(body: RetireCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+    return service.retire(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.post("/cancellations", status_code=CREATED)
+def cancel(body: CancelCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+    return service.cancel(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.post("/exports", status_code=CREATED)
+def export(body: ExportCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+    return service.export(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.post("/reservations", status_code=CREATED)
+def reserve(body: ReserveCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+    return service.reserve(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.post("/reservations/release")
+def release(body: ReservationCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+    return service.release(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.post("/reservations/post")
+def post(body: ReservationCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+    return service.post(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+@router.get("/check")
+def check(session: SessionDep, actor: ActorDep) -> CheckReport:
+    require(actor, Role.ADMIN)
+    return service.check(session=session)
+
+
+@router.get("/audit")
+def audit(session: SessionDep, actor: ActorDep) -> AuditReport:
+    require(actor, Role.ADMIN)
+    return journal.verify(session=session)

@@ -1,0 +1,51 @@
+"""The ``neutralize`` command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from neutralize.cli.common import out
+from neutralize.cli.footprint import factors_app, footprint
+from neutralize.cli.registry import audit_app, keys_app, registry_app
+from neutralize.core.config import get_settings
+from neutralize.core.logging import configure_logging
+
+app = typer.Typer(help="Neutralize: measure, neutralize, certify.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.command()(footprint)
+app.add_typer(factors_app, name="factors")
+app.add_typer(registry_app, name="registry")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+) -> None:
+    """Start the web platform and the JSON API."""
+    import uvicorn
+
+    from neutralize.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    host = host or settings.host
+    port = port or settings.port
+    out.print(
+        f"Neutralize is running at [bold]http://{host}:{port}/[/] (API docs: http://{host}:{port}/docs)"
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to the configured database."""
+    from neutralize.core.migrations import upgrade
+
+    upgrade(get_settings())
+    out.print("database is up to date")

@@ -1,0 +1,98 @@
+"""What every command shares: consoles, failing with a code, a unit of work, the acting key."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from neutralize.access.domain import Actor
+from neutralize.access.service import authenticate
+from neutralize.core.config import get_settings
+from neutralize.core.db import make_engine, make_session_factory, unit_of_work
+from neutralize.core.errors import DomainError, ErrorCode, Problem
+
+USAGE_ERROR = 2  # bad input: the command did nothing
+CHECK_FAILED = 1  # a check ran and found problems
+API_KEY_ENV = "NEUTRALIZE_API_KEY"
+Model = TypeVar("Model", bound=BaseModel)
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(error: DomainError) -> NoReturn:
+    err.print_json(json.dumps(error.as_dict(), ensure_ascii=False))
+    raise typer.Exit(USAGE_ERROR)
+
+
+def print_model(model: BaseModel | list[Any]) -> None:
+    if isinstance(model, list):
+        sys.stdout.write(
+            json.dumps([m.model_dump(mode="json") for m in model], indent=2, ensure_ascii=False) + "\n"
+        )
+    else:
+        sys.stdout.write(model.model_dump_json(indent=2) + "\n")
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """One unit of work on the configured database; a ``DomainError`` exits 2 and changes nothing."""
+    engine = make_engine(get_settings())
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            yield session
+    except DomainError as error:
+        fail(error)
+    finally:
+        engine.dispose()
+
+
+def acting(session: Session, api_key: str | None) -> Actor:
+    """The actor of ``--api-key`` (or $NEUTRALIZE_API_KEY)."""
+    token = api_key or os.environ.get(API_KEY_ENV, "")
+    if not token:
+        raise DomainError(code=ErrorCode.UNAUTHENTICATED, message=f"give --api-key or set {API_KEY_ENV}")
+    return authenticate(session=session, token=token)
+
+
+def read_json(source: str) -> Any:
+    """JSON from a file, or from stdin for ``-``; ``INVALID_REQUEST`` if unreadable."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST, message=f"cannot read {source}: {error.strerror}"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST,
+            message=f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})",
+        ) from None
+
+
+def read_model(source: str, model: type[Model]) -> Model:
+    """A command body from JSON, validated; each problem gets a code and field path."""
+    try:
+        return model.model_validate(read_json(source))
+    except ValidationError as error:
+        problems = [
+            Problem(
+                code=ErrorCode.WRONG_TYPE if d["type"] != "missing" else ErrorCode.MISSING_FIELD,
+                message=d["msg"],
+                field=".".join(str(p) for p in d["loc"]) or None,
+            )
+            for d in error.errors()
+        ]
+        raise DomainError.from_problems(problems) from None

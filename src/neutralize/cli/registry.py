@@ -1,0 +1,183 @@
+"""``neutralize registry``, ``neutralize keys`` and ``neutralize audit``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+
+from neutralize.access.domain import Role
+from neutralize.access.service import create_key, revoke_key
+from neutralize.cli.common import CHECK_FAILED, acting, err, out, print_model, read_model, session_scope
+from neutralize.core.clock import SystemClock
+from neutralize.core.config import get_settings
+from neutralize.core.signing import KeyRing
+from neutralize.registry import journal, service
+from neutralize.registry.schemas import (
+    CancelCmd,
+    ExportCmd,
+    IssueCmd,
+    OrganisationCreate,
+    ProjectCreate,
+    ProjectTransition,
+    ReservationCmd,
+    ReserveCmd,
+    RetireCmd,
+    TransferCmd,
+    VerificationCreate,
+)
+
+registry_app = typer.Typer(help="The carbon-credit registry.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="Tamper evidence: verify the journal, sign checkpoints.", no_args_is_help=True)
+
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", help="the acting key (default: $NEUTRALIZE_API_KEY)")
+]
+Body = Annotated[str, typer.Argument(help="the command as JSON: a file, or - for stdin")]
+CLOCK = SystemClock()
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="the key's role")],
+    organisation: Annotated[str | None, typer.Option(help="the organisation it acts for")] = None,
+    label: Annotated[str, typer.Option(help="a note to recognise it by")] = "",
+) -> None:
+    """Create an API key; its secret is printed once and stored only as a digest."""
+    with session_scope() as session:
+        key = create_key(session=session, clock=CLOCK, role=role, organisation_id=organisation, label=label)
+    out.print(key.token)
+    err.print(f"key {key.id} ({key.role}) created: keep the token above, it is not shown again")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    with session_scope() as session:
+        revoke_key(session=session, clock=CLOCK, key_id=key_id)
+    err.print(f"key {key_id} revoked")
+
+
+@registry_app.command("organisation")
+def organisation(name: str, api_key: ApiKey = None) -> None:
+    """Create an organisation with its holding, retirement, buffer and export accounts."""
+    with session_scope() as session:
+        cmd = OrganisationCreate(name=name)
+        print_model(
+            service.create_organisation(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
+        )
+
+
+@registry_app.command("project")
+def project(body: Body, api_key: ApiKey = None) -> None:
+    """Register a project (draft) from JSON."""
+    with session_scope() as session:
+        cmd = read_model(body, ProjectCreate)
+        print_model(
+            service.create_project(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
+        )
+
+
+@registry_app.command("projects")
+def projects(status: str | None = None, standard: str | None = None) -> None:
+    """List projects."""
+    with session_scope() as session:
+        print_model(service.list_projects(session=session, status=status, standard=standard, page_size=200))
+
+
+@registry_app.command("transition")
+def transition(code: str, to_status: str, note: str = "", api_key: ApiKey = None) -> None:
+    """Move a project along its lifecycle (submitted, validated, registered, rejected, suspended)."""
+    with session_scope() as session:
+        cmd = ProjectTransition.model_validate({"to_status": to_status, "note": note})
+        print_model(
+            service.transition_project(
+                session=session, clock=CLOCK, actor=acting(session, api_key), project_code=code, cmd=cmd
+            )
+        )
+
+
+@registry_app.command("verification")
+def verification(body: Body, api_key: ApiKey = None) -> None:
+    """Record a verification of a monitoring period (verifier or admin)."""
+    with session_scope() as session:
+        cmd = read_model(body, VerificationCreate)
+        print_model(
+            service.record_verification(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
+        )
+
+
+@registry_app.command("issue")
+def issue(
+    verification_id: str, key: Annotated[str, typer.Option(help="idempotency key")], api_key: ApiKey = None
+) -> None:
+    """Issue a verified vintage (admin)."""
+    with session_scope() as session:
+        cmd = IssueCmd(verification_id=verification_id, idempotency_key=key)
+        print_model(service.issue(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd))
+
+
+def _operation(name: str, model: type[BaseModel], doc: str) -> None:
+    def command(body: Body, api_key: ApiKey = None) -> None:
+        with session_scope() as session:
+            cmd = read_model(body, model)
+            run = getattr(service, name)
+            print_model(run(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd))
+
+    command.__doc__ = doc
+    registry_app.command(name)(command)
+
+
+for _name, _model, _doc in (
+    ("transfer", TransferCmd, "Transfer units to another holding account."),
+    ("retire", RetireCmd, "Retire units on behalf of a beneficiary."),
+    ("cancel", CancelCmd, "Cancel units without a claim."),
+    ("export", ExportCmd, "Export units to another registry."),
+    ("reserve", ReserveCmd, "Reserve units for an order."),
+    ("release", ReservationCmd, "Release a reservation."),
+    ("post", ReservationCmd, "Post a reservation: retire what it holds."),
+):
+    _operation(_name, _model, _doc)
+
+
+@registry_app.command("where")
+def where(serial: str) -> None:
+    """Where every kilogram of a serial range is now."""
+    with session_scope() as session:
+        print_model(service.where_did_it_go(session=session, text=serial))
+
+
+@registry_app.command("check")
+def check() -> None:
+    """Check conservation per project vintage and that no unit is in two blocks; exit 1 if not."""
+    with session_scope() as session:
+        report = service.check(session=session)
+    print_model(report)
+    if not report.ok:
+        raise typer.Exit(CHECK_FAILED)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute every journal chain and signed checkpoint; report the first altered, removed or
+    reordered entry of each; exit 1 if there is one."""
+    settings = get_settings()
+    with session_scope() as session:
+        report = journal.verify(session=session, keys=KeyRing.from_settings(settings, clock=CLOCK))
+    print_model(report)
+    if not report.ok:
+        raise typer.Exit(CHECK_FAILED)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the current head of every chain (run it periodically)."""
+    settings = get_settings()
+    with session_scope() as session:
+        point = journal.checkpoint(
+            session=session, clock=CLOCK, keys=KeyRing.from_settings(settings, clock=CLOCK)
+        )
+        out.print(
+            f"checkpoint {point.id}: {len(point.heads)} chains, root {point.root}, signed by {point.key_id}"
+        )

@@ -17,6 +17,7 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/neutralize db upgrade
+	$(BIN)/neutralize demo
 	$(BIN)/neutralize serve
 
 lint: install

@@ -5,13 +5,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from neutralize import __version__
-from neutralize.api import factors, footprints, health, registry
+from neutralize.api import factors, footprints, health, registry, wellknown
 from neutralize.api.errors import install_error_handlers
 from neutralize.api.limits import BodyLimitMiddleware
 from neutralize.core.clock import Clock, SystemClock
 from neutralize.core.config import Settings
 from neutralize.core.db import make_engine, make_session_factory
+from neutralize.core.signing import KeyRing
 from neutralize.web import pages
+from neutralize.web import registry as registry_pages
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -24,6 +26,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     engine = make_engine(settings)
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
+    app.state.keys = KeyRing.from_settings(settings, clock=app.state.clock)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     install_error_handlers(app)
@@ -32,6 +35,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         return settings.max_upload_bytes if path.endswith("/batch") else settings.max_request_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    for router in (health.router, footprints.router, factors.router, registry.router, pages.router):
+    for router in (
+        health.router,
+        wellknown.router,
+        footprints.router,
+        factors.router,
+        registry.router,
+        pages.router,
+        registry_pages.router,
+    ):
         app.include_router(router)
     return app

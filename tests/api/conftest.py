@@ -14,7 +14,13 @@ NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def client(db_settings: Settings) -> Iterator[TestClient]:
-    settings = db_settings.model_copy(update={"max_request_bytes": 64 * 1024, "max_upload_bytes": 256 * 1024})
+def client(db_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = db_settings.model_copy(
+        update={
+            "max_request_bytes": 64 * 1024,
+            "max_upload_bytes": 256 * 1024,
+            "signing_key_dir": tmp_path_factory.mktemp("keys"),
+        }
+    )
     with TestClient(create_app(settings, clock=FixedClock(NOW))) as test_client:
         yield test_client

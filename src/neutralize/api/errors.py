@@ -37,8 +37,15 @@ _PYDANTIC_CODES: dict[str, ErrorCode] = {
     "too_long": ErrorCode.TOO_MANY_ACTIVITIES,
     "too_short": ErrorCode.INVALID_REQUEST,
     "json_invalid": ErrorCode.INVALID_REQUEST,
+    "greater_than": ErrorCode.OUT_OF_RANGE,
     "greater_than_equal": ErrorCode.OUT_OF_RANGE,
+    "less_than": ErrorCode.OUT_OF_RANGE,
     "less_than_equal": ErrorCode.OUT_OF_RANGE,
+    "string_too_long": ErrorCode.OUT_OF_RANGE,
+    "string_too_short": ErrorCode.OUT_OF_RANGE,
+    "literal_error": ErrorCode.UNKNOWN_VALUE,
+    "enum": ErrorCode.UNKNOWN_VALUE,
+    "value_error": ErrorCode.INVALID_REQUEST,
 }
 
 

@@ -42,6 +42,18 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
 
 
+@app.command()
+def demo() -> None:
+    """Load the demo data (organisations, projects, issued and retired credits) if it is not there."""
+    from neutralize.cli.common import session_scope
+    from neutralize.core.clock import SystemClock
+    from neutralize.demo import load
+
+    with session_scope() as session:
+        added = load(session=session, clock=SystemClock())
+    out.print("demo data loaded" if added else "demo data already there")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration to the configured database."""

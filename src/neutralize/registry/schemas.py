@@ -238,3 +238,26 @@ class AuditReport(BaseModel):
     chains: int
     entries: int
     problems: list[AuditProblem]
+
+
+class IssuancePublic(BaseModel):
+    id: str
+    project_code: str
+    vintage: int
+    quantity_kg: int
+    serial: str
+    issued_at: datetime
+
+
+class RetirementPublic(BaseModel):
+    id: str
+    project_code: str
+    vintage: int
+    quantity_kg: int
+    beneficiary: str
+    reason: str
+    claim_period_start: date | None
+    claim_period_end: date | None
+    claim_country: str | None
+    retired_at: datetime
+    serials: list[str]

@@ -47,6 +47,7 @@ from neutralize.registry.schemas import (
     CancelCmd,
     CheckReport,
     ExportCmd,
+    IssuancePublic,
     IssueCmd,
     OperationResult,
     OrganisationCreate,
@@ -57,6 +58,7 @@ from neutralize.registry.schemas import (
     ReservationCmd,
     ReserveCmd,
     RetireCmd,
+    RetirementPublic,
     TransferCmd,
     Units,
     VerificationCreate,
@@ -910,3 +912,42 @@ def _structure_problems(session: Session) -> list[str]:
 
 def _columns(row: object, shape: type) -> dict[str, object]:
     return {name: getattr(row, name) for name in shape.model_fields if hasattr(row, name)}  # type: ignore[attr-defined]
+
+
+def issuances_of(*, session: Session, project_code: str) -> list[IssuancePublic]:
+    project = _project(session, project_code)
+    rows = session.scalars(
+        select(Issuance).where(Issuance.project_id == project.id).order_by(Issuance.span_start)
+    )
+    return [IssuancePublic(project_code=project.code, **_columns(row, IssuancePublic)) for row in rows]
+
+
+def retirements_of(
+    *, session: Session, project_code: str, page: int = 1, page_size: int = 50
+) -> list[RetirementPublic]:
+    project = _project(session, project_code)
+    rows = session.scalars(
+        select(Retirement)
+        .where(Retirement.project_id == project.id)
+        .order_by(Retirement.retired_at.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    result = []
+    for row in rows:
+        blocks = session.scalars(
+            select(Block).where(Block.retirement_id == row.id).order_by(Block.span_start)
+        )
+        serials = [serial(project.code, b.vintage, Span(b.span_start, b.span_end)) for b in blocks]
+        result.append(
+            RetirementPublic(project_code=project.code, serials=serials, **_columns(row, RetirementPublic))
+        )
+    return result
+
+
+def beneficiaries(*, session: Session, retirement_ids: Sequence[str]) -> dict[str, str]:
+    """Who each retirement was for, by retirement id."""
+    rows = session.execute(
+        select(Retirement.id, Retirement.beneficiary).where(Retirement.id.in_(retirement_ids))
+    )
+    return dict(rows.tuples().all())

@@ -1,0 +1,49 @@
+"""The public registry explorer: projects, their issuances and retirements, and a serial search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from neutralize.api.deps import SessionDep
+from neutralize.core.errors import DomainError
+from neutralize.registry import service
+from neutralize.web.pages import templates
+
+router = APIRouter(prefix="/registry", include_in_schema=False)
+
+
+@router.get("", response_class=HTMLResponse)
+def projects(request: Request, session: SessionDep) -> HTMLResponse:
+    shown = [p for p in service.list_projects(session=session, page_size=200) if p.status != "draft"]
+    return templates.TemplateResponse(request, "registry_projects.html", {"projects": shown})
+
+
+@router.get("/projects/{code}", response_class=HTMLResponse)
+def project(request: Request, code: str, session: SessionDep) -> HTMLResponse:
+    context = {
+        "p": service.get_project(session=session, code=code),
+        "issuances": service.issuances_of(session=session, project_code=code),
+        "retirements": service.retirements_of(session=session, project_code=code),
+    }
+    return templates.TemplateResponse(request, "registry_project.html", context)
+
+
+@router.get("/serials", response_class=HTMLResponse)
+def serials(
+    request: Request, session: SessionDep, q: Annotated[str | None, Query(max_length=120)] = None
+) -> HTMLResponse:
+    context: dict[str, object] = {"q": q, "blocks": [], "problems": [], "beneficiaries": {}}
+    status = 200
+    if q:
+        try:
+            blocks = service.where_did_it_go(session=session, text=q)
+            context["blocks"] = blocks
+            context["beneficiaries"] = service.beneficiaries(
+                session=session, retirement_ids=[b.retirement_id for b in blocks if b.retirement_id]
+            )
+        except DomainError as error:
+            context["problems"], status = [error], 422 if error.code != "not_found" else 404
+    return templates.TemplateResponse(request, "registry_serials.html", context, status_code=status)

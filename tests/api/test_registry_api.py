@@ -1,0 +1,232 @@
+"""The registry API and explorer: who may do what, and what the public sees."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from neutralize.access.domain import Role
+from neutralize.access.service import create_key
+from neutralize.core.clock import FixedClock
+from neutralize.core.db import make_session_factory, unit_of_work
+from tests.api.conftest import NOW
+
+_codes = itertools.count(1)
+
+
+def key(client: TestClient, role: Role, organisation_id: str | None = None) -> dict[str, str]:
+    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
+    with unit_of_work(factory) as session:
+        issued = create_key(
+            session=session, clock=FixedClock(NOW), role=role, organisation_id=organisation_id
+        )
+    return {"Authorization": f"Bearer {issued.token}"}
+
+
+@pytest.fixture(scope="module")
+def admin(client: TestClient) -> dict[str, str]:
+    return key(client, Role.ADMIN)
+
+
+def organisation(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
+    response = client.post(
+        "/api/v1/registry/organisations", json={"name": f"Org {next(_codes)}"}, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def registered_project(
+    client: TestClient, admin: dict[str, str]
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    org = organisation(client, admin)
+    owner = key(client, Role.PROJECT_OWNER, org["id"])
+    code = f"API-P{next(_codes)}"
+    body = {
+        "code": code,
+        "name": "Metro riders",
+        "standard": "CDCER",
+        "methodology": "PT",
+        "methodology_version": "1",
+        "project_type": "transport",
+        "credit_type": "avoidance",
+        "nature_based": False,
+        "country": "CN",
+        "region": "CN-SC",
+        "owner_organisation_id": org["id"],
+        "labels": {"carbon_inclusive": True},
+    }
+    assert client.post("/api/v1/registry/projects", json=body, headers=owner).status_code == 201
+    verifier = key(client, Role.VERIFIER, org["id"])
+    for to_status, who in (("submitted", owner), ("validated", verifier), ("registered", admin)):
+        response = client.post(
+            f"/api/v1/registry/projects/{code}/transitions", json={"to_status": to_status}, headers=who
+        )
+        assert response.status_code == 200, response.text
+    verification = client.post(
+        "/api/v1/registry/verifications",
+        headers=verifier,
+        json={
+            "project_code": code,
+            "verifier": "CQC",
+            "period_start": "2025-01-01",
+            "period_end": "2025-12-31",
+            "verified_kg": 5000,
+            "report_sha256": "ab" * 32,
+        },
+    )
+    assert verification.status_code == 201, verification.text
+    issued = client.post(
+        "/api/v1/registry/issuances",
+        headers=admin,
+        json={"verification_id": verification.json()["id"], "idempotency_key": f"i-{code}"},
+    )
+    assert issued.status_code == 201, issued.text
+    return code, owner, org
+
+
+def test_an_admin_registers_and_issues_and_a_holder_retires(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    code, owner, _org = registered_project(client, admin)
+    # when the holder retires 340 kg
+    body = {
+        "units": {"project_code": code, "vintage": 2025, "quantity_kg": 340},
+        "beneficiary": "Guest A",
+        "reason": "conference travel",
+        "idempotency_key": "r-1",
+    }
+    first = client.post("/api/v1/registry/retirements", json=body, headers=owner)
+    again = client.post("/api/v1/registry/retirements", json=body, headers=owner)
+    # then one retirement exists, the retry returns it, and the public can see where it went
+    assert first.status_code == 201, first.text
+    assert again.json() == first.json()
+    [block] = first.json()["blocks"]
+    assert block["kg"] == 340 and block["state"] == "retired"
+    where = client.get(f"/api/v1/registry/serials/{block['serial']}").json()
+    assert [(b["state"], b["kg"], b["account_id"]) for b in where] == [("retired", 340, "")]
+    page = client.get(f"/registry/projects/{code}")
+    assert page.status_code == 200 and "Guest A" in page.text and block["serial"] in page.text
+    search = client.get("/registry/serials", params={"q": block["serial"]})
+    assert search.status_code == 200 and "Guest A" in search.text
+
+
+def test_idempotency_key_reused_for_another_request_is_409(client: TestClient, admin: dict[str, str]) -> None:
+    code, owner, _org = registered_project(client, admin)
+    base = {
+        "units": {"project_code": code, "vintage": 2025, "quantity_kg": 10},
+        "beneficiary": "B",
+        "reason": "r",
+        "idempotency_key": "same",
+    }
+    assert client.post("/api/v1/registry/retirements", json=base, headers=owner).status_code == 201
+    other = {**base, "units": {"project_code": code, "vintage": 2025, "quantity_kg": 11}}
+    response = client.post("/api/v1/registry/retirements", json=other, headers=owner)
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_conflict"
+
+
+@pytest.mark.parametrize(
+    ("role", "status", "code"),
+    [(None, 401, "unauthenticated"), (Role.MEMBER, 403, "forbidden"), (Role.VERIFIER, 403, "forbidden")],
+)
+def test_only_admins_create_organisations(
+    client: TestClient, admin: dict[str, str], role: Role | None, status: int, code: str
+) -> None:
+    headers = {} if role is None else key(client, role, organisation(client, admin)["id"])
+    response = client.post("/api/v1/registry/organisations", json={"name": "Nope"}, headers=headers)
+    assert response.status_code == status
+    assert response.json()["code"] == code
+
+
+def test_a_wrong_key_is_refused_not_treated_as_anonymous(client: TestClient) -> None:
+    response = client.get("/api/v1/registry/holdings", headers={"Authorization": "Bearer nz_k_0000_bad"})
+    assert response.status_code == 401
+
+
+def test_another_organisation_cannot_move_your_credits(client: TestClient, admin: dict[str, str]) -> None:
+    code, _owner, _org = registered_project(client, admin)
+    stranger = key(client, Role.PROJECT_OWNER, organisation(client, admin)["id"])
+    body = {
+        "units": {"project_code": code, "vintage": 2025, "quantity_kg": 1},
+        "beneficiary": "X",
+        "reason": "r",
+        "idempotency_key": "steal",
+    }
+    response = client.post("/api/v1/registry/retirements", json=body, headers=stranger)
+    assert response.status_code == 409
+    assert response.json()["code"] == "insufficient_units"
+
+
+@pytest.mark.parametrize(
+    ("units", "status", "code"),
+    [
+        ({"project_code": "NOPE", "vintage": 2025, "quantity_kg": 1}, 404, "not_found"),
+        ({"serial": "garbage"}, 422, "invalid_serial"),
+        ({"project_code": "X", "vintage": 2025, "quantity_kg": 0}, 422, "out_of_range"),
+        ({"project_code": "X", "vintage": 2025, "quantity_kg": -5}, 422, "out_of_range"),
+    ],
+)
+def test_bad_units_get_clear_codes(
+    client: TestClient, admin: dict[str, str], units: dict[str, Any], status: int, code: str
+) -> None:
+    owner = key(client, Role.PROJECT_OWNER, organisation(client, admin)["id"])
+    body = {"units": units, "beneficiary": "X", "reason": "r", "idempotency_key": f"bad-{next(_codes)}"}
+    response = client.post("/api/v1/registry/retirements", json=body, headers=owner)
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+
+
+def test_public_lists_projects_but_not_drafts_and_pages_are_bounded(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    code, _owner, _org = registered_project(client, admin)
+    listed = client.get(
+        "/api/v1/registry/projects", params={"label": "carbon_inclusive", "page_size": 200}
+    ).json()
+    assert code in {p["code"] for p in listed}
+    assert all(p["status"] != "draft" for p in listed)
+    assert client.get("/api/v1/registry/projects", params={"page_size": 1000}).status_code == 422
+    assert client.get("/registry").status_code == 200
+
+
+def test_admin_checks_conservation_and_the_journal(client: TestClient, admin: dict[str, str]) -> None:
+    registered_project(client, admin)
+    check = client.get("/api/v1/registry/check", headers=admin).json()
+    assert check["ok"] and all(v["balanced"] for v in check["vintages"])
+    audit = client.get("/api/v1/registry/audit", headers=admin).json()
+    assert audit["ok"] and audit["entries"] > 0
+
+
+def test_signing_keys_are_published(client: TestClient) -> None:
+    body = client.get("/.well-known/neutralize-keys.json").json()
+    [current] = [k for k in body["keys"] if k["status"] == "current"]
+    assert current["kty"] == "OKP" and current["crv"] == "Ed25519" and current["kid"].startswith("ed25519:")
+
+
+def test_issuing_before_the_period_ends_is_refused(client: TestClient, admin: dict[str, str]) -> None:
+    code, _owner, org = registered_project(client, admin)
+    verifier = key(client, Role.VERIFIER, org["id"])
+    verification = client.post(
+        "/api/v1/registry/verifications",
+        headers=verifier,
+        json={
+            "project_code": code,
+            "verifier": "CQC",
+            "period_start": "2026-01-01",
+            "period_end": date(2026, 12, 31).isoformat(),
+            "verified_kg": 10,
+            "report_url": "https://example.org/r",
+        },
+    ).json()
+    response = client.post(
+        "/api/v1/registry/issuances",
+        headers=admin,
+        json={"verification_id": verification["id"], "idempotency_key": "early"},
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "period_not_ended"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, File, Query, UploadFile, status
 
 from neutralize.access.domain import Role
 from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.registry import journal, service
+from neutralize.registry import journal, mirror, service
+from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
     AuditReport,
     BlockPublic,
@@ -180,3 +181,53 @@ def check(session: SessionDep, actor: ActorDep) -> CheckReport:
 def audit(session: SessionDep, actor: ActorDep) -> AuditReport:
     require(actor, Role.ADMIN)
     return journal.verify(session=session)
+
+
+# --- mirrored credits -----------------------------------------------------------------------------
+
+
+@router.post("/imports", status_code=CREATED)
+def import_export(
+    session: SessionDep,
+    clock: ClockDep,
+    actor: ActorDep,
+    file: Annotated[UploadFile, File(description="a Verra or Gold Standard public CSV export")],
+    programme: Annotated[Programme, Query(description="VCS or GS")],
+) -> mirror.ImportReport:
+    text = file.file.read().decode("utf-8-sig", errors="strict")
+    return mirror.import_export(
+        session=session,
+        clock=clock,
+        actor=require(actor, *Role),
+        programme=programme,
+        text=text,
+        filename=file.filename or "upload.csv",
+    )
+
+
+@router.get("/home-serials")
+def find_home_serial(
+    session: SessionDep, q: Annotated[str, Query(min_length=6, max_length=200)]
+) -> list[mirror.MirroredBlockPublic]:
+    """Mirrored public data: blocks whose home serial contains ``q``."""
+    return mirror.find_home_serial(session=session, text=q)
+
+
+@router.post("/home-retirements", status_code=CREATED)
+def record_retirement(
+    body: mirror.HomeRetirementCreate, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> mirror.HomeRetirementPublic:
+    return mirror.record_retirement(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.get("/home-retirements/{retirement_id}")
+def read_home_retirement(retirement_id: str, session: SessionDep) -> mirror.HomeRetirementPublic:
+    """A home retirement with its shares and their Merkle root (public)."""
+    return mirror.home_retirement_public(session=session, retirement_id=retirement_id)
+
+
+@router.post("/shares", status_code=CREATED)
+def allocate_share(
+    body: mirror.ShareCreate, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> mirror.HomeRetirementPublic:
+    return mirror.allocate_share(session=session, clock=clock, actor=require(actor, *Role), cmd=body)

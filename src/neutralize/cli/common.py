@@ -65,14 +65,17 @@ def acting(session: Session, api_key: str | None) -> Actor:
     return authenticate(session=session, token=token)
 
 
+def read_text(source: str | Path) -> str:
+    """Text from a file, or from stdin for ``-``; ``INVALID_REQUEST`` if unreadable."""
+    try:
+        return sys.stdin.read() if str(source) == "-" else Path(source).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DomainError(code=ErrorCode.INVALID_REQUEST, message=f"cannot read {source}: {error}") from None
+
+
 def read_json(source: str) -> Any:
     """JSON from a file, or from stdin for ``-``; ``INVALID_REQUEST`` if unreadable."""
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as error:
-        raise DomainError(
-            code=ErrorCode.INVALID_REQUEST, message=f"cannot read {source}: {error.strerror}"
-        ) from None
+    text = read_text(source)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,11 +10,21 @@ from pydantic import BaseModel
 
 from neutralize.access.domain import Role
 from neutralize.access.service import create_key, revoke_key
-from neutralize.cli.common import CHECK_FAILED, acting, err, out, print_model, read_model, session_scope
+from neutralize.cli.common import (
+    CHECK_FAILED,
+    acting,
+    err,
+    out,
+    print_model,
+    read_model,
+    read_text,
+    session_scope,
+)
 from neutralize.core.clock import SystemClock
 from neutralize.core.config import get_settings
 from neutralize.core.signing import KeyRing
-from neutralize.registry import journal, service
+from neutralize.registry import journal, mirror, service
+from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
     CancelCmd,
     ExportCmd,
@@ -180,4 +191,44 @@ def audit_checkpoint() -> None:
         )
         out.print(
             f"checkpoint {point.id}: {len(point.heads)} chains, root {point.root}, signed by {point.key_id}"
+        )
+
+
+@registry_app.command("import")
+def import_export(
+    path: Annotated[Path, typer.Argument(help="the public CSV export")],
+    programme: Annotated[Programme, typer.Option(help="VCS (Verra) or GS (Gold Standard)")],
+    api_key: ApiKey = None,
+) -> None:
+    """Mirror a Verra or Gold Standard public export: all rows or nothing; bad rows listed by line."""
+    with session_scope() as session:
+        text = read_text(path)
+        report = mirror.import_export(
+            session=session,
+            clock=CLOCK,
+            actor=acting(session, api_key),
+            programme=programme,
+            text=text,
+            filename=path.name,
+        )
+    print_model(report)
+
+
+@registry_app.command("record-retirement")
+def record_retirement(body: Body, api_key: ApiKey = None) -> None:
+    """Record a retirement made on a home registry (its id, serial range, tonnes, date, beneficiary)."""
+    with session_scope() as session:
+        cmd = read_model(body, mirror.HomeRetirementCreate)
+        print_model(
+            mirror.record_retirement(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
+        )
+
+
+@registry_app.command("share")
+def share(body: Body, api_key: ApiKey = None) -> None:
+    """Allocate a kilogram share of a recorded home retirement to a buyer."""
+    with session_scope() as session:
+        cmd = read_model(body, mirror.ShareCreate)
+        print_model(
+            mirror.allocate_share(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
         )

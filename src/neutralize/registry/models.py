@@ -231,3 +231,93 @@ class Checkpoint(Base):
     root: Mapped[str] = mapped_column(String(64))  # Merkle root over the heads
     key_id: Mapped[str] = mapped_column(String(40))
     signature: Mapped[str] = mapped_column(String(120))
+
+
+class ImportBatch(Base):
+    """One imported export file of a home registry's public data."""
+
+    __tablename__ = "import_batches"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    programme: Mapped[str] = mapped_column(String(20))
+    filename: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    projects: Mapped[int] = mapped_column(Integer)
+    blocks: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(40))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MirroredBlock(Base):
+    """A block of a home registry's public data, read-only here: quantities in kg next to the
+    home serial range as published."""
+
+    __tablename__ = "mirrored_blocks"
+    __table_args__ = (
+        UniqueConstraint("programme", "unit_space", "first_unit"),
+        CheckConstraint("last_unit >= first_unit", name="units"),
+        CheckConstraint("quantity_kg = (last_unit - first_unit + 1) * 1000", name="quantity"),
+        Index("ix_mirrored_blocks_space", "programme", "unit_space", "first_unit", "last_unit"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("import_batches.id"), index=True)
+    programme: Mapped[str] = mapped_column(String(20))
+    serial: Mapped[str] = mapped_column(String(200), index=True)
+    unit_space: Mapped[str] = mapped_column(String(120))
+    first_unit: Mapped[int] = mapped_column(BigInteger)
+    last_unit: Mapped[int] = mapped_column(BigInteger)
+    quantity_kg: Mapped[int] = mapped_column(BigInteger)
+    vintage_start: Mapped[date] = mapped_column(Date)
+    vintage_end: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    issued_on: Mapped[date | None] = mapped_column(Date)
+    retired_on: Mapped[date | None] = mapped_column(Date)
+    beneficiary: Mapped[str | None] = mapped_column(String(500))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    source_line: Mapped[int] = mapped_column(Integer)
+
+
+class HomeRetirement(Base):
+    """A retirement the platform made on a home registry, recorded here; buyers get kg shares of it."""
+
+    __tablename__ = "home_retirements"
+    __table_args__ = (
+        UniqueConstraint("programme", "home_retirement_id"),
+        CheckConstraint("quantity_kg = quantity_tonnes * 1000", name="quantity"),
+        CheckConstraint("allocated_kg BETWEEN 0 AND quantity_kg", name="allocated"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    programme: Mapped[str] = mapped_column(String(20))
+    home_retirement_id: Mapped[str] = mapped_column(String(120))
+    serial: Mapped[str] = mapped_column(String(200))
+    quantity_tonnes: Mapped[int] = mapped_column(BigInteger)
+    quantity_kg: Mapped[int] = mapped_column(BigInteger)
+    allocated_kg: Mapped[int] = mapped_column(BigInteger, default=0)
+    retired_on: Mapped[date] = mapped_column(Date)
+    beneficiary_text: Mapped[str] = mapped_column(String(500))
+    merkle_root: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(40))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RetirementShare(Base):
+    """Kilograms of a home retirement allocated to one buyer."""
+
+    __tablename__ = "retirement_shares"
+    __table_args__ = (
+        CheckConstraint("kg > 0", name="kg"),
+        UniqueConstraint("home_retirement_id", "reference"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    home_retirement_id: Mapped[str] = mapped_column(ForeignKey("home_retirements.id"), index=True)
+    kg: Mapped[int] = mapped_column(BigInteger)
+    beneficiary: Mapped[str] = mapped_column(String(300))
+    reference: Mapped[str] = mapped_column(String(120))  # the order (or other claim) it belongs to
+    allocated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

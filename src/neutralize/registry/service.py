@@ -18,7 +18,7 @@ from neutralize.access.service import require
 from neutralize.core.clock import Clock
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
-from neutralize.registry import journal
+from neutralize.registry import journal, mirror
 from neutralize.registry.domain import (
     PROJECT_TRANSITIONS,
     AccountKind,
@@ -887,6 +887,7 @@ def check(*, session: Session) -> CheckReport:
             )
         )
     problems += _structure_problems(session)
+    problems += mirror.share_problems(session=session)
     return CheckReport(ok=not problems, vintages=vintages, problems=problems)
 
 

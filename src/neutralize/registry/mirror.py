@@ -1,0 +1,495 @@
+"""Mirrored credits: home registries' public data imported read-only, the platform's retirements at
+home recorded here, and kilogram shares of those retirements allocated to buyers.
+
+A home registry (Verra, Gold Standard, CCER, CDM) retires in whole tonnes and forbids re-selling
+its units as new instruments. The platform retires whole tonnes there, records each retirement,
+and allocates kilogram shares of it; the shares of one retirement never exceed its tonnes ×
+1,000, and a Merkle root over its shares is published with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from neutralize.access.domain import Actor, Role
+from neutralize.access.service import require
+from neutralize.core.clock import Clock
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
+from neutralize.core.ids import new_id
+from neutralize.registry import journal
+from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, canonical, merkle_root
+from neutralize.registry.importers.duplicates import cross_programme_duplicates
+from neutralize.registry.importers.gold_standard import parse_gold_standard_export
+from neutralize.registry.importers.records import ImportedBlock, ImportedProject, ImportResult, Programme
+from neutralize.registry.importers.verra import parse_verra_export
+from neutralize.registry.models import (
+    HomeRetirement,
+    ImportBatch,
+    MirroredBlock,
+    Organisation,
+    Project,
+    RetirementShare,
+)
+
+HOME_REGISTRIES = {Programme.VERRA: "Verra", Programme.GOLD_STANDARD: "Gold Standard"}
+HOME_NAMES = ("VCS", "GS", "CCER", "CDM")
+
+
+class ImportReport(BaseModel):
+    batch_id: str
+    programme: str
+    already_imported: bool
+    projects: int
+    blocks: int
+    kg_by_status: dict[str, int]
+    duplicates: list[str]
+
+
+class MirroredBlockPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    programme: str
+    serial: str
+    first_unit: int
+    last_unit: int
+    quantity_kg: int
+    status: str
+    vintage_start: date
+    vintage_end: date
+    retired_on: date | None
+    beneficiary: str | None
+
+
+class HomeRetirementCreate(BaseModel):
+    """A retirement the operator made on the home registry's site."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_code: str = Field(max_length=40)
+    home_retirement_id: str = Field(min_length=1, max_length=120)
+    serial: str = Field(min_length=1, max_length=200, description="the home serial range, as published")
+    quantity_tonnes: int = Field(gt=0, le=10**9)
+    retired_on: date
+    beneficiary_text: str = Field(min_length=1, max_length=500, description="as entered on the home registry")
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home_retirement_id: str = Field(max_length=40, description="this registry's id of the home retirement")
+    kg: int = Field(gt=0, le=10**12)
+    beneficiary: str = Field(min_length=1, max_length=300)
+    reference: str = Field(min_length=1, max_length=120, description="the order the share belongs to")
+
+
+class SharePublic(BaseModel):
+    id: int
+    kg: int
+    beneficiary: str
+    reference: str
+
+
+class HomeRetirementPublic(BaseModel):
+    id: str
+    project_code: str
+    programme: str
+    home_retirement_id: str
+    serial: str
+    quantity_tonnes: int
+    quantity_kg: int
+    allocated_kg: int
+    retired_on: date
+    beneficiary_text: str
+    merkle_root: str
+    shares: list[SharePublic]
+
+
+# --- imports --------------------------------------------------------------------------------------
+
+
+def parse_export(programme: Programme, text: str) -> ImportResult:
+    """Parse a Verra or Gold Standard public export; all rows or nothing (``INVALID_IMPORT``)."""
+    if programme is Programme.VERRA:
+        return parse_verra_export(text)
+    return parse_gold_standard_export(text)
+
+
+def import_export(
+    *, session: Session, clock: Clock, actor: Actor, programme: Programme, text: str, filename: str
+) -> ImportReport:
+    """Mirror a public export: its projects and blocks replace what earlier imports said of them.
+
+    The same file imported twice changes nothing. A block that overlaps another project's block in
+    the same unit space is refused, as is any row that does not parse.
+    """
+    require(actor, Role.ADMIN)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    earlier = session.scalars(select(ImportBatch).where(ImportBatch.sha256 == digest)).first()
+    if earlier is not None:
+        return _report(session, earlier, already=True)
+    result = parse_export(programme, text)
+    now = clock.now()
+    batch = ImportBatch(
+        id=new_id("imp", now),
+        programme=programme.value,
+        filename=filename[:300],
+        sha256=digest,
+        projects=len(result.projects),
+        blocks=len(result.blocks),
+        actor=actor.id,
+        imported_at=now,
+    )
+    session.add(batch)
+    session.flush()
+    projects = {p.project_id: _mirror_project(session, clock, programme, p) for p in result.projects}
+    session.execute(
+        delete(MirroredBlock).where(MirroredBlock.project_id.in_([p.id for p in projects.values()]))
+    )
+    for block in result.blocks:
+        session.add(_mirror_block(block, projects[block.project_id].id, batch.id))
+    session.flush()
+    _refuse_overlaps(session, programme)
+    duplicates = _flag_duplicates(session, result.projects)
+    journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=f"imports:{programme.value}",
+        operation="import",
+        payload={
+            "batch_id": batch.id,
+            "sha256": digest,
+            "filename": filename,
+            "projects": len(projects),
+            "blocks": len(result.blocks),
+        },
+    )
+    return _report(session, batch, already=False, duplicates=duplicates)
+
+
+def _registry_organisation(session: Session, clock: Clock, programme: Programme) -> Organisation:
+    name = f"{HOME_REGISTRIES[programme]} registry (mirrored public data)"
+    organisation = session.scalars(select(Organisation).where(Organisation.name == name)).first()
+    if organisation is None:
+        now = clock.now()
+        organisation = Organisation(id=new_id("org", now), name=name, created_at=now)
+        session.add(organisation)
+        session.flush()
+    return organisation
+
+
+def _mirror_project(
+    session: Session, clock: Clock, programme: Programme, imported: ImportedProject
+) -> Project:
+    code = f"{programme.value}-{imported.project_id}"
+    project = session.scalars(select(Project).where(Project.code == code)).first()
+    fields = {
+        "name": imported.name[:300],
+        "methodology": (imported.methodology or "unknown")[:120],
+        "project_type": (imported.project_type or "unknown")[:80],
+        "country": imported.country_code or "XX",
+    }
+    if project is None:
+        owner = _registry_organisation(session, clock, programme)
+        project = Project(
+            id=new_id("prj", clock.now()),
+            code=code,
+            standard=programme.value,
+            methodology_version="-",
+            credit_type="avoidance",
+            nature_based=False,
+            region=None,
+            owner_organisation_id=owner.id,
+            labels={},
+            buffer_permille=0,
+            status=ProjectStatus.REGISTERED.value,
+            native=False,
+            home_registry=HOME_REGISTRIES[programme],
+            home_id=imported.project_id,
+            created_at=clock.now(),
+            **fields,
+        )
+        session.add(project)
+    else:
+        for name, value in fields.items():
+            setattr(project, name, value)
+    project.labels = {
+        **(project.labels or {}),
+        "home_labels": list(imported.additional_certifications),
+        "cross_references": list(imported.cross_references),
+    }
+    session.flush()
+    return project
+
+
+def _mirror_block(block: ImportedBlock, project_id: str, batch_id: str) -> MirroredBlock:
+    return MirroredBlock(
+        project_id=project_id,
+        batch_id=batch_id,
+        programme=block.programme.value,
+        serial=block.serial[:200],
+        unit_space=block.unit_space[:120],
+        first_unit=block.first_unit,
+        last_unit=block.last_unit,
+        quantity_kg=block.quantity_tonnes * KG_PER_TONNE,
+        vintage_start=block.vintage_start,
+        vintage_end=block.vintage_end,
+        status=block.status.value,
+        issued_on=block.issued_on,
+        retired_on=block.retired_on,
+        beneficiary=block.beneficiary[:500] if block.beneficiary else None,
+        reason=block.reason[:1000] if block.reason else None,
+        source_line=block.source_line,
+    )
+
+
+def _refuse_overlaps(session: Session, programme: Programme) -> None:
+    rows = session.execute(
+        select(
+            MirroredBlock.unit_space, MirroredBlock.first_unit, MirroredBlock.last_unit, MirroredBlock.serial
+        )
+        .where(MirroredBlock.programme == programme.value)
+        .order_by(MirroredBlock.unit_space, MirroredBlock.first_unit)
+    ).all()
+    for previous, current in itertools.pairwise(rows):
+        if previous.unit_space == current.unit_space and current.first_unit <= previous.last_unit:
+            raise DomainError(
+                code=ErrorCode.INVALID_IMPORT,
+                message=f"{current.serial} overlaps {previous.serial}: a unit cannot be in two blocks",
+            )
+
+
+def _flag_duplicates(session: Session, imported: Iterable[ImportedProject]) -> list[str]:
+    """Projects that appear under two programmes (this file and everything mirrored before)."""
+    known = [*imported, *_mirrored_projects(session)]
+    flagged = []
+    for first, second, reason in cross_programme_duplicates(known):
+        first_code, second_code = (
+            f"{first.programme.value}-{first.project_id}",
+            f"{second.programme.value}-{second.project_id}",
+        )
+        text = f"{first_code} and {second_code}: {reason}"
+        flagged.append(text)
+        for one, other in ((first, second), (second, first)):
+            project = session.scalars(
+                select(Project).where(Project.code == f"{one.programme.value}-{one.project_id}")
+            ).first()
+            if project is not None:
+                project.labels = {
+                    **project.labels,
+                    "possible_duplicate_of": f"{other.programme.value}-{other.project_id}",
+                }
+    return sorted(set(flagged))
+
+
+def _mirrored_projects(session: Session) -> list[ImportedProject]:
+    projects = []
+    for project in session.scalars(select(Project).where(Project.native.is_(False))):
+        programme = Programme(project.standard) if project.standard in ("VCS", "GS") else None
+        if programme is None or project.home_id is None:
+            continue
+        projects.append(
+            ImportedProject(
+                programme=programme,
+                project_id=project.home_id,
+                name=project.name,
+                country_name=project.country,
+                country_code=project.country,
+                developer=None,
+                project_type=project.project_type,
+                methodology=project.methodology,
+                sustainable_development_goals=(),
+                additional_certifications=(),
+                programme_of_activities=None,
+                poa_id=None,
+                cross_references=tuple(project.labels.get("cross_references", ())),
+                source_line=0,
+            )
+        )
+    return projects
+
+
+def _report(
+    session: Session, batch: ImportBatch, *, already: bool, duplicates: list[str] | None = None
+) -> ImportReport:
+    kg: dict[str, int] = {}
+    for status, quantity in session.execute(
+        select(MirroredBlock.status, MirroredBlock.quantity_kg).where(MirroredBlock.batch_id == batch.id)
+    ):
+        kg[status] = kg.get(status, 0) + quantity
+    return ImportReport(
+        batch_id=batch.id,
+        programme=batch.programme,
+        already_imported=already,
+        projects=batch.projects,
+        blocks=batch.blocks,
+        kg_by_status=kg,
+        duplicates=duplicates or [],
+    )
+
+
+def find_home_serial(*, session: Session, text: str, page_size: int = 50) -> list[MirroredBlockPublic]:
+    """Mirrored blocks whose published serial contains ``text`` (at least 6 characters)."""
+    needle = text.strip()
+    if len(needle) < 6:
+        raise DomainError(code=ErrorCode.INVALID_SERIAL, message="give at least 6 characters of a serial")
+    rows = session.scalars(
+        select(MirroredBlock)
+        .where(MirroredBlock.serial.contains(needle))
+        .order_by(MirroredBlock.id)
+        .limit(page_size)
+    )
+    return [MirroredBlockPublic.model_validate(row) for row in rows]
+
+
+# --- home retirements and shares ------------------------------------------------------------------
+
+
+def record_retirement(
+    *, session: Session, clock: Clock, actor: Actor, cmd: HomeRetirementCreate
+) -> HomeRetirementPublic:
+    """Record a retirement made on the home registry, so kilogram shares of it can be allocated."""
+    require(actor, Role.ADMIN)
+    project = session.scalars(select(Project).where(Project.code == cmd.project_code)).first()
+    if project is None:
+        raise NotFoundError(f"no project {cmd.project_code!r}")
+    if project.native:
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST, message="native credits retire here, not at a home registry"
+        )
+    existing = session.scalars(
+        select(HomeRetirement).where(
+            HomeRetirement.programme == project.standard,
+            HomeRetirement.home_retirement_id == cmd.home_retirement_id,
+        )
+    ).first()
+    if existing is not None:
+        raise DomainError(
+            code=ErrorCode.DUPLICATE, message=f"home retirement {cmd.home_retirement_id} is recorded"
+        )
+    now = clock.now()
+    row = HomeRetirement(
+        id=new_id("hret", now),
+        project_id=project.id,
+        programme=project.standard,
+        home_retirement_id=cmd.home_retirement_id,
+        serial=cmd.serial,
+        quantity_tonnes=cmd.quantity_tonnes,
+        quantity_kg=cmd.quantity_tonnes * KG_PER_TONNE,
+        allocated_kg=0,
+        retired_on=cmd.retired_on,
+        beneficiary_text=cmd.beneficiary_text,
+        merkle_root=merkle_root([]),
+        actor=actor.id,
+        recorded_at=now,
+    )
+    session.add(row)
+    session.flush()
+    journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=f"home:{project.code}",
+        operation="record_retirement",
+        payload={"id": row.id, **cmd.model_dump(mode="json")},
+    )
+    return home_retirement_public(session=session, retirement_id=row.id)
+
+
+def allocate_share(*, session: Session, clock: Clock, actor: Actor, cmd: ShareCreate) -> HomeRetirementPublic:
+    """Allocate ``kg`` of a recorded home retirement to a buyer; never more than it holds."""
+    require(actor, Role.ADMIN)
+    row = session.scalars(
+        select(HomeRetirement).where(HomeRetirement.id == cmd.home_retirement_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no home retirement {cmd.home_retirement_id!r}")
+    if row.allocated_kg + cmd.kg > row.quantity_kg:
+        raise DomainError(
+            code=ErrorCode.INSUFFICIENT_UNITS,
+            message=f"{row.quantity_kg - row.allocated_kg} kg of this retirement are unallocated",
+        )
+    session.add(
+        RetirementShare(
+            home_retirement_id=row.id,
+            kg=cmd.kg,
+            beneficiary=cmd.beneficiary,
+            reference=cmd.reference,
+            allocated_at=clock.now(),
+        )
+    )
+    row.allocated_kg += cmd.kg
+    session.flush()
+    row.merkle_root = merkle_root(_share_leaves(session, row.id))
+    project = session.get(Project, row.project_id)
+    assert project is not None
+    journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=f"home:{project.code}",
+        operation="allocate_share",
+        payload={**cmd.model_dump(mode="json"), "merkle_root": row.merkle_root},
+    )
+    return home_retirement_public(session=session, retirement_id=row.id)
+
+
+def _shares(session: Session, retirement_id: str) -> list[RetirementShare]:
+    query = select(RetirementShare).where(RetirementShare.home_retirement_id == retirement_id)
+    return list(session.scalars(query.order_by(RetirementShare.id)))
+
+
+def _share_leaves(session: Session, retirement_id: str) -> list[bytes]:
+    return [
+        canonical({"id": s.id, "kg": s.kg, "beneficiary": s.beneficiary, "reference": s.reference})
+        for s in _shares(session, retirement_id)
+    ]
+
+
+def home_retirement_public(*, session: Session, retirement_id: str) -> HomeRetirementPublic:
+    row = session.get(HomeRetirement, retirement_id)
+    if row is None:
+        raise NotFoundError(f"no home retirement {retirement_id!r}")
+    project = session.get(Project, row.project_id)
+    assert project is not None
+    shares = [
+        SharePublic(id=s.id, kg=s.kg, beneficiary=s.beneficiary, reference=s.reference)
+        for s in _shares(session, row.id)
+    ]
+    return HomeRetirementPublic(
+        id=row.id,
+        project_code=project.code,
+        programme=row.programme,
+        home_retirement_id=row.home_retirement_id,
+        serial=row.serial,
+        quantity_tonnes=row.quantity_tonnes,
+        quantity_kg=row.quantity_kg,
+        allocated_kg=row.allocated_kg,
+        retired_on=row.retired_on,
+        beneficiary_text=row.beneficiary_text,
+        merkle_root=row.merkle_root,
+        shares=shares,
+    )
+
+
+def share_problems(*, session: Session) -> list[str]:
+    """Home retirements whose shares exceed them or whose published root no longer matches."""
+    problems = []
+    for row in session.scalars(select(HomeRetirement)):
+        total = sum(s.kg for s in _shares(session, row.id))
+        if total != row.allocated_kg or total > row.quantity_kg:
+            problems.append(
+                f"home retirement {row.home_retirement_id}: shares {total} kg of {row.quantity_kg} kg"
+            )
+        if merkle_root(_share_leaves(session, row.id)) != row.merkle_root:
+            problems.append(
+                f"home retirement {row.home_retirement_id}: its shares do not match the published root"
+            )
+    return problems

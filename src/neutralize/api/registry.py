@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from neutralize.access.domain import Role
 from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.registry import journal, mirror, service
+from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
     AuditReport,
@@ -231,3 +231,17 @@ def allocate_share(
     body: mirror.ShareCreate, session: SessionDep, clock: ClockDep, actor: ActorDep
 ) -> mirror.HomeRetirementPublic:
     return mirror.allocate_share(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.get("/exports/{kind}.{fmt}")
+def download(kind: str, fmt: str, session: SessionDep, actor: ActorDep) -> Response:
+    """Projects (public), or unit blocks and journal transactions (admins), as CSV or JSON."""
+    if kind != "projects":
+        require(actor, Role.ADMIN)
+    text = exports.export(session=session, kind=kind, fmt=fmt)
+    media = "text/csv" if fmt == "csv" else "application/json"
+    return Response(
+        content=text,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{kind}.{fmt}"'},
+    )

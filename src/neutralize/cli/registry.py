@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,7 @@ from neutralize.cli.common import (
 from neutralize.core.clock import SystemClock
 from neutralize.core.config import get_settings
 from neutralize.core.signing import KeyRing
-from neutralize.registry import journal, mirror, service
+from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
     CancelCmd,
@@ -232,3 +233,21 @@ def share(body: Body, api_key: ApiKey = None) -> None:
         print_model(
             mirror.allocate_share(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
         )
+
+
+@registry_app.command("export")
+def export(
+    kind: Annotated[str, typer.Argument(help="projects, units or transactions")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="file to write (default: standard output)")
+    ] = None,
+) -> None:
+    """Export projects, unit blocks (close to the CADT unit model) or journal transactions."""
+    with session_scope() as session:
+        text = exports.export(session=session, kind=kind, fmt=fmt)
+    if out_path is None:
+        sys.stdout.write(text)
+    else:
+        out_path.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out_path}")

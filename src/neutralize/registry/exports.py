@@ -1,0 +1,215 @@
+"""Exports: projects, unit blocks and transactions as CSV or JSON, the units close to the Climate
+Action Data Trust (CADT) unit model.
+
+A unit here is one kilogram of CO2e, so ``unitBlockStart``/``unitBlockEnd``/``unitCount`` count
+kilograms; ``unitCountTonnes`` gives the same quantity in tonnes for readers used to tCO2e.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.registry.domain import KG_PER_TONNE, BlockState, Span, serial
+from neutralize.registry.journal import hashed_fields
+from neutralize.registry.models import (
+    Account,
+    Block,
+    Issuance,
+    JournalEntry,
+    MirroredBlock,
+    Organisation,
+    Project,
+    Retirement,
+)
+
+Kind = Literal["projects", "units", "transactions"]
+Format = Literal["csv", "json"]
+REGISTRY_NAME = "Neutralize"
+MAX_ROWS = 1_000_000
+
+# CADT's picklists, by this registry's states.
+UNIT_STATUS = {
+    BlockState.HELD: "Held",
+    BlockState.RESERVED: "Held",  # CADT has no reservation: the units are still the holder's
+    BlockState.RETIRED: "Retired",
+    BlockState.CANCELLED: "Cancelled",
+    BlockState.BUFFER: "Buffer",
+    BlockState.EXPORTED: "Exported",
+}
+MIRRORED_STATUS = {"issued": "Held", "retired": "Retired", "cancelled": "Cancelled"}
+
+
+def unit_type(project: Project) -> str:
+    kind = "Removal" if project.credit_type == "removal" else "Reduction"
+    return f"{kind} - {'nature' if project.nature_based else 'technical'}"
+
+
+def project_rows(session: Session) -> list[dict[str, Any]]:
+    owners = dict(session.execute(select(Organisation.id, Organisation.name)).tuples().all())
+    rows = []
+    for project in session.scalars(select(Project).order_by(Project.code)):
+        labels = project.labels or {}
+        rows.append(
+            {
+                "warehouseProjectId": project.id,
+                "projectId": project.code,
+                "projectName": project.name,
+                "currentRegistry": REGISTRY_NAME if project.native else (project.home_registry or ""),
+                "registryOfOrigin": REGISTRY_NAME if project.native else (project.home_registry or ""),
+                "originProjectId": project.home_id or project.code,
+                "program": project.standard,
+                "projectDeveloper": owners.get(project.owner_organisation_id, ""),
+                "projectType": project.project_type,
+                "methodology": f"{project.methodology} {project.methodology_version}".strip(),
+                "projectStatus": project.status,
+                "unitMetric": "kg CO2e",
+                "country": project.country,
+                "inCountryRegion": project.region or "",
+                "coveredByNDC": "",
+                "projectTags": ", ".join(sorted(k for k, v in labels.items() if v is True)),
+                "bufferShare": f"{project.buffer_permille / 10:g}%",
+            }
+        )
+    return rows
+
+
+def unit_rows(session: Session) -> list[dict[str, Any]]:
+    """Native blocks in serial order, then mirrored public blocks."""
+    projects = {p.id: p for p in session.scalars(select(Project))}
+    accounts = {a.id: a for a in session.scalars(select(Account))}
+    owners = dict(session.execute(select(Organisation.id, Organisation.name)).tuples().all())
+    beneficiaries = dict(session.execute(select(Retirement.id, Retirement.beneficiary)).tuples().all())
+    issuances = dict(session.execute(select(Issuance.id, Issuance.serial)).tuples().all())
+    rows = []
+    for block in session.scalars(select(Block).order_by(Block.span_start).limit(MAX_ROWS)):
+        project = projects[block.project_id]
+        span = Span(block.span_start, block.span_end)
+        holder = owners.get(accounts[block.account_id].organisation_id, "")
+        rows.append(
+            _unit(
+                project,
+                span.start,
+                span.end,
+                span.size,
+                block.vintage,
+                serial(project.code, block.vintage, span),
+                UNIT_STATUS[BlockState(block.state)],
+                holder,
+                beneficiaries.get(block.retirement_id or "", ""),
+                issuances.get(block.issuance_id, ""),
+                REGISTRY_NAME,
+                reason=block.destination or "",
+            )
+        )
+    for mirrored in session.scalars(select(MirroredBlock).order_by(MirroredBlock.id).limit(MAX_ROWS)):
+        project = projects[mirrored.project_id]
+        rows.append(
+            _unit(
+                project,
+                mirrored.first_unit,
+                mirrored.last_unit,
+                mirrored.quantity_kg,
+                mirrored.vintage_end.year,
+                mirrored.serial,
+                MIRRORED_STATUS.get(mirrored.status, "Held"),
+                "",
+                mirrored.beneficiary or "",
+                "",
+                project.home_registry or "",
+                reason=mirrored.reason or "",
+                unit_metric="t CO2e (home registry serials)",
+            )
+        )
+    return rows
+
+
+def _unit(
+    project: Project,
+    start: int,
+    end: int,
+    kg: int,
+    vintage: int,
+    serial_text: str,
+    status: str,
+    owner: str,
+    beneficiary: str,
+    issuance: str,
+    registry: str,
+    *,
+    reason: str,
+    unit_metric: str = "kg CO2e",
+) -> dict[str, Any]:
+    labels = project.labels or {}
+    return {
+        "projectId": project.code,
+        "issuanceId": issuance,
+        "vintageYear": vintage,
+        "serialNumberBlock": serial_text,
+        "unitBlockStart": start,
+        "unitBlockEnd": end,
+        "unitCount": kg,
+        "unitCountTonnes": f"{kg / KG_PER_TONNE:g}",
+        "unitMetric": unit_metric,
+        "unitType": unit_type(project),
+        "unitStatus": status,
+        "unitStatusReason": reason,
+        "unitOwner": owner,
+        "retirementBeneficiary": beneficiary,
+        "unitRegistryLink": registry,
+        "correspondingAdjustmentDeclaration": "Committed"
+        if labels.get("corresponding_adjustment")
+        else "Not Required",
+        "correspondingAdjustmentStatus": "Completed"
+        if labels.get("corresponding_adjustment")
+        else "Not Started",
+    }
+
+
+def transaction_rows(session: Session) -> list[dict[str, Any]]:
+    """The journal, one row per entry, with the hash that chains it."""
+    rows = []
+    for entry in session.scalars(select(JournalEntry).order_by(JournalEntry.id).limit(MAX_ROWS)):
+        fields = hashed_fields(entry)
+        rows.append(
+            {
+                **{k: v for k, v in fields.items() if k != "payload"},
+                "payload": json.dumps(entry.payload, sort_keys=True, ensure_ascii=False),
+                "prev_hash": entry.prev_hash,
+                "hash": entry.hash,
+            }
+        )
+    return rows
+
+
+BUILDERS = {"projects": project_rows, "units": unit_rows, "transactions": transaction_rows}
+
+
+def export(*, session: Session, kind: str, fmt: str) -> str:
+    """One export as text: ``kind`` is projects, units or transactions; ``fmt`` csv or json."""
+    if kind not in BUILDERS or fmt not in ("csv", "json"):
+        raise DomainError(
+            code=ErrorCode.UNSUPPORTED_FORMAT,
+            message="export projects, units or transactions, as csv or json",
+        )
+    rows = BUILDERS[kind](session)
+    if fmt == "json":
+        return json.dumps(rows, indent=2, ensure_ascii=False, default=str)
+    return _csv(rows)
+
+
+def _csv(rows: Iterable[dict[str, Any]]) -> str:
+    rows = list(rows)
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()

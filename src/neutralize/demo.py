@@ -6,13 +6,15 @@ Loading is idempotent: if the demo organisations exist, nothing is added.
 from __future__ import annotations
 
 from datetime import date
+from importlib import resources
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.core.clock import Clock
-from neutralize.registry import service
+from neutralize.registry import mirror, service
+from neutralize.registry.importers.records import Programme
 from neutralize.registry.models import Organisation
 from neutralize.registry.schemas import (
     IssueCmd,
@@ -144,6 +146,7 @@ def load(*, session: Session, clock: Clock) -> bool:
             actor=SYSTEM,
             cmd=IssueCmd(verification_id=verification.id, idempotency_key=f"demo-issue-{project.code}"),
         )
+    _mirrored(session, clock)
     for code, vintage, kg, beneficiary, reason in RETIREMENTS:
         service.retire(
             session=session,
@@ -157,3 +160,45 @@ def load(*, session: Session, clock: Clock) -> bool:
             ),
         )
     return True
+
+
+def _mirrored(session: Session, clock: Clock) -> None:
+    """Mirrored Verra and Gold Standard public data, and one retirement the platform made at home."""
+    data = resources.files("neutralize") / "demo_data"
+    for programme, name in (
+        (Programme.VERRA, "verra_public_export.csv"),
+        (Programme.GOLD_STANDARD, "gold_standard_public_export.csv"),
+    ):
+        mirror.import_export(
+            session=session,
+            clock=clock,
+            actor=SYSTEM,
+            programme=programme,
+            text=(data / name).read_text(encoding="utf-8"),
+            filename=name,
+        )
+    retirement = mirror.record_retirement(
+        session=session,
+        clock=clock,
+        actor=SYSTEM,
+        cmd=mirror.HomeRetirementCreate(
+            project_code="VCS-1340",
+            home_retirement_id="DEMO-VCS-RETIREMENT-1",
+            serial="19385-941467432-941467441-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1",
+            quantity_tonnes=10,
+            retired_on=date(2026, 11, 2),
+            beneficiary_text="Neutralize demo platform on behalf of its buyers",
+        ),
+    )
+    for kg, beneficiary, reference in (
+        (340, "Guest at the Tianfu Carbon Neutrality Forum", "demo-order-1"),
+        (2_000, "Demo conference", "demo-order-2"),
+    ):
+        mirror.allocate_share(
+            session=session,
+            clock=clock,
+            actor=SYSTEM,
+            cmd=mirror.ShareCreate(
+                home_retirement_id=retirement.id, kg=kg, beneficiary=beneficiary, reference=reference
+            ),
+        )

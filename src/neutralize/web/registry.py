@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from neutralize.api.deps import SessionDep
 from neutralize.core.errors import DomainError
-from neutralize.registry import service
+from neutralize.registry import mirror, service
 from neutralize.web.pages import templates
 
 router = APIRouter(prefix="/registry", include_in_schema=False)
@@ -35,9 +35,14 @@ def project(request: Request, code: str, session: SessionDep) -> HTMLResponse:
 def serials(
     request: Request, session: SessionDep, q: Annotated[str | None, Query(max_length=120)] = None
 ) -> HTMLResponse:
-    context: dict[str, object] = {"q": q, "blocks": [], "problems": [], "beneficiaries": {}}
+    context: dict[str, object] = {"q": q, "blocks": [], "mirrored": [], "problems": [], "beneficiaries": {}}
     status = 200
-    if q:
+    if q and not q.strip().upper().startswith("NZ-"):
+        try:
+            context["mirrored"] = mirror.find_home_serial(session=session, text=q)
+        except DomainError as error:
+            context["problems"], status = [error], 422
+    elif q:
         try:
             blocks = service.where_did_it_go(session=session, text=q)
             context["blocks"] = blocks

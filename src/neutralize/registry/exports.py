@@ -53,7 +53,7 @@ def unit_type(project: Project) -> str:
 
 
 def project_rows(session: Session) -> list[dict[str, Any]]:
-    owners = dict(session.execute(select(Organisation.id, Organisation.name)).tuples().all())
+    owners = dict(session.execute(select(Organisation.id, Organisation.name)).all())
     rows = []
     for project in session.scalars(select(Project).order_by(Project.code)):
         labels = project.labels or {}
@@ -85,9 +85,9 @@ def unit_rows(session: Session) -> list[dict[str, Any]]:
     """Native blocks in serial order, then mirrored public blocks."""
     projects = {p.id: p for p in session.scalars(select(Project))}
     accounts = {a.id: a for a in session.scalars(select(Account))}
-    owners = dict(session.execute(select(Organisation.id, Organisation.name)).tuples().all())
-    beneficiaries = dict(session.execute(select(Retirement.id, Retirement.beneficiary)).tuples().all())
-    issuances = dict(session.execute(select(Issuance.id, Issuance.serial)).tuples().all())
+    owners = dict(session.execute(select(Organisation.id, Organisation.name)).all())
+    beneficiaries = dict(session.execute(select(Retirement.id, Retirement.beneficiary)).all())
+    issuances = dict(session.execute(select(Issuance.id, Issuance.serial)).all())
     rows = []
     for block in session.scalars(select(Block).order_by(Block.span_start).limit(MAX_ROWS)):
         project = projects[block.project_id]

@@ -951,4 +951,4 @@ def beneficiaries(*, session: Session, retirement_ids: Sequence[str]) -> dict[st
     rows = session.execute(
         select(Retirement.id, Retirement.beneficiary).where(Retirement.id.in_(retirement_ids))
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())

@@ -15,6 +15,7 @@ from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
     AuditReport,
     BlockPublic,
+    BufferReversalCmd,
     CancelCmd,
     CheckReport,
     ExportCmd,
@@ -245,3 +246,11 @@ def download(kind: str, fmt: str, session: SessionDep, actor: ActorDep) -> Respo
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{kind}.{fmt}"'},
     )
+
+
+@router.post("/buffer-reversals", status_code=CREATED)
+def reverse_buffer(
+    body: BufferReversalCmd, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> OperationResult:
+    """Replace credits found invalid from the project's buffer (admin)."""
+    return service.reverse_buffer(session=session, clock=clock, actor=require(actor, *Role), cmd=body)

@@ -27,6 +27,7 @@ from neutralize.core.signing import KeyRing
 from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
+    BufferReversalCmd,
     CancelCmd,
     ExportCmd,
     IssueCmd,
@@ -251,3 +252,14 @@ def export(
     else:
         out_path.write_text(text, encoding="utf-8")
         err.print(f"wrote {out_path}")
+
+
+@registry_app.command("reverse-buffer")
+def reverse_buffer(body: Body, api_key: ApiKey = None) -> None:
+    """Replace credits found invalid from the project's buffer (admin): buffer units are cancelled
+    and the invalid credits get a replaced-by link."""
+    with session_scope() as session:
+        cmd = read_model(body, BufferReversalCmd)
+        print_model(
+            service.reverse_buffer(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
+        )

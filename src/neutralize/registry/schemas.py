@@ -189,6 +189,7 @@ class BlockPublic(BaseModel):
     reservation: str | None = None
     retirement_id: str | None = None
     destination: str | None = None
+    replaced_by: str | None = None  # credits found invalid: the buffer units that replace them
 
 
 class JournalRef(BaseModel):
@@ -261,3 +262,11 @@ class RetirementPublic(BaseModel):
     claim_country: str | None
     retired_at: datetime
     serials: list[str]
+
+
+class BufferReversalCmd(Command):
+    """Credits found invalid (a reversal: fire, pests) are replaced from the project's buffer."""
+
+    invalid_serial: str = Field(max_length=120, description="the serial range of the credits found invalid")
+    reason: str = Field(min_length=1, max_length=1000)
+    idempotency_key: str = Field(min_length=1, max_length=120)

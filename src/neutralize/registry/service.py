@@ -44,6 +44,7 @@ from neutralize.registry.models import (
 from neutralize.registry.schemas import (
     AccountPublic,
     BlockPublic,
+    BufferReversalCmd,
     CancelCmd,
     CheckReport,
     ExportCmd,
@@ -466,6 +467,89 @@ def post(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd) -
     return _reservation(session, clock, actor, cmd, "post", BlockState.RETIRED)
 
 
+def reverse_buffer(
+    *, session: Session, clock: Clock, actor: Actor, cmd: BufferReversalCmd
+) -> OperationResult:
+    """Cancel as many buffer units of the project vintage as were found invalid, and link every block
+    of the invalid range to the buffer units that replace it (the link follows them onto any
+    certificate). The invalid blocks keep their units, state and account."""
+    require(actor, Role.ADMIN)
+
+    def run() -> OperationResult:
+        try:
+            code, vintage, invalid = parse_serial(cmd.invalid_serial)
+        except ValueError as error:
+            raise DomainError(code=ErrorCode.INVALID_SERIAL, message=str(error)) from None
+        project = _project(session, code)
+        affected = list(
+            session.scalars(
+                select(Block)
+                .where(
+                    Block.project_id == project.id,
+                    Block.vintage == vintage,
+                    Block.span_start <= invalid.end,
+                    Block.span_end >= invalid.start,
+                    Block.state != BlockState.BUFFER.value,
+                )
+                .order_by(Block.span_start)
+                .with_for_update()
+            )
+        )
+        covered = sum(min(b.span_end, invalid.end) - max(b.span_start, invalid.start) + 1 for b in affected)
+        if covered != invalid.size:
+            raise DomainError(
+                code=ErrorCode.UNITS_NOT_AVAILABLE,
+                message="the invalid range must lie within issued, non-buffer credits",
+            )
+        buffer = list(
+            session.scalars(
+                select(Block)
+                .where(
+                    Block.project_id == project.id,
+                    Block.vintage == vintage,
+                    Block.state == BlockState.BUFFER.value,
+                )
+                .order_by(Block.span_start)
+                .with_for_update()
+            )
+        )
+        try:
+            spans = take_lowest([Span(b.span_start, b.span_end) for b in buffer], invalid.size)
+        except ValueError:
+            raise DomainError(
+                code=ErrorCode.INSUFFICIENT_UNITS,
+                message=f"the buffer of {code} {vintage} holds less than {invalid.size} kg",
+            ) from None
+        by_start = {b.span_start: b for b in buffer}
+        picked = [(by_start[span.start], span) for span in spans]
+        result = _apply(
+            session,
+            clock,
+            actor,
+            "reverse_buffer",
+            picked,
+            BlockState.CANCELLED,
+            lambda block: block.account_id,
+            cmd.idempotency_key,
+            extra={"invalid_serial": cmd.invalid_serial, "reason": cmd.reason},
+        )
+        replacement = ", ".join(block.serial for block in result.blocks)
+        for block in affected:
+            block.replaced_by = replacement[:120]
+        session.flush()
+        return result
+
+    return journal.idempotent(
+        session=session,
+        clock=clock,
+        actor=actor,
+        key=cmd.idempotency_key,
+        request=cmd,
+        result_type=OperationResult,
+        run=run,
+    )
+
+
 def _holder(actor: Actor) -> str | None:
     require(actor, Role.ADMIN, Role.PROJECT_OWNER, Role.ORGANISER, Role.MEMBER, Role.INTEGRATOR)
     if actor.organisation_id is None:
@@ -807,6 +891,7 @@ def block_public(block: Block, project_code: str) -> BlockPublic:
         reservation=block.reservation,
         retirement_id=block.retirement_id,
         destination=block.destination,
+        replaced_by=block.replaced_by,
     )
 
 

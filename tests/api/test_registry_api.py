@@ -230,3 +230,21 @@ def test_issuing_before_the_period_ends_is_refused(client: TestClient, admin: di
     )
     assert response.status_code == 422
     assert response.json()["code"] == "period_not_ended"
+
+
+def test_retirements_are_public_and_filtered_by_beneficiary(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    code, owner, _org = registered_project(client, admin)
+    body = {
+        "units": {"project_code": code, "vintage": 2025, "quantity_kg": 25},
+        "beneficiary": "Ms Zhang Wei",
+        "reason": "commute",
+        "idempotency_key": "zw",
+    }
+    assert client.post("/api/v1/registry/retirements", json=body, headers=owner).status_code == 201
+    found = client.get(
+        "/api/v1/registry/retirements", params={"beneficiary": "Zhang", "project": code}
+    ).json()
+    assert [(r["beneficiary"], r["quantity_kg"]) for r in found] == [("Ms Zhang Wei", 25)]
+    assert client.get("/api/v1/registry/retirements", params={"beneficiary": "Nobody"}).json() == []

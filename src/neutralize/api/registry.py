@@ -29,6 +29,7 @@ from neutralize.registry.schemas import (
     ReservationCmd,
     ReserveCmd,
     RetireCmd,
+    RetirementPublic,
     TransferCmd,
     VerificationCreate,
     VerificationPublic,
@@ -254,3 +255,23 @@ def reverse_buffer(
 ) -> OperationResult:
     """Replace credits found invalid from the project's buffer (admin)."""
     return service.reverse_buffer(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.get("/retirements")
+def list_retirements(
+    session: SessionDep,
+    project: Annotated[str | None, Query(max_length=40)] = None,
+    vintage: Annotated[int | None, Query(ge=1990, le=2100)] = None,
+    beneficiary: Annotated[str | None, Query(max_length=300)] = None,
+    page: Page = 1,
+    page_size: PageSize = 50,
+) -> list[RetirementPublic]:
+    """Retirements (public), newest first, filtered by project, vintage or beneficiary."""
+    return service.retirements_of(
+        session=session,
+        project_code=project,
+        vintage=vintage,
+        beneficiary=beneficiary,
+        page=page,
+        page_size=page_size,
+    )

@@ -263,3 +263,11 @@ def reverse_buffer(body: Body, api_key: ApiKey = None) -> None:
         print_model(
             service.reverse_buffer(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
         )
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key() -> None:
+    """Make a new signing key current; the old one stays published so its signatures still verify."""
+    settings = get_settings()
+    info = KeyRing.from_settings(settings, clock=CLOCK).rotate(CLOCK)
+    out.print(f"signing key {info.key_id} is now current")

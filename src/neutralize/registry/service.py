@@ -1009,25 +1009,34 @@ def issuances_of(*, session: Session, project_code: str) -> list[IssuancePublic]
 
 
 def retirements_of(
-    *, session: Session, project_code: str, page: int = 1, page_size: int = 50
+    *,
+    session: Session,
+    project_code: str | None = None,
+    vintage: int | None = None,
+    beneficiary: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
 ) -> list[RetirementPublic]:
-    project = _project(session, project_code)
-    rows = session.scalars(
-        select(Retirement)
-        .where(Retirement.project_id == project.id)
-        .order_by(Retirement.retired_at.desc())
+    """Retirements, newest first, filtered by project, vintage or (part of) the beneficiary's name."""
+    query = select(Retirement, Project.code).join(Project, Retirement.project_id == Project.id)
+    if project_code is not None:
+        query = query.where(Project.code == _project(session, project_code).code)
+    if vintage is not None:
+        query = query.where(Retirement.vintage == vintage)
+    if beneficiary:
+        query = query.where(Retirement.beneficiary.contains(beneficiary))
+    query = (
+        query.order_by(Retirement.retired_at.desc(), Retirement.id)
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
     result = []
-    for row in rows:
+    for row, code in session.execute(query).all():
         blocks = session.scalars(
             select(Block).where(Block.retirement_id == row.id).order_by(Block.span_start)
         )
-        serials = [serial(project.code, b.vintage, Span(b.span_start, b.span_end)) for b in blocks]
-        result.append(
-            RetirementPublic(project_code=project.code, serials=serials, **_columns(row, RetirementPublic))
-        )
+        serials = [serial(code, b.vintage, Span(b.span_start, b.span_end)) for b in blocks]
+        result.append(RetirementPublic(project_code=code, serials=serials, **_columns(row, RetirementPublic)))
     return result
 
 

@@ -124,14 +124,14 @@ def split_share(total: int, share_permille: int) -> tuple[int, int]:
 # --- serial strings -------------------------------------------------------------------------
 
 _SERIAL = re.compile(
-    r"^NZ-(?P<project>[A-Z0-9]+(?:-[A-Z0-9]+)*)-(?P<vintage>\d{4})-(?P<start>\d{12})-(?P<end>\d{12})$"
+    r"^NZ-(?P<project>[A-Z0-9]+(?:-[A-Z0-9]+)*)-(?P<vintage>\d{4})-(?P<start>\d{12}|[1-9]\d{12,17})-(?P<end>\d{12}|[1-9]\d{12,17})$"
 )
 
 
 def serial(project_code: str, vintage: int, span: Span) -> str:
     """The serial string of a block: ``NZ-<project code>-<vintage year>-<first unit>-<last unit>``.
 
-    Units are zero-padded to 12 digits (up to 10^12 kg, a billion tonnes); see docs/registry.md.
+    Units are zero-padded to at least 12 digits (a billion tonnes), and grow beyond; see docs/registry.md.
     """
     return f"NZ-{project_code}-{vintage:04d}-{span.start:012d}-{span.end:012d}"
 

@@ -79,7 +79,7 @@ def append(
     entry = JournalEntry(
         chain=chain,
         chain_seq=head.seq + 1,
-        at=clock.now(),
+        at=clock.now().astimezone(UTC),  # stored as UTC: SQLite keeps no offset
         actor=actor.id,
         operation=operation,
         idempotency_key=idempotency_key,
@@ -100,13 +100,16 @@ def idempotent(
     clock: Clock,
     actor: Actor,
     key: str,
+    operation: str,
     request: BaseModel,
     result_type: type[Result],
     run: Callable[[], Result],
 ) -> Result:
     """Run a command once per (actor, key): a retry with the same request gets the first result;
     the same key with another request is refused with ``IDEMPOTENCY_CONFLICT``."""
-    digest = hashlib.sha256(canonical(request.model_dump(mode="json"))).hexdigest()
+    digest = hashlib.sha256(
+        canonical({"operation": operation, "request": request.model_dump(mode="json")})
+    ).hexdigest()
     earlier = session.get(IdempotencyRecord, (actor.id, key))
     if earlier is not None:
         if earlier.request_sha256 != digest:

@@ -253,7 +253,20 @@ def record_verification(
 ) -> VerificationPublic:
     """A verifier's record of a monitoring period: it must exist before that period is issued."""
     require(actor, Role.VERIFIER, Role.ADMIN)
-    project = _project(session, cmd.project_code)
+    project = _project(session, cmd.project_code, lock=True)
+    overlapping = session.scalars(
+        select(Verification).where(
+            Verification.project_id == project.id,
+            Verification.period_start <= cmd.period_end,
+            Verification.period_end >= cmd.period_start,
+        )
+    ).first()
+    if overlapping is not None:
+        raise DomainError(
+            code=ErrorCode.DUPLICATE,
+            message=f"{project.code} is already verified for {overlapping.period_start} to "
+            f"{overlapping.period_end}: a monitoring period is verified (and issued) once",
+        )
     now = clock.now()
     verification = Verification(
         id=new_id("ver", now),
@@ -288,6 +301,7 @@ def issue(*, session: Session, clock: Clock, actor: Actor, cmd: IssueCmd) -> Ope
         clock=clock,
         actor=actor,
         key=cmd.idempotency_key,
+        operation="issue",
         request=cmd,
         result_type=OperationResult,
         run=lambda: _issue(session, clock, actor, cmd),
@@ -544,6 +558,7 @@ def reverse_buffer(
         clock=clock,
         actor=actor,
         key=cmd.idempotency_key,
+        operation="reverse_buffer",
         request=cmd,
         result_type=OperationResult,
         run=run,
@@ -617,6 +632,7 @@ def _reservation(
         clock=clock,
         actor=actor,
         key=cmd.idempotency_key,
+        operation=operation,
         request=cmd,
         result_type=OperationResult,
         run=run,
@@ -664,6 +680,7 @@ def _move(
         clock=clock,
         actor=actor,
         key=cmd.idempotency_key,
+        operation=operation,
         request=cmd,
         result_type=OperationResult,
         run=run,

@@ -1,0 +1,301 @@
+"""Tamper evidence: history changed behind the services' back is found by ``journal.verify``,
+which names the chain and the entry; and the database itself refuses to rewrite the journal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from neutralize.core.clock import FixedClock
+from neutralize.registry import journal, service
+from neutralize.registry.domain import entry_hash
+from neutralize.registry.models import ChainHead, JournalEntry
+from neutralize.registry.schemas import (
+    AuditProblem,
+    CancelCmd,
+    OrganisationCreate,
+    RetireCmd,
+    TransferCmd,
+)
+
+from .conftest import ADMIN, CLOCK, Registry, units
+
+JOURNAL = JournalEntry.__table__
+FIELDS = ("chain_seq", "at", "actor", "operation", "idempotency_key", "payload", "prev_hash", "hash")
+
+
+@dataclass(frozen=True)
+class History:
+    chain: str  # the project vintage's chain
+    entries: int  # how many entries it has
+    chains: int  # how many chains there are in all
+
+
+@pytest.fixture
+def history(registry: Registry) -> History:
+    """An issuance, a transfer, two retirements and a cancellation: five entries on one vintage chain."""
+    owner, buyer = registry.organisation(), registry.organisation()
+    project = registry.project(owner)
+    issued = registry.issuance(project, kg=10_000)
+    session = registry.session
+    service.transfer(
+        session=session,
+        clock=CLOCK,
+        actor=owner.owner,
+        cmd=TransferCmd(units=units(project, 1_000), to_account_id=buyer.holding, idempotency_key="t-1"),
+    )
+    for actor, kg, key in ((owner.owner, 340, "r-1"), (buyer.owner, 100, "r-2")):
+        service.retire(
+            session=session,
+            clock=CLOCK,
+            actor=actor,
+            cmd=RetireCmd(units=units(project, kg), beneficiary="张三", reason="travel", idempotency_key=key),
+        )
+    service.cancel(
+        session=session,
+        clock=CLOCK,
+        actor=owner.owner,
+        cmd=CancelCmd(units=units(project, 50), reason="issued in error", idempotency_key="c-1"),
+    )
+    report = journal.verify(session=session)
+    assert report.ok, report.problems
+    # organisations, the project's lifecycle chain and the vintage chain
+    assert report.chains == 3
+    return History(chain=issued.journal.chain, entries=5, chains=report.chains)
+
+
+def drop_guards(session: Session) -> None:
+    """Let this transaction rewrite the journal (the test's rollback restores the guards)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("DROP TRIGGER journal_no_update")
+        connection.exec_driver_sql("DROP TRIGGER journal_no_delete")
+    else:
+        connection.exec_driver_sql("ALTER TABLE journal DISABLE TRIGGER journal_insert_only")
+
+
+def row(session: Session, chain: str, seq: int) -> dict[str, Any]:
+    found = session.execute(
+        select(JOURNAL).where(JOURNAL.c.chain == chain, JOURNAL.c.chain_seq == seq)
+    ).mappings()
+    return dict(found.one())
+
+
+def rewrite(session: Session, chain: str, seq: int, /, **values: Any) -> None:
+    result = session.execute(
+        update(JOURNAL).where(JOURNAL.c.chain == chain, JOURNAL.c.chain_seq == seq).values(**values)
+    )
+    assert result.rowcount == 1
+
+
+def remove(session: Session, chain: str, seq: int) -> None:
+    result = session.execute(delete(JOURNAL).where(JOURNAL.c.chain == chain, JOURNAL.c.chain_seq == seq))
+    assert result.rowcount == 1
+
+
+def only_problem(session: Session) -> AuditProblem:
+    session.expire_all()  # read what the database now holds, not what this session remembers
+    report = journal.verify(session=session)
+    assert not report.ok
+    [problem] = report.problems  # the other chains still verify
+    return problem
+
+
+# --- (a) altered entries ---------------------------------------------------------------------------
+
+
+def test_an_edited_payload_is_reported_as_altered_at_its_chain_and_seq(
+    session: Session, history: History
+) -> None:
+    # given the third entry (a retirement of 340 kg) is edited to say 34 kg
+    original = row(session, history.chain, 3)
+    payload = {**original["payload"], "blocks": [{**original["payload"]["blocks"][0], "kg": 34}]}
+    drop_guards(session)
+    rewrite(session, history.chain, 3, payload=payload)
+    # when the journal is verified, then that entry is named
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq, problem.kind) == (history.chain, 3, "altered")
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("actor", lambda v: "someone-else"),
+        ("operation", lambda v: "transfer"),
+        ("idempotency_key", lambda v: v + "x"),
+        ("at", lambda v: v + timedelta(seconds=1)),
+        ("payload", lambda v: {**v, "beneficiary": "李四"}),
+    ],
+)
+def test_any_hashed_field_edited_is_reported_as_altered(
+    session: Session, history: History, field: str, change: Any
+) -> None:
+    original = row(session, history.chain, 4)
+    drop_guards(session)
+    rewrite(session, history.chain, 4, **{field: change(original[field])})
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq, problem.kind) == (history.chain, 4, "altered")
+
+
+def test_an_edit_with_a_recomputed_hash_breaks_the_link_to_the_next_entry(
+    session: Session, history: History
+) -> None:
+    # given entry 2 is edited and its own hash recomputed, as a careful forger would
+    drop_guards(session)
+    rewrite(session, history.chain, 2, actor="forger")
+    session.expire_all()
+    entry = session.scalars(
+        select(JournalEntry).where(JournalEntry.chain == history.chain, JournalEntry.chain_seq == 2)
+    ).one()
+    rewrite(session, history.chain, 2, hash=entry_hash(entry.prev_hash, journal.hashed_fields(entry)))
+    # then entry 3 no longer follows it
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq, problem.kind) == (history.chain, 3, "reordered")
+
+
+# --- (b), (c) removed entries ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seq", [1, 2, 3, 4])
+def test_a_deleted_entry_before_the_last_is_reported_at_its_seq(
+    session: Session, history: History, seq: int
+) -> None:
+    drop_guards(session)
+    remove(session, history.chain, seq)
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq) == (history.chain, seq)
+    assert problem.kind in ("removed", "reordered")
+
+
+def test_a_deleted_last_entry_is_reported_as_removed(session: Session, history: History) -> None:
+    drop_guards(session)
+    remove(session, history.chain, history.entries)
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq, problem.kind) == (history.chain, history.entries, "removed")
+
+
+def test_every_entry_of_a_chain_deleted_is_reported(session: Session, history: History) -> None:
+    drop_guards(session)
+    session.execute(delete(JOURNAL).where(JOURNAL.c.chain == history.chain))
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq, problem.kind) == (history.chain, 1, "removed")
+
+
+def test_a_deleted_last_entry_with_its_head_moved_back_is_a_head_mismatch(
+    session: Session, history: History
+) -> None:
+    # the head row seals the chain: moving its seq back as well does not hide the removal
+    drop_guards(session)
+    remove(session, history.chain, history.entries)
+    session.execute(
+        update(ChainHead.__table__)
+        .where(ChainHead.__table__.c.chain == history.chain)
+        .values(seq=history.entries - 1)
+    )
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq, problem.kind) == (history.chain, history.entries - 1, "head_mismatch")
+
+
+# --- (d) swapped entries ---------------------------------------------------------------------------
+
+
+def _swap(session: Session, chain: str, a: int, b: int, fields: tuple[str, ...]) -> None:
+    first, second = row(session, chain, a), row(session, chain, b)
+
+    def set_row(id_: int, **values: Any) -> None:
+        session.execute(update(JOURNAL).where(JOURNAL.c.id == id_).values(**values))
+
+    # park the first row on unused values so that no unique constraint ever sees two equal rows
+    set_row(first["id"], chain_seq=-first["id"], hash="f" * 64)
+    set_row(second["id"], **{f: first[f] for f in fields})
+    set_row(
+        first["id"],
+        **{"chain_seq": first["chain_seq"], "hash": first["hash"], **{f: second[f] for f in fields}},
+    )
+
+
+def test_two_entries_with_their_contents_swapped_are_caught_where_the_order_breaks(
+    session: Session, history: History
+) -> None:
+    drop_guards(session)
+    _swap(session, history.chain, 2, 3, tuple(f for f in FIELDS if f != "chain_seq"))
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq) == (history.chain, 2)
+    assert problem.kind == "reordered"
+
+
+def test_two_entries_with_their_seqs_swapped_are_caught_at_the_first_of_them(
+    session: Session, history: History
+) -> None:
+    drop_guards(session)
+    _swap(session, history.chain, 3, 4, ("chain_seq",))
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq) == (history.chain, 3)
+    assert problem.kind in ("reordered", "removed")
+
+
+def test_two_entries_with_only_their_payloads_swapped_are_altered(session: Session, history: History) -> None:
+    drop_guards(session)
+    _swap(session, history.chain, 4, 5, ("payload",))
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq, problem.kind) == (history.chain, 4, "altered")
+
+
+def test_an_entry_moved_to_another_chain_is_caught_in_both(session: Session, history: History) -> None:
+    drop_guards(session)
+    rewrite(session, history.chain, 5, chain="organisations", chain_seq=99)
+    session.expire_all()
+    report = journal.verify(session=session)
+    found = {(p.chain, p.seq) for p in report.problems}
+    assert (history.chain, 5) in found
+    assert any(chain == "organisations" for chain, _ in found)
+
+
+# --- the database refuses ------------------------------------------------------------------------
+
+
+def test_the_database_refuses_to_update_or_delete_journal_entries(session: Session, history: History) -> None:
+    # given the guards are in place (no one dropped them)
+    original = row(session, history.chain, 2)
+    # when an entry is updated or deleted directly, the database refuses
+    for statement in (
+        update(JOURNAL).where(JOURNAL.c.id == original["id"]).values(actor="forger"),
+        delete(JOURNAL).where(JOURNAL.c.id == original["id"]),
+        delete(JOURNAL),
+    ):
+        savepoint = session.begin_nested()
+        with pytest.raises(DBAPIError, match="insert-only"):
+            session.execute(statement)
+        savepoint.rollback()
+    # then the entry and the chain are intact
+    assert row(session, history.chain, 2) == original
+    session.expire_all()
+    assert journal.verify(session=session).ok
+
+
+def test_an_untouched_journal_verifies_and_counts_its_entries(session: Session, history: History) -> None:
+    report = journal.verify(session=session)
+    assert (report.ok, report.chains) == (True, history.chains)
+    # organisations: 2; project: create + 3 steps + 1 verification; vintage: 5
+    assert report.entries == 2 + 5 + history.entries
+
+
+def test_a_journal_written_with_a_clock_in_another_zone_still_verifies(session: Session) -> None:
+    # given an entry written with a clock in Beijing time (aware, +08:00)
+    beijing = FixedClock(datetime(2026, 11, 25, 17, tzinfo=timezone(timedelta(hours=8))))
+    assert beijing.now() == datetime(2026, 11, 25, 9, tzinfo=UTC)
+    service.create_organisation(
+        session=session, clock=beijing, actor=ADMIN, cmd=OrganisationCreate(name="京东")
+    )
+    # when the journal is read back from the database and verified
+    session.flush()
+    session.expire_all()
+    report = journal.verify(session=session)
+    # then it verifies, like the same instant written in UTC
+    assert report.ok, report.problems

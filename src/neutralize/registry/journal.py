@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,6 +59,23 @@ def _iso(at: datetime) -> str:
     if at.tzinfo is not None:
         at = at.astimezone(UTC).replace(tzinfo=None)
     return at.isoformat(timespec="microseconds")
+
+
+def lock_chain(session: Session, chain: str) -> None:
+    """Take the chain's head lock now, before reading what the command will change.
+
+    Every movement of a project vintage appends to its chain, so holding the head serialises
+    them; taken first, it also means the reads that follow see every block a previous command
+    committed (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement).
+    """
+    session.execute(select(ChainHead.seq).where(ChainHead.chain == chain).with_for_update())
+
+
+def lock_unit_space(session: Session) -> None:
+    """Serialise issuances, which take the next span of the registry-wide unit space."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('neutralize.unit_space'))"))
+    # SQLite: every write transaction already holds the database lock (BEGIN IMMEDIATE).
 
 
 def append(
@@ -193,6 +210,8 @@ def verify(*, session: Session, keys: KeyRing | None = None) -> AuditReport:
     """Recompute every chain; report the first altered, removed or reordered entry of each; with
     ``keys``, also check every signed checkpoint against the journal."""
     problems: list[AuditProblem] = []
+    # Heads first: an entry appended while we read has a higher seq than the head we hold, and is
+    # left for the next audit (entries are insert-only and heads only move forward).
     heads = {head.chain: head for head in session.scalars(select(ChainHead))}
     entries = 0
     rows = session.scalars(select(JournalEntry).order_by(JournalEntry.chain, JournalEntry.id))
@@ -201,12 +220,24 @@ def verify(*, session: Session, keys: KeyRing | None = None) -> AuditReport:
         by_chain.setdefault(entry.chain, []).append(entry)
         entries += 1
     for chain in sorted(set(by_chain) | set(heads)):
-        problem = _verify_chain(chain, by_chain.get(chain, []), heads.get(chain))
+        head = heads.get(chain)
+        problem = _verify_chain(chain, _without_newer(by_chain.get(chain, []), head), head)
         if problem is not None:
             problems.append(problem)
     if keys is not None:
         problems += _verify_checkpoints(session, keys)
     return AuditReport(ok=not problems, chains=len(by_chain), entries=entries, problems=problems)
+
+
+def _without_newer(entries: list[JournalEntry], head: ChainHead | None) -> list[JournalEntry]:
+    """Drop a clean tail of entries appended after the head was read (seq head+1, head+2, ...)."""
+    if head is None:
+        return entries
+    cut = len(entries)
+    while cut > 0 and entries[cut - 1].chain_seq > head.seq:
+        cut -= 1
+    tail = [entry.chain_seq for entry in entries[cut:]]
+    return entries[:cut] if tail == list(range(head.seq + 1, head.seq + 1 + len(tail))) else entries
 
 
 def _verify_chain(chain: str, entries: list[JournalEntry], head: ChainHead | None) -> AuditProblem | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
@@ -327,6 +327,7 @@ def _issue(session: Session, clock: Clock, actor: Actor, cmd: IssueCmd) -> Opera
     if session.scalars(select(Issuance).where(Issuance.verification_id == verification.id)).first():
         raise DomainError(code=ErrorCode.ALREADY_ISSUED, message="this verification is already issued")
     quantity = verification.verified_kg
+    journal.lock_unit_space(session)
     last = session.scalar(select(func.max(Issuance.span_end))) or 0
     span = Span(last + 1, last + quantity)
     vintage = vintage_of(verification.period_end)
@@ -495,6 +496,7 @@ def reverse_buffer(
         except ValueError as error:
             raise DomainError(code=ErrorCode.INVALID_SERIAL, message=str(error)) from None
         project = _project(session, code)
+        journal.lock_chain(session, journal.vintage_chain(project.code, vintage))
         affected = list(
             session.scalars(
                 select(Block)
@@ -577,20 +579,26 @@ def _reservation(
 ) -> OperationResult:
     holder = _holder(actor)
 
-    def run() -> OperationResult:
-        blocks = list(
-            session.scalars(
-                select(Block)
-                .join(Account, Block.account_id == Account.id)
-                .where(
-                    Block.reservation == cmd.reservation,
-                    Block.state == BlockState.RESERVED.value,
-                    Account.organisation_id == holder,
-                )
-                .order_by(Block.span_start)
-                .with_for_update(of=Block)
+    def reserved() -> list[Block]:
+        query = (
+            select(Block)
+            .join(Account, Block.account_id == Account.id)
+            .where(
+                Block.reservation == cmd.reservation,
+                Block.state == BlockState.RESERVED.value,
+                Account.organisation_id == holder,
             )
+            .order_by(Block.span_start)
         )
+        return list(session.scalars(query.with_for_update(of=Block)))
+
+    def run() -> OperationResult:
+        blocks = reserved()
+        if blocks:  # lock the vintage's chain, then read again: nothing changes under us
+            first = blocks[0]
+            code = session.scalars(select(Project.code).where(Project.id == first.project_id)).one()
+            journal.lock_chain(session, journal.vintage_chain(code, first.vintage))
+            blocks = reserved()
         if not blocks:
             raise DomainError(
                 code=ErrorCode.UNITS_NOT_AVAILABLE, message=f"nothing is reserved as {cmd.reservation!r}"
@@ -698,6 +706,7 @@ def _pick(session: Session, holder: str | None, units: Units) -> list[tuple[Bloc
         assert units.project_code is not None and units.vintage is not None
         code, vintage = units.project_code, units.vintage
     project = _project(session, code)
+    journal.lock_chain(session, journal.vintage_chain(project.code, vintage))
     query = (
         select(Block)
         .join(Account, Block.account_id == Account.id)
@@ -953,22 +962,23 @@ def check(*, session: Session) -> CheckReport:
     """Conservation per project vintage (issued = held + reserved + retired + cancelled + buffer +
     exported), blocks inside their issuance, and no two blocks sharing a unit."""
     problems: list[str] = []
-    issued = {
-        (project_id, vintage): int(kg)
-        for project_id, vintage, kg in session.execute(
-            select(Issuance.project_id, Issuance.vintage, func.sum(Issuance.quantity_kg)).group_by(
-                Issuance.project_id, Issuance.vintage
-            )
-        )
-    }
-    held: dict[tuple[str, int], dict[str, int]] = {}
+    # One statement, so issuances and blocks are read in one snapshot even while commands commit.
     size = Block.span_end - Block.span_start + 1
-    for project_id, vintage, state, kg in session.execute(
-        select(Block.project_id, Block.vintage, Block.state, func.sum(size)).group_by(
-            Block.project_id, Block.vintage, Block.state
-        )
-    ):
-        held.setdefault((project_id, vintage), {})[state] = int(kg)
+    issued_rows = select(
+        Issuance.project_id, Issuance.vintage, literal("issued"), func.sum(Issuance.quantity_kg)
+    )
+    block_rows = select(Block.project_id, Block.vintage, Block.state, func.sum(size))
+    both = union_all(
+        issued_rows.group_by(Issuance.project_id, Issuance.vintage),
+        block_rows.group_by(Block.project_id, Block.vintage, Block.state),
+    )
+    issued: dict[tuple[str, int], int] = {}
+    held: dict[tuple[str, int], dict[str, int]] = {}
+    for project_id, vintage, state, kg in session.execute(both).all():
+        if state == "issued":
+            issued[(project_id, vintage)] = int(kg)
+        else:
+            held.setdefault((project_id, vintage), {})[state] = int(kg)
     codes = dict(session.execute(select(Project.id, Project.code)).all())
     vintages = []
     for key in sorted(set(issued) | set(held)):

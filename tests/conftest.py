@@ -39,13 +39,13 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _postgres_settings() -> Settings:
+def _postgres_settings(purpose: str) -> Settings:
     if not POSTGRES_URL:
         pytest.skip(
             "PostgreSQL suite skipped: NEUTRALIZE_TEST_POSTGRES_URL is not set (make test sets it when "
             "pg_isready answers)"
         )
-    schema = f"neutralize_test_{_worker()}"
+    schema = f"neutralize_{purpose}_{_worker()}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
@@ -61,16 +61,21 @@ def _postgres_settings() -> Settings:
     )
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def db_settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings for a migrated, empty database on each backend."""
-    if request.param == "postgresql":
-        settings_ = _postgres_settings()
+def fresh_database(backend: str, purpose: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for a new, migrated database of its own on ``backend`` (sqlite or postgresql)."""
+    if backend == "postgresql":
+        settings_ = _postgres_settings(purpose)
     else:
-        path: Path = tmp_path_factory.mktemp("db") / "test.db"
+        path: Path = tmp_path_factory.mktemp(purpose) / "test.db"
         settings_ = Settings(environment="test", database_url=f"sqlite:///{path}")
     upgrade(settings_)
     return settings_
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for a migrated, empty database on each backend (tests roll back what they do)."""
+    return fresh_database(request.param, "test", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

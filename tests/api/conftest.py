@@ -9,13 +9,20 @@ from fastapi.testclient import TestClient
 from neutralize.app import create_app
 from neutralize.core.clock import FixedClock
 from neutralize.core.config import Settings
+from tests.conftest import BACKENDS, fresh_database
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 
 
+@pytest.fixture(scope="session", params=BACKENDS)
+def api_settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A database of the API tests' own: requests commit, so they must not share the rolled-back one."""
+    return fresh_database(request.param, "api", tmp_path_factory)
+
+
 @pytest.fixture(scope="module")
-def client(db_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = db_settings.model_copy(
+def client(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = api_settings.model_copy(
         update={
             "max_request_bytes": 64 * 1024,
             "max_upload_bytes": 256 * 1024,

@@ -210,8 +210,8 @@ def verify(*, session: Session, keys: KeyRing | None = None) -> AuditReport:
     """Recompute every chain; report the first altered, removed or reordered entry of each; with
     ``keys``, also check every signed checkpoint against the journal."""
     problems: list[AuditProblem] = []
-    # Heads first: an entry appended while we read has a higher seq than the head we hold, and is
-    # left for the next audit (entries are insert-only and heads only move forward).
+    # Heads first: an entry appended while we read lies past the head we hold; it is verified like
+    # every other entry, and the head need only match the entry at its own seq.
     heads = {head.chain: head for head in session.scalars(select(ChainHead))}
     entries = 0
     rows = session.scalars(select(JournalEntry).order_by(JournalEntry.chain, JournalEntry.id))
@@ -220,24 +220,12 @@ def verify(*, session: Session, keys: KeyRing | None = None) -> AuditReport:
         by_chain.setdefault(entry.chain, []).append(entry)
         entries += 1
     for chain in sorted(set(by_chain) | set(heads)):
-        head = heads.get(chain)
-        problem = _verify_chain(chain, _without_newer(by_chain.get(chain, []), head), head)
+        problem = _verify_chain(chain, by_chain.get(chain, []), heads.get(chain))
         if problem is not None:
             problems.append(problem)
     if keys is not None:
         problems += _verify_checkpoints(session, keys)
     return AuditReport(ok=not problems, chains=len(by_chain), entries=entries, problems=problems)
-
-
-def _without_newer(entries: list[JournalEntry], head: ChainHead | None) -> list[JournalEntry]:
-    """Drop a clean tail of entries appended after the head was read (seq head+1, head+2, ...)."""
-    if head is None:
-        return entries
-    cut = len(entries)
-    while cut > 0 and entries[cut - 1].chain_seq > head.seq:
-        cut -= 1
-    tail = [entry.chain_seq for entry in entries[cut:]]
-    return entries[:cut] if tail == list(range(head.seq + 1, head.seq + 1 + len(tail))) else entries
 
 
 def _verify_chain(chain: str, entries: list[JournalEntry], head: ChainHead | None) -> AuditProblem | None:
@@ -268,11 +256,12 @@ def _verify_chain(chain: str, entries: list[JournalEntry], head: ChainHead | Non
         return AuditProblem(
             chain=chain, seq=last + 1, kind="removed", detail=f"entries {last + 1} to {head.seq} are missing"
         )
-    if head is None or head.seq != last or head.hash != previous:
+    at_head = entries[head.seq - 1].hash if head is not None and head.seq >= 1 else GENESIS
+    if head is None or head.hash != at_head:
         return AuditProblem(
             chain=chain,
-            seq=last,
+            seq=head.seq if head is not None else last,
             kind="head_mismatch",
-            detail="the chain's recorded head does not match its last entry",
+            detail="the chain's recorded head does not match its entry",
         )
     return None

@@ -299,3 +299,47 @@ def test_a_journal_written_with_a_clock_in_another_zone_still_verifies(session: 
     report = journal.verify(session=session)
     # then it verifies, like the same instant written in UTC
     assert report.ok, report.problems
+
+
+# --- entries past the chain's head -----------------------------------------------------------------
+
+# An entry may lie past the head the audit read (it committed meanwhile): it is verified like any
+# other, so a forged or altered entry there is caught all the same.
+
+
+def test_a_forged_entry_inserted_after_the_last_one_is_caught(session: Session, history: History) -> None:
+    # given a forged entry appended with plain INSERT (the guards allow inserts; nothing dropped)
+    last = row(session, history.chain, history.entries)
+    forged = {
+        **{f: last[f] for f in FIELDS},
+        "chain": history.chain,
+        "chain_seq": history.entries + 1,
+        "operation": "transfer",
+        "payload": {"blocks": [], "note": "forged"},
+        "prev_hash": last["hash"],
+        "hash": "e" * 64,
+    }
+    session.execute(JOURNAL.insert().values(**forged))
+    # when the journal is verified, then the forged entry is named
+    problem = only_problem(session)
+    assert (problem.chain, problem.seq) == (history.chain, history.entries + 1)
+    assert problem.kind in ("altered", "head_mismatch")
+
+
+def test_an_altered_last_entry_with_its_head_moved_back_is_caught(session: Session, history: History) -> None:
+    # given the last entry's payload is edited and the head row moved back onto the entry before it
+    last, before = (
+        row(session, history.chain, history.entries),
+        row(session, history.chain, history.entries - 1),
+    )
+    drop_guards(session)
+    rewrite(session, history.chain, history.entries, payload={**last["payload"], "note": "altered"})
+    session.execute(
+        update(ChainHead.__table__)
+        .where(ChainHead.__table__.c.chain == history.chain)
+        .values(seq=history.entries - 1, hash=before["hash"])
+    )
+    # when the journal is verified, then the altered entry (or the moved head just before it) is named
+    problem = only_problem(session)
+    assert problem.chain == history.chain
+    assert problem.seq in (history.entries - 1, history.entries)

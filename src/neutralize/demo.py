@@ -177,11 +177,24 @@ def _mirrored(session: Session, clock: Clock) -> None:
             text=(data / name).read_text(encoding="utf-8"),
             filename=name,
         )
+    stock = mirror.record_holding(
+        session=session,
+        clock=clock,
+        actor=SYSTEM,
+        cmd=mirror.HomeHoldingCreate(
+            project_code="VCS-1340",
+            home_account="Neutralize demo platform at Verra",
+            serial="19385-941467432-941467481-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1",
+            vintage=2020,
+            quantity_tonnes=50,
+        ),
+    )
     retirement = mirror.record_retirement(
         session=session,
         clock=clock,
         actor=SYSTEM,
         cmd=mirror.HomeRetirementCreate(
+            holding_id=stock.id,
             project_code="VCS-1340",
             home_retirement_id="DEMO-VCS-RETIREMENT-1",
             serial="19385-941467432-941467441-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1",

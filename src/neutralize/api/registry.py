@@ -275,3 +275,20 @@ def list_retirements(
         page=page,
         page_size=page_size,
     )
+
+
+@router.post("/home-holdings", status_code=CREATED)
+def record_holding(
+    body: mirror.HomeHoldingCreate, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> mirror.HomeHoldingPublic:
+    """Record units the platform holds at a home registry (admin)."""
+    return mirror.record_holding(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
+
+
+@router.get("/home-holdings")
+def list_holdings(
+    session: SessionDep, actor: ActorDep, project: Annotated[str | None, Query(max_length=40)] = None
+) -> list[mirror.HomeHoldingPublic]:
+    """The platform's stock at home registries (admin)."""
+    require(actor, Role.ADMIN)
+    return mirror.holdings_at_home(session=session, project_code=project)

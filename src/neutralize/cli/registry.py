@@ -271,3 +271,13 @@ def audit_rotate_key() -> None:
     settings = get_settings()
     info = KeyRing.from_settings(settings, clock=CLOCK).rotate(CLOCK)
     out.print(f"signing key {info.key_id} is now current")
+
+
+@registry_app.command("record-holding")
+def record_holding(body: Body, api_key: ApiKey = None) -> None:
+    """Record units the platform holds in its own account at a home registry (its stock)."""
+    with session_scope() as session:
+        cmd = read_model(body, mirror.HomeHoldingCreate)
+        print_model(
+            mirror.record_holding(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
+        )

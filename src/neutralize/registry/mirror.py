@@ -30,6 +30,7 @@ from neutralize.registry.importers.gold_standard import parse_gold_standard_expo
 from neutralize.registry.importers.records import ImportedBlock, ImportedProject, ImportResult, Programme
 from neutralize.registry.importers.verra import parse_verra_export
 from neutralize.registry.models import (
+    HomeHolding,
     HomeRetirement,
     ImportBatch,
     MirroredBlock,
@@ -67,11 +68,36 @@ class MirroredBlockPublic(BaseModel):
     beneficiary: str | None
 
 
+class HomeHoldingCreate(BaseModel):
+    """Units the platform holds in its own account at a home registry (its stock to sell)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_code: str = Field(max_length=40)
+    home_account: str = Field(min_length=1, max_length=200, description="the platform's account there")
+    serial: str = Field(min_length=1, max_length=200, description="the home serial range, as published")
+    vintage: int = Field(ge=1990, le=2100)
+    quantity_tonnes: int = Field(gt=0, le=10**9)
+
+
+class HomeHoldingPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    programme: str
+    home_account: str
+    serial: str
+    vintage: int
+    quantity_tonnes: int
+    retired_tonnes: int
+
+
 class HomeRetirementCreate(BaseModel):
     """A retirement the operator made on the home registry's site."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    holding_id: str | None = Field(default=None, max_length=40, description="the holding it drew on")
     project_code: str = Field(max_length=40)
     home_retirement_id: str = Field(min_length=1, max_length=120)
     serial: str = Field(min_length=1, max_length=200, description="the home serial range, as published")
@@ -352,18 +378,78 @@ def find_home_serial(*, session: Session, text: str, page_size: int = 50) -> lis
 # --- home retirements and shares ------------------------------------------------------------------
 
 
+def record_holding(
+    *, session: Session, clock: Clock, actor: Actor, cmd: HomeHoldingCreate
+) -> HomeHoldingPublic:
+    """Record units the platform holds at a home registry; retirements there draw them down."""
+    require(actor, Role.ADMIN)
+    project = _mirrored_project(session, cmd.project_code)
+    now = clock.now()
+    row = HomeHolding(
+        id=new_id("hold", now),
+        project_id=project.id,
+        programme=project.standard,
+        home_account=cmd.home_account,
+        serial=cmd.serial,
+        vintage=cmd.vintage,
+        quantity_tonnes=cmd.quantity_tonnes,
+        retired_tonnes=0,
+        actor=actor.id,
+        recorded_at=now,
+    )
+    session.add(row)
+    session.flush()
+    journal.append(
+        session=session,
+        clock=clock,
+        actor=actor,
+        chain=f"home:{project.code}",
+        operation="record_holding",
+        payload={"id": row.id, **cmd.model_dump(mode="json")},
+    )
+    return HomeHoldingPublic.model_validate(row)
+
+
+def holdings_at_home(*, session: Session, project_code: str | None = None) -> list[HomeHoldingPublic]:
+    """The platform's stock at home registries, with what is still unretired."""
+    query = select(HomeHolding).order_by(HomeHolding.recorded_at, HomeHolding.id)
+    if project_code is not None:
+        query = query.where(HomeHolding.project_id == _mirrored_project(session, project_code).id)
+    return [HomeHoldingPublic.model_validate(row) for row in session.scalars(query)]
+
+
+def _mirrored_project(session: Session, code: str) -> Project:
+    project = session.scalars(select(Project).where(Project.code == code)).first()
+    if project is None:
+        raise NotFoundError(f"no project {code!r}")
+    if project.native:
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST, message="native credits retire here, not at a home registry"
+        )
+    return project
+
+
+def _draw(session: Session, holding_id: str, project: Project, tonnes: int) -> None:
+    """Take ``tonnes`` of a holding for a home retirement; never more than is unretired."""
+    holding = session.scalars(
+        select(HomeHolding).where(HomeHolding.id == holding_id).with_for_update()
+    ).first()
+    if holding is None or holding.project_id != project.id:
+        raise NotFoundError(f"no holding {holding_id!r} of {project.code}")
+    if holding.retired_tonnes + tonnes > holding.quantity_tonnes:
+        unretired = holding.quantity_tonnes - holding.retired_tonnes
+        raise DomainError(
+            code=ErrorCode.INSUFFICIENT_UNITS, message=f"{unretired} t of this holding are unretired"
+        )
+    holding.retired_tonnes += tonnes
+
+
 def record_retirement(
     *, session: Session, clock: Clock, actor: Actor, cmd: HomeRetirementCreate
 ) -> HomeRetirementPublic:
     """Record a retirement made on the home registry, so kilogram shares of it can be allocated."""
     require(actor, Role.ADMIN)
-    project = session.scalars(select(Project).where(Project.code == cmd.project_code)).first()
-    if project is None:
-        raise NotFoundError(f"no project {cmd.project_code!r}")
-    if project.native:
-        raise DomainError(
-            code=ErrorCode.INVALID_REQUEST, message="native credits retire here, not at a home registry"
-        )
+    project = _mirrored_project(session, cmd.project_code)
     existing = session.scalars(
         select(HomeRetirement).where(
             HomeRetirement.programme == project.standard,
@@ -374,10 +460,13 @@ def record_retirement(
         raise DomainError(
             code=ErrorCode.DUPLICATE, message=f"home retirement {cmd.home_retirement_id} is recorded"
         )
+    if cmd.holding_id is not None:
+        _draw(session, cmd.holding_id, project, cmd.quantity_tonnes)
     now = clock.now()
     row = HomeRetirement(
         id=new_id("hret", now),
         project_id=project.id,
+        holding_id=cmd.holding_id,
         programme=project.standard,
         home_retirement_id=cmd.home_retirement_id,
         serial=cmd.serial,
@@ -480,8 +569,22 @@ def home_retirement_public(*, session: Session, retirement_id: str) -> HomeRetir
 
 
 def share_problems(*, session: Session) -> list[str]:
-    """Home retirements whose shares exceed them or whose published root no longer matches."""
+    """Home retirements whose shares exceed them or whose published root no longer matches, and
+    holdings whose retired tonnes are not the retirements drawn on them."""
     problems = []
+    drawn: dict[str, int] = {}
+    for holding_id, tonnes in session.execute(
+        select(HomeRetirement.holding_id, HomeRetirement.quantity_tonnes).where(
+            HomeRetirement.holding_id.is_not(None)
+        )
+    ).all():
+        drawn[str(holding_id)] = drawn.get(str(holding_id), 0) + tonnes
+    for holding in session.scalars(select(HomeHolding)):
+        if drawn.get(holding.id, 0) != holding.retired_tonnes:
+            problems.append(
+                f"home holding {holding.serial}: {holding.retired_tonnes} t retired, "
+                f"retirements drew {drawn.get(holding.id, 0)} t"
+            )
     for row in session.scalars(select(HomeRetirement)):
         total = sum(s.kg for s in _shares(session, row.id))
         if total != row.allocated_kg or total > row.quantity_kg:

@@ -293,6 +293,7 @@ class HomeRetirement(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    holding_id: Mapped[str | None] = mapped_column(ForeignKey("home_holdings.id"), index=True)
     programme: Mapped[str] = mapped_column(String(20))
     home_retirement_id: Mapped[str] = mapped_column(String(120))
     serial: Mapped[str] = mapped_column(String(200))
@@ -321,3 +322,25 @@ class RetirementShare(Base):
     beneficiary: Mapped[str] = mapped_column(String(300))
     reference: Mapped[str] = mapped_column(String(120))  # the order (or other claim) it belongs to
     allocated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HomeHolding(Base):
+    """Units the platform holds in its own account at a home registry, to retire there for buyers."""
+
+    __tablename__ = "home_holdings"
+    __table_args__ = (
+        CheckConstraint("quantity_tonnes > 0", name="quantity"),
+        CheckConstraint("retired_tonnes BETWEEN 0 AND quantity_tonnes", name="retired"),
+        UniqueConstraint("programme", "serial"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    programme: Mapped[str] = mapped_column(String(20))
+    home_account: Mapped[str] = mapped_column(String(200))
+    serial: Mapped[str] = mapped_column(String(200))
+    vintage: Mapped[int] = mapped_column(Integer)
+    quantity_tonnes: Mapped[int] = mapped_column(BigInteger)
+    retired_tonnes: Mapped[int] = mapped_column(BigInteger, default=0)
+    actor: Mapped[str] = mapped_column(String(40))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

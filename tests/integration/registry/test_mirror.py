@@ -14,7 +14,7 @@ from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.registry import mirror, service
 from neutralize.registry.domain import merkle_root
 from neutralize.registry.importers.records import Programme
-from neutralize.registry.models import MirroredBlock, Project, RetirementShare
+from neutralize.registry.models import HomeHolding, MirroredBlock, Project, RetirementShare
 from tests.integration.registry.conftest import CLOCK
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "registry"
@@ -133,3 +133,50 @@ def test_home_serials_are_found_by_part_of_their_text(session: Session) -> None:
     assert [b.quantity_kg for b in found] == [425_000]
     with pytest.raises(DomainError):
         mirror.find_home_serial(session=session, text="94")
+
+
+def holding(session: Session, tonnes: int = 5) -> mirror.HomeHoldingPublic:
+    load(session, Programme.VERRA, "verra_export.csv")
+    cmd = mirror.HomeHoldingCreate(
+        project_code="VCS-1340",
+        home_account="Neutralize at Verra",
+        vintage=2020,
+        serial="19385-941467432-941467436-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1",
+        quantity_tonnes=tonnes,
+    )
+    return mirror.record_holding(session=session, clock=CLOCK, actor=SYSTEM, cmd=cmd)
+
+
+def retire_from(session: Session, holding_id: str, tonnes: int, home_id: str) -> mirror.HomeRetirementPublic:
+    cmd = mirror.HomeRetirementCreate(
+        holding_id=holding_id,
+        project_code="VCS-1340",
+        home_retirement_id=home_id,
+        serial=f"part of the holding ({home_id})",
+        quantity_tonnes=tonnes,
+        retired_on=date(2026, 11, 2),
+        beneficiary_text="Platform for buyers",
+    )
+    return mirror.record_retirement(session=session, clock=CLOCK, actor=SYSTEM, cmd=cmd)
+
+
+def test_home_retirements_draw_down_the_platforms_holding(session: Session) -> None:
+    # given 5 t held at Verra; when 2 t and then 3 t are retired there from it
+    stock = holding(session, tonnes=5)
+    retire_from(session, stock.id, 2, "H-1")
+    retire_from(session, stock.id, 3, "H-2")
+    # then nothing is left, and one more tonne is refused
+    [after] = mirror.holdings_at_home(session=session, project_code="VCS-1340")
+    assert (after.quantity_tonnes, after.retired_tonnes) == (5, 5)
+    with pytest.raises(DomainError) as caught:
+        retire_from(session, stock.id, 1, "H-3")
+    assert caught.value.code == ErrorCode.INSUFFICIENT_UNITS
+    assert service.check(session=session).ok
+
+
+def test_a_holding_out_of_step_with_its_retirements_fails_the_check(session: Session) -> None:
+    stock = holding(session, tonnes=5)
+    retire_from(session, stock.id, 2, "H-1")
+    session.execute(update(HomeHolding).where(HomeHolding.id == stock.id).values(retired_tonnes=1))
+    report = service.check(session=session)
+    assert not report.ok and any("home holding" in p for p in report.problems)

@@ -166,6 +166,7 @@ class ProjectPublic(BaseModel):
     status: str
     native: bool
     home_registry: str | None
+    home_id: str | None = None
 
 
 class VerificationPublic(BaseModel):

@@ -12,7 +12,6 @@ from neutralize.footprint.airports import airport_table
 from neutralize.footprint.factors import FactorCatalogue, default_catalogue
 from neutralize.footprint.regions import iso_3166_codes
 from neutralize.footprint.resolution import default_resolutions, sets_covering
-from neutralize.footprint.vocabulary import FACTOR_SETS
 
 _KEY_COLUMNS = ("requested_set", "type", "k1", "k2", "k3")
 
@@ -24,7 +23,6 @@ class EngineTables:
     resolutions: pl.DataFrame
     resolution_keys: dict[str, int]  # "set|type|k1|k2|k3" -> row of ``resolutions``
     airports: pl.DataFrame
-    factor_sets: tuple[str, ...]
     covering: dict[str, tuple[str, ...]]
     hotel_countries: dict[str, tuple[str, ...]]
     electricity_regions: dict[str, tuple[str, ...]]
@@ -106,7 +104,6 @@ def engine_tables(cat: FactorCatalogue | None = None) -> EngineTables:
         resolutions=resolutions,
         resolution_keys={key: row for row, key in enumerate(keys)},
         airports=airport_table(),
-        factor_sets=FACTOR_SETS,
         covering=sets_covering(cat),
         hotel_countries=_covered_keys(cat, "hotel"),
         electricity_regions=_covered_keys(cat, "electricity"),

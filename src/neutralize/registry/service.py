@@ -664,7 +664,7 @@ def _move(
     holder = _holder(actor)
 
     def run() -> OperationResult:
-        picked = _pick(session, holder, units)
+        project, picked = _pick(session, holder, units)
         extra = {
             k: v for k, v in (("reservation", reservation), ("destination", destination), ("note", note)) if v
         }
@@ -681,6 +681,7 @@ def _move(
             reservation=reservation,
             destination=destination,
             extra=extra,
+            project=project,
         )
 
     return journal.idempotent(
@@ -695,8 +696,9 @@ def _move(
     )
 
 
-def _pick(session: Session, holder: str | None, units: Units) -> list[tuple[Block, Span]]:
-    """The held blocks (locked) and the parts of them that ``units`` names, lowest serials first."""
+def _pick(session: Session, holder: str | None, units: Units) -> tuple[Project, list[tuple[Block, Span]]]:
+    """The project, and the held blocks (locked) and the parts of them that ``units`` names, lowest
+    serials first."""
     if units.serial is not None:
         try:
             code, vintage, wanted = parse_serial(units.serial)
@@ -723,7 +725,7 @@ def _pick(session: Session, holder: str | None, units: Units) -> list[tuple[Bloc
         query = query.where(Block.span_start <= wanted.end, Block.span_end >= wanted.start)
     blocks = list(session.scalars(query.with_for_update(of=Block)))
     if units.serial is not None:
-        return _cover(blocks, wanted)
+        return project, _cover(blocks, wanted)
     assert units.quantity_kg is not None
     try:
         spans = take_lowest([Span(b.span_start, b.span_end) for b in blocks], units.quantity_kg)
@@ -734,7 +736,7 @@ def _pick(session: Session, holder: str | None, units: Units) -> list[tuple[Bloc
             message=f"{held} kg of {code} {vintage} held, {units.quantity_kg} asked",
         ) from None
     by_start = {b.span_start: b for b in blocks}
-    return [(by_start[span.start], span) for span in spans]
+    return project, [(by_start[span.start], span) for span in spans]
 
 
 def _cover(blocks: Sequence[Block], wanted: Span) -> list[tuple[Block, Span]]:
@@ -768,10 +770,11 @@ def _apply(
     reservation: str | None = None,
     destination: str | None = None,
     extra: Mapping[str, object] | None = None,
+    project: Project | None = None,
 ) -> OperationResult:
     now = clock.now()
     first = picked[0][0]
-    project = session.get(Project, first.project_id)
+    project = project or session.get(Project, first.project_id)
     assert project is not None
     retirement_id = None
     if retirement is not None:

@@ -50,9 +50,9 @@ clean:
 # The long versions of the property tests (thousands of examples each), 200 kill -9 trials of the
 # registry, and the registry races with more workers and commands (PostgreSQL when it answers).
 stress: install
-	HYPOTHESIS_PROFILE=stress $(BIN)/pytest -n 2 tests/unit tests/stateful
-	CRASH_TRIALS=200 $(BIN)/pytest tests/crash
 	@if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then \
 		export NEUTRALIZE_TEST_POSTGRES_URL=$${NEUTRALIZE_TEST_POSTGRES_URL:-$(PG_URL)}; \
 	fi; \
+	HYPOTHESIS_PROFILE=stress $(BIN)/pytest -n 2 tests/unit tests/stateful && \
+	CRASH_TRIALS=200 $(BIN)/pytest tests/crash && \
 	CONCURRENCY_WORKERS=80 CONCURRENCY_SQLITE_WORKERS=32 CONCURRENCY_OPS=20 $(BIN)/pytest tests/concurrency

@@ -31,8 +31,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     install_error_handlers(app)
 
+    uploads = ("/api/v1/footprints/batch", "/api/v1/registry/imports")
+
     def limit_for(path: str) -> int:
-        return settings.max_upload_bytes if path.endswith("/batch") else settings.max_request_bytes
+        return settings.max_upload_bytes if path.rstrip("/") in uploads else settings.max_request_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     for router in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,3 +249,31 @@ def test_retirements_are_public_and_filtered_by_beneficiary(
     ).json()
     assert [(r["beneficiary"], r["quantity_kg"]) for r in found] == [("Ms Zhang Wei", 25)]
     assert client.get("/api/v1/registry/retirements", params={"beneficiary": "Nobody"}).json() == []
+
+
+def test_an_admin_imports_a_public_export_by_upload(client: TestClient, admin: dict[str, str]) -> None:
+    data = (Path(__file__).resolve().parents[1] / "data" / "registry" / "verra_export.csv").read_bytes()
+    response = client.post(
+        "/api/v1/registry/imports",
+        params={"programme": "VCS"},
+        headers=admin,
+        files={"file": ("verra.csv", data, "text/csv")},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["blocks"] > 0
+    # an upload is allowed past the JSON body limit, up to the upload limit
+    padded = data + b"\n" * (100 * 1024)
+    big = client.post(
+        "/api/v1/registry/imports",
+        params={"programme": "VCS"},
+        headers=admin,
+        files={"file": ("big.csv", padded, "text/csv")},
+    )
+    assert big.status_code != 413
+    too_big = client.post(
+        "/api/v1/registry/imports",
+        params={"programme": "VCS"},
+        headers=admin,
+        files={"file": ("huge.csv", data + b"\n" * (300 * 1024), "text/csv")},
+    )
+    assert too_big.status_code == 413

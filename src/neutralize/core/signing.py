@@ -270,7 +270,7 @@ def canonical_json(obj: Any) -> bytes:
       themselves; only ``"``, ``\\`` and control characters are escaped (``\\n``, ``\\u001f``...).
     - ``int`` and ``bool`` and ``None`` as JSON numbers, ``true``/``false`` and ``null``.
     - ``Decimal`` as a JSON *string* in plain notation keeping its scale: ``Decimal("1.10")`` is
-      ``"1.10"``, ``Decimal("1E+2")`` is ``"100"``. Quantize first (e.g. ``format_kg``) when equal
+      ``"1.10"``, ``Decimal("1E+2")`` is ``"100"``. Quantize first when equal
       amounts must give equal bytes. NaN and infinities are refused.
     - ``float`` is refused, NaN included: binary floats have no one text form that every language
       agrees on, and the platform never uses them for quantities.

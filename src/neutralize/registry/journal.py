@@ -26,7 +26,6 @@ from neutralize.registry.models import ChainHead, Checkpoint, IdempotencyRecord,
 from neutralize.registry.schemas import AuditProblem, AuditReport, JournalRef
 
 Result = TypeVar("Result", bound=BaseModel)
-MAX_KEY_RETRIES = 3
 
 
 def vintage_chain(project_code: str, vintage: int) -> str:

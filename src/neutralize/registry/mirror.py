@@ -40,7 +40,6 @@ from neutralize.registry.models import (
 )
 
 HOME_REGISTRIES = {Programme.VERRA: "Verra", Programme.GOLD_STANDARD: "Gold Standard"}
-HOME_NAMES = ("VCS", "GS", "CCER", "CDM")
 
 
 class ImportReport(BaseModel):

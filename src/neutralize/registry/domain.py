@@ -8,13 +8,14 @@ units, in one state and one account. Moving part of a block splits it; blocks ne
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
+
+from neutralize.core.canonical import canonical_json
 
 KG_PER_TONNE = 1_000
 GENESIS = "0" * 64  # the hash before the first entry of every chain
@@ -147,16 +148,9 @@ def parse_serial(text: str) -> tuple[str, int, Span]:
 # --- hash chains and Merkle trees ----------------------------------------------------------------
 
 
-def canonical(payload: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the bytes that are hashed and signed."""
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode()
-
-
 def entry_hash(previous: str, payload: Any) -> str:
     """The hash of a journal entry: SHA-256 over the previous hash and the entry's canonical form."""
-    return hashlib.sha256(previous.encode() + b"\n" + canonical(payload)).hexdigest()
+    return hashlib.sha256(previous.encode() + b"\n" + canonical_json(payload)).hexdigest()
 
 
 def merkle_root(leaves: Iterable[bytes]) -> str:

@@ -18,10 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor
+from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.core.signing import KeyRing, Signature
-from neutralize.registry.domain import GENESIS, canonical, entry_hash, merkle_root
+from neutralize.registry.domain import GENESIS, entry_hash, merkle_root
 from neutralize.registry.models import ChainHead, Checkpoint, IdempotencyRecord, JournalEntry
 from neutralize.registry.schemas import AuditProblem, AuditReport, JournalRef
 
@@ -124,7 +125,7 @@ def idempotent(
     """Run a command once per (actor, key): a retry with the same request gets the first result;
     the same key with another request is refused with ``IDEMPOTENCY_CONFLICT``."""
     digest = hashlib.sha256(
-        canonical({"operation": operation, "request": request.model_dump(mode="json")})
+        canonical_json({"operation": operation, "request": request.model_dump(mode="json")})
     ).hexdigest()
     earlier = session.get(IdempotencyRecord, (actor.id, key))
     if earlier is not None:
@@ -157,7 +158,7 @@ def idempotent(
 def checkpoint(*, session: Session, clock: Clock, keys: KeyRing) -> Checkpoint:
     """Sign the current head of every chain (run it periodically, e.g. from cron)."""
     heads = [[h.chain, h.seq, h.hash] for h in session.scalars(select(ChainHead).order_by(ChainHead.chain))]
-    root = merkle_root(canonical(head) for head in heads)
+    root = merkle_root(canonical_json(head) for head in heads)
     at = clock.now()
     signature = keys.sign(_checkpoint_bytes(heads, root, at))
     row = Checkpoint(
@@ -169,7 +170,7 @@ def checkpoint(*, session: Session, clock: Clock, keys: KeyRing) -> Checkpoint:
 
 
 def _checkpoint_bytes(heads: list[Any], root: str, at: datetime) -> bytes:
-    return canonical({"heads": heads, "root": root, "at": _iso(at)})
+    return canonical_json({"heads": heads, "root": root, "at": _iso(at)})
 
 
 def _verify_checkpoints(session: Session, keys: KeyRing) -> list[AuditProblem]:
@@ -178,7 +179,7 @@ def _verify_checkpoints(session: Session, keys: KeyRing) -> list[AuditProblem]:
     hashes = {(e.chain, e.chain_seq): e.hash for e in session.scalars(select(JournalEntry))}
     for point in session.scalars(select(Checkpoint).order_by(Checkpoint.id)):
         signature = Signature(key_id=point.key_id, signature_b64=point.signature)
-        root = merkle_root(canonical(head) for head in point.heads)
+        root = merkle_root(canonical_json(head) for head in point.heads)
         if root != point.root or not keys.verify(
             _checkpoint_bytes(point.heads, point.root, point.at), signature
         ):

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
+from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 from neutralize.registry import journal
-from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, canonical, merkle_root
+from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, merkle_root
 from neutralize.registry.importers.duplicates import cross_programme_duplicates
 from neutralize.registry.importers.gold_standard import parse_gold_standard_export
 from neutralize.registry.importers.records import ImportedBlock, ImportedProject, ImportResult, Programme
@@ -536,7 +537,7 @@ def _shares(session: Session, retirement_id: str) -> list[RetirementShare]:
 
 def _share_leaves(session: Session, retirement_id: str) -> list[bytes]:
     return [
-        canonical({"id": s.id, "kg": s.kg, "beneficiary": s.beneficiary, "reference": s.reference})
+        canonical_json({"id": s.id, "kg": s.kg, "beneficiary": s.beneficiary, "reference": s.reference})
         for s in _shares(session, retirement_id)
     ]
 

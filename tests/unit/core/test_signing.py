@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import SecretStr
 
+from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import FixedClock
 from neutralize.core.config import Settings
 from neutralize.core.errors import DomainError, ErrorCode
@@ -25,7 +26,6 @@ from neutralize.core.signing import (
     KeySource,
     Signature,
     VerifyOutcome,
-    canonical_json,
     key_id_for,
 )
 

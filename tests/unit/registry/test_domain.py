@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from neutralize.core.canonical import canonical_json as canonical
 from neutralize.registry.domain import (
     GENESIS,
     BlockState,
     Span,
-    canonical,
     entry_hash,
     merkle_root,
     parse_serial,

@@ -250,7 +250,7 @@ def compute_batch(
     total_rows = _count_rows(source)
     results: list[pl.DataFrame] = []
     done = 0
-    for chunk in _chunks(source, chunk_rows):
+    for chunk in _chunks(source, chunk_rows, total_rows):
         results.append(evaluate(chunk, tables))
         done += chunk.height
         if on_progress is not None:
@@ -309,12 +309,11 @@ def _count_rows(path: Path) -> int:
     return int(_scan(path).select(pl.len()).collect().item())
 
 
-def _chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
+def _chunks(path: Path, chunk_rows: int, total: int) -> Iterator[pl.DataFrame]:
     if _check_format(path) in (".jsonl", ".ndjson"):
         yield from _json_line_chunks(path, chunk_rows)
         return
     frame = _scan(path)
-    total = _count_rows(path)
     for offset in range(0, total, chunk_rows):
         chunk = frame.slice(offset, chunk_rows).collect()
         yield chunk.with_row_index(ROW, offset=offset + 1).with_columns(pl.col(ROW).cast(pl.Int64))

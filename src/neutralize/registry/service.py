@@ -177,7 +177,7 @@ def create_project(*, session: Session, clock: Clock, actor: Actor, cmd: Project
 def transition_project(
     *, session: Session, clock: Clock, actor: Actor, project_code: str, cmd: ProjectTransition
 ) -> ProjectPublic:
-    """Move a project along its lifecycle; each step has the one role that may take it."""
+    """Move a project along its lifecycle; each step has its role (an admin may take any step)."""
     project = _project(session, project_code, lock=True)
     current, wanted = ProjectStatus(project.status), ProjectStatus(cmd.to_status)
     role = PROJECT_TRANSITIONS.get((current, wanted))

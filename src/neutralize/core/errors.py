@@ -58,6 +58,19 @@ class ErrorCode(StrEnum):
     FACTOR_DATA_INVALID = "factor_data_invalid"
     # Registry imports.
     INVALID_IMPORT = "invalid_import"
+    # Market: listings, quotes, orders and payments.
+    LISTING_EXCLUDED = "listing_excluded"
+    NO_ELIGIBLE_LISTING = "no_eligible_listing"
+    QUOTE_EXPIRED = "quote_expired"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    PAYMENT_DECLINED = "payment_declined"
+    WEBHOOK_SIGNATURE_INVALID = "webhook_signature_invalid"
+    UNKNOWN_GATEWAY = "unknown_gateway"
+    INVALID_TEXT = "invalid_text"
+    # Certificates.
+    CERTIFICATE_SIGNATURE_INVALID = "certificate_signature_invalid"
+    CERTIFICATE_UNREADABLE = "certificate_unreadable"
+    FONT_MISSING = "font_missing"
     # Signing keys.
     SIGNING_KEY_INVALID = "signing_key_invalid"
     SIGNING_KEY_UNSAFE = "signing_key_unsafe"

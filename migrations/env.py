@@ -6,7 +6,9 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import neutralize.access.models
+import neutralize.certificates.models
 import neutralize.footprint.models
+import neutralize.market.models
 import neutralize.registry.models  # noqa: F401  (each import registers its tables)
 from neutralize.core.db import Base
 

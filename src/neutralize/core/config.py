@@ -30,6 +30,30 @@ class Settings(BaseSettings):
     signing_key_dir: Path = Path("./var/keys")
     signing_key_file: Path | None = None
     signing_key: SecretStr | None = None
+    # The address the platform is reached at: certificates' QR codes point here.
+    public_url: str = "http://127.0.0.1:8000"
+    # Market: what quotes cost and how long they and reservations last.
+    default_currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    platform_fee_bp: int = Field(default=800, ge=0, le=5_000)
+    platform_fee_min_minor: int = Field(default=100, ge=0)
+    tax_bp: int = Field(default=600, ge=0, le=5_000)
+    quote_ttl_seconds: int = Field(default=900, ge=10)
+    reservation_ttl_seconds: int = Field(default=1_800, ge=10)
+    pending_share_alert_days: int = Field(default=30, ge=1)
+    # Payment gateways on offer, and their secrets. The sandbox is a simulation: it is refused in
+    # production unless given a secret of its own (and then it is still labelled as simulated).
+    payment_gateways: list[Literal["sandbox", "offline"]] = ["sandbox", "offline"]
+    sandbox_webhook_secret: SecretStr | None = None
+    sandbox_fee_bp: int = Field(default=60, ge=0, le=1_000)
+    offline_payee: str = "Neutralize platform account (bank details on the invoice)"
+
+    def sandbox_secret(self) -> str:
+        """The sandbox gateway's webhook secret; a fixed, public one outside production."""
+        if self.sandbox_webhook_secret is not None:
+            return self.sandbox_webhook_secret.get_secret_value()
+        if self.environment == "production":
+            raise ValueError("NEUTRALIZE_SANDBOX_WEBHOOK_SECRET must be set to run the sandbox in production")
+        return "sandbox-development-secret-not-for-production"
 
     @property
     def is_sqlite(self) -> bool:

@@ -460,3 +460,31 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- verifying with published keys only ------------------------------------------------------------------
+
+
+def check_published(published: Any, data: bytes, signature: Signature) -> VerifyOutcome:
+    """Verify ``signature`` over ``data`` with a published key set (the JSON of
+    ``/.well-known/neutralize-keys.json``) and no private key: what an offline verifier does."""
+    keys = published.get("keys") if isinstance(published, dict) else None
+    for jwk in keys if isinstance(keys, list) else []:
+        if not isinstance(jwk, dict) or jwk.get("kid") != signature.key_id:
+            continue
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or not isinstance(jwk.get("x"), str):
+            return VerifyOutcome.UNKNOWN_KEY
+        try:
+            public = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
+            key = Ed25519PublicKey.from_public_bytes(public)
+        except (binascii.Error, ValueError):
+            return VerifyOutcome.UNKNOWN_KEY
+        raw = _decode_signature(signature.signature_b64)
+        if raw is None:
+            return VerifyOutcome.MALFORMED_SIGNATURE
+        try:
+            key.verify(raw, data)
+        except InvalidSignature:
+            return VerifyOutcome.BAD_SIGNATURE
+        return VerifyOutcome.VALID
+    return VerifyOutcome.UNKNOWN_KEY

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -172,3 +172,27 @@ def merkle_root(leaves: Iterable[bytes]) -> str:
 def vintage_of(period_end: date) -> int:
     """A vintage is named by the year its monitoring period ends in."""
     return period_end.year
+
+
+def label_phrases(
+    *, standard: str, vintage: int, credit_type: str, nature_based: bool, labels: Mapping[str, Any]
+) -> list[str]:
+    """The labels a listing or certificate shows for a project vintage, as short English phrases."""
+    phrases = [standard, f"vintage {vintage}", credit_type]
+    phrases.append("nature-based" if nature_based else "technological")
+    if labels.get("icvcm_ccp"):
+        phrases.append("ICVCM CCP-approved")
+    if labels.get("corsia_phase"):
+        phrases.append(f"CORSIA eligible ({labels['corsia_phase']})")
+    if labels.get("carbon_inclusive"):
+        phrases += ["carbon-inclusive (behavioural)", "domestic use only"]
+    if labels.get("legacy_ccer"):
+        phrases.append("legacy CCER")
+    if labels.get("article6_authorised"):
+        phrases.append("Article 6 authorised")
+    phrases.append(
+        "corresponding adjustment applied"
+        if labels.get("corresponding_adjustment")
+        else "no corresponding adjustment"
+    )
+    return phrases

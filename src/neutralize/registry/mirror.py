@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
@@ -596,3 +596,28 @@ def share_problems(*, session: Session) -> list[str]:
                 f"home retirement {row.home_retirement_id}: its shares do not match the published root"
             )
     return problems
+
+
+def retirements_with_room(*, session: Session, project_code: str) -> list[HomeRetirementPublic]:
+    """Recorded home retirements of a project with kilograms still unallocated, oldest first."""
+    project = _mirrored_project(session, project_code)
+    ids = session.scalars(
+        select(HomeRetirement.id)
+        .where(
+            HomeRetirement.project_id == project.id,
+            HomeRetirement.allocated_kg < HomeRetirement.quantity_kg,
+        )
+        .order_by(HomeRetirement.recorded_at, HomeRetirement.id)
+    )
+    return [home_retirement_public(session=session, retirement_id=i) for i in ids]
+
+
+def unretired_stock_kg(*, session: Session, project_code: str, vintage: int) -> int:
+    """Kilograms the platform holds at home for a project vintage and has not retired there."""
+    project = _mirrored_project(session, project_code)
+    tonnes = session.scalar(
+        select(func.coalesce(func.sum(HomeHolding.quantity_tonnes - HomeHolding.retired_tonnes), 0)).where(
+            HomeHolding.project_id == project.id, HomeHolding.vintage == vintage
+        )
+    )
+    return int(tonnes or 0) * KG_PER_TONNE

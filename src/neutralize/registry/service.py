@@ -103,6 +103,14 @@ def create_organisation(
     return organisation_public(session=session, organisation_id=organisation.id)
 
 
+def organisation_names(*, session: Session, organisation_ids: Sequence[str]) -> dict[str, str]:
+    """Organisation names by id."""
+    rows = session.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(organisation_ids))
+    )
+    return dict(rows.all())
+
+
 def organisation_public(*, session: Session, organisation_id: str) -> OrganisationPublic:
     organisation = session.get(Organisation, organisation_id)
     if organisation is None:
@@ -220,6 +228,13 @@ def _project(session: Session, code: str, *, lock: bool = False) -> Project:
 
 def get_project(*, session: Session, code: str) -> ProjectPublic:
     return project_public(_project(session, code))
+
+
+def project_by_id(*, session: Session, project_id: str) -> ProjectPublic:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFoundError(f"no project {project_id!r}")
+    return project_public(project)
 
 
 def list_projects(

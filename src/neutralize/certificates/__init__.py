@@ -1,0 +1,1 @@
+"""Signed certificates of retirements and shares, their claim wording and their verification."""

@@ -1,0 +1,1 @@
+"""The market: listings, quotes, two-phase orders, payments, the money ledger and settlements."""

@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("number", sa.String(length=40), nullable=False),
         sa.Column("subject_ref", sa.String(length=40), nullable=False),
         sa.Column("project_id", sa.String(length=40), nullable=False),
-        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("kg", sa.BigInteger(), nullable=False),
         sa.Column("holder_name", sa.String(length=200), nullable=False),

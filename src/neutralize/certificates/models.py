@@ -21,7 +21,7 @@ class Certificate(Base):
     number: Mapped[str] = mapped_column(String(40), primary_key=True)
     subject_ref: Mapped[str] = mapped_column(String(40), unique=True)  # the order it certifies
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # native_retirement, home_retirement_share
+    kind: Mapped[str] = mapped_column(String(40))  # native_retirement, home_retirement_share
     status: Mapped[str] = mapped_column(String(20))  # retired, pending
     kg: Mapped[int] = mapped_column(BigInteger)
     holder_name: Mapped[str] = mapped_column(String(200))

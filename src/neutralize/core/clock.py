@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -27,3 +27,7 @@ class FixedClock:
 
     def now(self) -> datetime:
         return self._at
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock on (tests of expiry and late events)."""
+        self._at += delta

@@ -8,6 +8,7 @@ import typer
 
 from neutralize.cli.common import out
 from neutralize.cli.footprint import factors_app, footprint
+from neutralize.cli.market import market_app, verify
 from neutralize.cli.registry import audit_app, keys_app, registry_app
 from neutralize.core.config import get_settings
 from neutralize.core.logging import configure_logging
@@ -17,6 +18,8 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.command()(footprint)
 app.add_typer(factors_app, name="factors")
 app.add_typer(registry_app, name="registry")
+app.add_typer(market_app, name="market")
+app.command()(verify)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")

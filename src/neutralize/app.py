@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from neutralize import __version__
-from neutralize.api import factors, footprints, health, registry, wellknown
+from neutralize.api import factors, footprints, health, market, registry, wellknown
 from neutralize.api.errors import install_error_handlers
 from neutralize.api.limits import BodyLimitMiddleware
 from neutralize.core.clock import Clock, SystemClock
@@ -43,6 +43,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         footprints.router,
         factors.router,
         registry.router,
+        market.router,
         pages.router,
         registry_pages.router,
     ):

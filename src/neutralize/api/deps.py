@@ -13,6 +13,7 @@ from neutralize.access.service import authenticate
 from neutralize.core.clock import Clock
 from neutralize.core.config import Settings
 from neutralize.core.db import unit_of_work
+from neutralize.core.signing import KeyRing
 
 
 def get_settings(request: Request) -> Settings:
@@ -31,7 +32,20 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_keys(request: Request) -> KeyRing:
+    keys: KeyRing = request.app.state.keys
+    return keys
+
+
+def session_factory(request: Request) -> sessionmaker[Session]:
+    """For the rare route that needs more than one unit of work (e.g. commit a payment, then
+    complete the order in a transaction of its own)."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+KeysDep = Annotated[KeyRing, Depends(get_keys)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[Session, Depends(get_session)]
 

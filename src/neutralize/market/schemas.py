@@ -125,6 +125,17 @@ class OrderPublic(BaseModel):
     history: list[dict[str, Any]]
 
 
+class PaymentPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    order_id: str
+    gateway: str
+    provider_ref: str
+    amount_minor: int
+    currency: str
+    status: str
+
+
 class PayoutCreate(Command):
     organisation_id: str = Field(max_length=40)
     amount_minor: int = Field(gt=0, le=10**13)

@@ -70,6 +70,7 @@ from neutralize.market.schemas import (
     ListingPublic,
     OrderCreate,
     OrderPublic,
+    PaymentPublic,
     PayoutCreate,
     PendingRetirement,
     PriceSplitPublic,
@@ -1227,3 +1228,19 @@ def alerts(*, session: Session, clock: Clock, settings: Settings) -> list[str]:
     ]
     found += [f"order {o} is paid but not fulfilled" for o in paid_order_ids(session=session)]
     return found
+
+
+def payment_by_ref(*, session: Session, gateway: str, provider_ref: str) -> PaymentPublic:
+    payment = session.scalars(
+        select(Payment).where(Payment.gateway == gateway, Payment.provider_ref == provider_ref)
+    ).first()
+    if payment is None:
+        raise NotFoundError(f"no {gateway} payment {provider_ref!r}")
+    return PaymentPublic.model_validate(payment)
+
+
+def order_for_payment(*, session: Session, gateway: str, provider_ref: str) -> str | None:
+    """The order a provider's payment reference belongs to, if any."""
+    return session.scalars(
+        select(Payment.order_id).where(Payment.gateway == gateway, Payment.provider_ref == provider_ref)
+    ).first()

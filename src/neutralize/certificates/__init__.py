@@ -1,0 +1,1 @@
+"""Certificates: signed records of retired credits, and their renderings for people."""

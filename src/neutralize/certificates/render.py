@@ -353,7 +353,8 @@ def render_pdf(view: CertificateView, *, font_path: Path | None = None) -> bytes
     _check(view)
     font = _pdf_font(_resolve_font(font_path))
     out = io.BytesIO()
-    canvas = Canvas(out, pagesize=A4, invariant=1, initialFontName=font, pageCompression=1)
+    # PDF 1.7 for the attachment's /UF (a Unicode file name); the rest needs no more than 1.3.
+    canvas = Canvas(out, pagesize=A4, invariant=1, initialFontName=font, pageCompression=1, pdfVersion=(1, 7))
     _pdf_metadata(canvas, view)
     _pdf_page_start(canvas, font, view)
     _pdf_footer(canvas, font, view)
@@ -521,7 +522,8 @@ def _attach(canvas: Any, name: str, data: bytes) -> None:
         PDFDictionary(
             {
                 "Type": PDFName("EmbeddedFile"),
-                "Subtype": PDFName("application#2Fjson"),
+                # A name written as-is: PDFName would escape the "#" that stands for the "/" here.
+                "Subtype": "/application#2Fjson",
                 "Params": PDFDictionary({"Size": len(data)}),
             }
         ),

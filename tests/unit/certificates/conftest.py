@@ -45,13 +45,22 @@ def font_path() -> Path:
         raise
 
 
-@pytest.fixture(scope="session")
-def pdftoppm() -> str:
-    found = shutil.which("pdftoppm")
+def _poppler(tool: str) -> str:
+    found = shutil.which(tool)
     if found is None:
-        _missing("pdftoppm is missing: install poppler-utils (make system-deps)")
+        _missing(f"{tool} is missing: install poppler-utils (make system-deps)")
     assert found is not None
     return found
+
+
+@pytest.fixture(scope="session")
+def pdftoppm() -> str:
+    return _poppler("pdftoppm")
+
+
+@pytest.fixture(scope="session")
+def pdfdetach() -> str:
+    return _poppler("pdfdetach")
 
 
 def view(**changes: Any) -> CertificateView:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,20 @@ def test_pdf_opens_as_one_a4_page_showing_number_holder_and_title(font_path: Pat
 def test_signed_json_round_trips_byte_exactly(font_path: Path) -> None:
     pdf = render_pdf(view())
     assert signed_json_from_pdf(pdf) == SIGNED_JSON
+    names = PdfReader(io.BytesIO(pdf)).trailer["/Root"]["/Names"]["/EmbeddedFiles"]["/Names"]
+    assert names[0] == "certificate.json"
+    assert names[1].get_object()["/EF"]["/F"].get_object()["/Subtype"] == "/application/json"
+
+
+def test_poppler_finds_the_same_attachment(font_path: Path, pdfdetach: str, tmp_path: Path) -> None:
+    # A second, independent PDF reader sees one attachment with the same bytes
+    source = tmp_path / "certificate.pdf"
+    source.write_bytes(render_pdf(view()))
+    listing = subprocess.run([pdfdetach, "-list", str(source)], check=True, capture_output=True, text=True)
+    assert listing.stdout.splitlines() == ["1 embedded files", "1: certificate.json"]
+    saved = tmp_path / "saved.json"
+    subprocess.run([pdfdetach, "-save", "1", "-o", str(saved), str(source)], check=True, timeout=60)
+    assert saved.read_bytes() == SIGNED_JSON
 
 
 def test_pdf_without_the_attachment_is_unreadable() -> None:

@@ -15,6 +15,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# System packages: the CJK font the certificates embed, and pdftoppm, which only the tests use.
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+SYSTEM_PACKAGES := fonts-wqy-microhei poppler-utils
+
+.PHONY: system-deps
+install: system-deps
+system-deps:
+	@if [ -f $(CJK_FONT) ] && command -v pdftoppm >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); \
+	else \
+		echo "Missing system packages: install them as root with"; \
+		echo "  apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)"; \
+	fi
+
 run: install
 	$(BIN)/neutralize db upgrade
 	$(BIN)/neutralize demo

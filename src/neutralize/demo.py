@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: organisations, registered projects, issued credits, some retired.
+"""Demo data for ``make run``: organisations, registered projects, issued credits, some retired,
+listings at indicative prices, and a few completed orders with certificates (sandbox payments).
 
 Loading is idempotent: if the demo organisations exist, nothing is added.
 """
@@ -13,6 +14,11 @@ from sqlalchemy.orm import Session
 
 from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.core.clock import Clock
+from neutralize.core.config import Settings
+from neutralize.core.signing import KeyRing
+from neutralize.market import service as market
+from neutralize.market.gateways.base import EventKind, GatewayEvent
+from neutralize.market.schemas import Beneficiary, ListingCreate, OrderCreate, QuoteCreate
 from neutralize.registry import mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.models import Organisation
@@ -99,11 +105,27 @@ RETIREMENTS = [
 ]
 
 
-def load(*, session: Session, clock: Clock) -> bool:
+# Indicative prices per tonne in fen (CNY minor units), in the range seen in 2025: carbon-inclusive
+# credits and legacy CCER well below new CCER; Verra avoidance credits at a few dollars.
+LISTINGS = [
+    ("CDCER-CD-METRO", 2025, 4_500, 100_000),
+    ("CN-SC-FOREST-01", 2024, 8_800, 100_000),
+    ("CCER-GD-WIND-LEGACY", 2016, 2_500, 200_000),
+    ("VCS-1340", 2020, 3_500, 20_000),
+]
+
+ORDERS = [
+    ("CDCER-CD-METRO", 340, "张伟", "Tianfu Carbon Neutrality Forum: travel and two hotel nights"),
+    ("CN-SC-FOREST-01", 1_200, "Tianfu Carbon Neutrality Forum organisers", "Speakers' flights"),
+    ("VCS-1340", 520, "Anna Keller", "Flight Frankfurt–Chengdu"),
+]
+
+
+def load(*, session: Session, clock: Clock, settings: Settings, keys: KeyRing) -> bool:
     """Add the demo data unless it is there; returns whether anything was added."""
     if session.scalars(select(Organisation).where(Organisation.name == PLATFORM)).first() is not None:
         return False
-    service.create_organisation(
+    platform = service.create_organisation(
         session=session, clock=clock, actor=SYSTEM, cmd=OrganisationCreate(name=PLATFORM)
     )
     holders: dict[str, Actor] = {}
@@ -159,7 +181,65 @@ def load(*, session: Session, clock: Clock) -> bool:
                 idempotency_key=f"demo-retire-{code}-{beneficiary}",
             ),
         )
+    _market(session, clock, settings, keys, holders, platform.id)
     return True
+
+
+def _market(
+    session: Session,
+    clock: Clock,
+    settings: Settings,
+    keys: KeyRing,
+    holders: dict[str, Actor],
+    platform_id: str,
+) -> None:
+    """Listings, and orders paid through the sandbox and completed, each with its certificate."""
+    listing_ids = {}
+    for code, vintage, price, kg in LISTINGS:
+        listing = market.create_listing(
+            session=session,
+            clock=clock,
+            actor=holders.get(code, SYSTEM),
+            cmd=ListingCreate(
+                project_code=code,
+                vintage=vintage,
+                price_per_tonne_minor=price,
+                available_kg=kg,
+                seller_organisation_id=None if code in holders else platform_id,
+            ),
+        )
+        listing_ids[code] = listing.id
+    for n, (code, kg, name, reason) in enumerate(ORDERS, start=1):
+        quote = market.create_quote(
+            session=session,
+            clock=clock,
+            settings=settings,
+            cmd=QuoteCreate(kg=kg, listing_id=listing_ids[code]),
+        )
+        order = market.create_order(
+            session=session,
+            clock=clock,
+            settings=settings,
+            cmd=OrderCreate(
+                quote_id=quote.id,
+                beneficiary=Beneficiary(display_name=name, reason=reason),
+                idempotency_key=f"demo-order-{n:04d}",
+            ),
+        )
+        payment = market.payment_by_ref(
+            session=session, gateway="sandbox", provider_ref=order.next_action["url"].rsplit("/", 1)[1]
+        )
+        event = GatewayEvent(
+            event_id=f"demo-event-{n}",
+            provider_ref=payment.provider_ref,
+            kind=EventKind.SUCCEEDED,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+        )
+        market.apply_payment_event(
+            session=session, clock=clock, settings=settings, gateway="sandbox", event=event
+        )
+        market.fulfil(session=session, clock=clock, settings=settings, keys=keys, order_id=order.id)
 
 
 def _mirrored(session: Session, clock: Clock) -> None:

@@ -142,3 +142,27 @@ def test_settlements_are_for_admins_and_owners_only(
     owner = key(client, Role.PROJECT_OWNER, listing["seller_organisation_id"])
     own = client.get("/api/v1/market/settlements", headers=owner).json()
     assert [s["organisation_id"] for s in own] == [listing["seller_organisation_id"]]
+
+
+def test_the_certificate_pdf_and_card_carry_the_signed_json_and_verify_offline(
+    client: TestClient, listing: dict[str, Any], tmp_path: Any
+) -> None:
+    from pypdf import PdfReader
+
+    from neutralize.certificates import service as certificates
+    from neutralize.certificates.render import signed_json_from_pdf
+
+    placed = order(client, listing, 12, "api-guest-0004", name="陈静")
+    ref = placed["next_action"]["url"].rsplit("/", 1)[1]
+    client.post(f"/api/v1/payments/sandbox/{ref}", json={})
+    number = client.get(f"/api/v1/orders/{placed['id']}").json()["certificate_number"]
+    pdf = client.get(f"/api/v1/certificates/{number}/pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert number in "".join(
+        page.extract_text() for page in PdfReader(__import__("io").BytesIO(pdf.content)).pages
+    )
+    published = client.get("/.well-known/neutralize-keys.json").json()
+    assert certificates.verify_offline(signed_json_from_pdf(pdf.content), published).ok
+    card = client.get(f"/api/v1/certificates/{number}/card.png")
+    assert card.status_code == 200 and card.content.startswith(b"\x89PNG")
+    assert client.get("/api/v1/certificates/NZC-0000-0000-0000/pdf").status_code == 404

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -163,6 +163,22 @@ def sandbox_pay(
 def read_certificate(number: str, session: SessionDep) -> dict[str, Any]:
     """The signed certificate (canonical JSON document + Ed25519 signature)."""
     return certificates.get(session=session, number=number)
+
+
+@router.get("/certificates/{number}/pdf", response_class=Response)
+def certificate_pdf(number: str, session: SessionDep) -> Response:
+    """The certificate as a bilingual A4 PDF; its signed JSON is embedded (``neutralize verify``)."""
+    return Response(
+        certificates.pdf(session=session, number=number),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
+    )
+
+
+@router.get("/certificates/{number}/card.png", response_class=Response)
+def certificate_card(number: str, session: SessionDep) -> Response:
+    """A PNG share card with the certificate's QR code."""
+    return Response(certificates.share_card(session=session, number=number), media_type="image/png")
 
 
 @router.get("/certificates/{number}/verification")

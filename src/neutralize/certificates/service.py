@@ -34,6 +34,12 @@ from neutralize.certificates.domain import (
     word_claim,
 )
 from neutralize.certificates.models import Certificate, CertificateVersion
+from neutralize.certificates.render import (
+    CertificateView,
+    render_pdf,
+    render_share_card,
+    signed_json_from_pdf,
+)
 from neutralize.certificates.schemas import Check, Verification
 from neutralize.core.canonical import utc_iso
 from neutralize.core.clock import Clock
@@ -356,3 +362,64 @@ def verify_offline(data: bytes, published_keys: Any) -> Verification:
         replaced_by=[],
         certificate=doc,
     )
+
+
+# --- renderings ---------------------------------------------------------------------------------------
+
+
+def view_of(signed: Mapping[str, Any]) -> CertificateView:
+    """What the PDF and share card show, taken from the signed document only."""
+    doc = signed["certificate"]
+    project, evidence = doc["project"], doc["evidence"]
+    if evidence["kind"] == "native_retirement":
+        lines = [f"Serial {s}" for s in evidence["serials"]]
+        lines += [f"Replaced by {s}" for s in evidence.get("replaced_by", [])]
+    elif evidence["record_id"] is None:
+        lines = [
+            f"{evidence['share_kg']:,} kg share of {evidence['programme']} stock; retirement at home pending"
+        ]
+    else:
+        lines = [
+            f"{evidence['programme']} retirement {evidence['home_retirement_id']} "
+            f"on {evidence['retired_on']}, serials {evidence['home_serial']}",
+            f"Beneficiary at home: {evidence['beneficiary_text']}",
+            f"Share: {evidence['share_kg']:,} kg; Merkle root of all shares {evidence['merkle_root']}",
+        ]
+    money = doc["money"]
+    lines.append(
+        f"Reaching the project owner: {money['to_project_owner_minor'] / 100:,.2f} {money['currency']} "
+        f"({money['to_project_owner_permille'] / 10:.1f} % of {money['total_minor'] / 100:,.2f})"
+    )
+    return CertificateView(
+        number=doc["number"],
+        status=doc["status"],
+        holder_name=doc["holder"]["display_name"],
+        kilograms=doc["kg_co2e"],
+        claim={k: doc["claim"][k] for k in ("zh", "en")},
+        offsets=doc["offsets"],
+        project_name=project["name"],
+        project_code=project["code"],
+        standard=project["standard"],
+        vintage=str(project["vintage"]),
+        labels=project["labels"],
+        evidence=lines,
+        issued_at=doc["issued_at"],
+        key_id=signed["signature"]["key_id"],
+        verify_url=doc["verify_url"],
+        signed_json=json.dumps(signed, ensure_ascii=False).encode("utf-8"),
+    )
+
+
+def pdf(*, session: Session, number: str) -> bytes:
+    """The certificate as an A4 bilingual PDF with its signed JSON embedded."""
+    return render_pdf(view_of(get(session=session, number=number)))
+
+
+def share_card(*, session: Session, number: str) -> bytes:
+    """The certificate as a PNG share card with its QR code."""
+    return render_share_card(view_of(get(session=session, number=number)))
+
+
+def signed_bytes_of_file(data: bytes) -> bytes:
+    """The signed JSON of a certificate file: JSON as it is, a PDF's embedded copy."""
+    return signed_json_from_pdf(data) if data.startswith(b"%PDF") else data

@@ -50,10 +50,14 @@ def demo() -> None:
     """Load the demo data (organisations, projects, issued and retired credits) if it is not there."""
     from neutralize.cli.common import session_scope
     from neutralize.core.clock import SystemClock
+    from neutralize.core.signing import KeyRing
     from neutralize.demo import load
 
+    settings, clock = get_settings(), SystemClock()
     with session_scope() as session:
-        added = load(session=session, clock=SystemClock())
+        added = load(
+            session=session, clock=clock, settings=settings, keys=KeyRing.from_settings(settings, clock=clock)
+        )
     out.print("demo data loaded" if added else "demo data already there")
 
 

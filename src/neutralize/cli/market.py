@@ -236,7 +236,7 @@ def verify(
 ) -> None:
     """Check a certificate offline: its signature against the published keys. Exit 1 if it fails."""
     try:
-        data = certificate_bytes(path.read_bytes())
+        data = certificates.signed_bytes_of_file(path.read_bytes())
         published = json.loads(keys.read_text("utf-8")) if keys else _keys().published_keys()
         result = certificates.verify_offline(data, published)
     except OSError as error:
@@ -246,8 +246,3 @@ def verify(
     print_model(result)
     if not result.ok:
         raise typer.Exit(CHECK_FAILED)
-
-
-def certificate_bytes(data: bytes) -> bytes:
-    """The signed JSON of a certificate file (JSON as it is; a PDF's embedded copy)."""
-    return data

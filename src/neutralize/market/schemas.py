@@ -21,6 +21,9 @@ class ListingCreate(Command):
     price_per_tonne_minor: int = Field(gt=0, le=10**9, description="price of one tonne in minor units")
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     available_kg: int = Field(gt=0, le=10**12)
+    seller_organisation_id: str | None = Field(
+        default=None, max_length=40, description="for home-registry stock: the organisation that holds it"
+    )
 
 
 class Finding(BaseModel):

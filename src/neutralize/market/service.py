@@ -159,7 +159,12 @@ def create_listing(*, session: Session, clock: Clock, actor: Actor, cmd: Listing
         seller = _native_seller(session, actor, project, cmd)
     else:
         require(actor, Role.ADMIN)
-        seller = project.owner_organisation_id
+        if cmd.seller_organisation_id is None:
+            raise DomainError(
+                code=ErrorCode.MISSING_FIELD,
+                message="name the organisation whose home-registry stock this is (seller_organisation_id)",
+            )
+        seller = registry.organisation_public(session=session, organisation_id=cmd.seller_organisation_id).id
         free = _mirrored_free_kg(session, project, cmd.vintage)
         if cmd.available_kg > free:
             raise DomainError(

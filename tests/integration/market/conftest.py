@@ -85,6 +85,7 @@ class Market:
         return Seller(org, project, listing)
 
     def mirrored_listing(self, *, tonnes: int = 5, price: int = 9_000) -> ListingPublic:
+        platform = self.registry.organisation("Platform stock holder")
         text = (DATA / "verra_export.csv").read_text(encoding="utf-8")
         mirror.import_export(
             session=self.session,
@@ -111,7 +112,11 @@ class Market:
             clock=self.clock,
             actor=SYSTEM,
             cmd=ListingCreate(
-                project_code="VCS-1340", vintage=2020, price_per_tonne_minor=price, available_kg=tonnes * 1000
+                project_code="VCS-1340",
+                vintage=2020,
+                price_per_tonne_minor=price,
+                available_kg=tonnes * 1000,
+                seller_organisation_id=platform.id,
             ),
         )
 

@@ -75,7 +75,13 @@ def test_home_stock_is_not_listed_twice(market: Market) -> None:
             session=market.session,
             clock=market.clock,
             actor=SYSTEM,
-            cmd=ListingCreate(project_code="VCS-1340", vintage=2020, price_per_tonne_minor=1, available_kg=1),
+            cmd=ListingCreate(
+                project_code="VCS-1340",
+                vintage=2020,
+                price_per_tonne_minor=1,
+                available_kg=1,
+                seller_organisation_id=market.registry.organisation().id,
+            ),
         )
 
 

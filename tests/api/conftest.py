@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,3 +32,23 @@ def client(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     with TestClient(create_app(settings, clock=FixedClock(NOW))) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def admin(client: TestClient) -> dict[str, str]:
+    from neutralize.access.domain import Role
+    from tests.api.factories import key
+
+    return key(client, Role.ADMIN)
+
+
+@pytest.fixture(scope="module")
+def listing(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
+    """A project owner's listing of 5 t of native credits at 60 CNY a tonne."""
+    from tests.api.factories import registered_project
+
+    code, owner, _org = registered_project(client, admin)
+    body = {"project_code": code, "vintage": 2025, "price_per_tonne_minor": 6_000, "available_kg": 5_000}
+    response = client.post("/api/v1/listings", json=body, headers=owner)
+    assert response.status_code == 201, response.text
+    return dict(response.json())

@@ -11,16 +11,7 @@ from neutralize.access.domain import Role
 from neutralize.market.gateways.base import EventKind
 from neutralize.market.gateways.sandbox import SIGNATURE_HEADER, SandboxGateway
 from tests.api.conftest import NOW
-from tests.api.test_registry_api import admin, key, registered_project  # noqa: F401  (fixtures)
-
-
-@pytest.fixture(scope="module")
-def listing(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:  # noqa: F811
-    code, owner, _org = registered_project(client, admin)
-    body = {"project_code": code, "vintage": 2025, "price_per_tonne_minor": 6_000, "available_kg": 5_000}
-    response = client.post("/api/v1/listings", json=body, headers=owner)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
+from tests.api.factories import key
 
 
 def order(
@@ -128,7 +119,7 @@ def test_bad_beneficiaries_get_codes(
 
 def test_settlements_are_for_admins_and_owners_only(
     client: TestClient,
-    admin: dict[str, str],  # noqa: F811
+    admin: dict[str, str],
     listing: dict[str, Any],
 ) -> None:
     placed = order(client, listing, 25, "api-guest-0003")

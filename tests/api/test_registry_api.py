@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -11,83 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from neutralize.access.domain import Role
-from neutralize.access.service import create_key
-from neutralize.core.clock import FixedClock
-from neutralize.core.db import make_session_factory, unit_of_work
-from tests.api.conftest import NOW
-
-_codes = itertools.count(1)
-
-
-def key(client: TestClient, role: Role, organisation_id: str | None = None) -> dict[str, str]:
-    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
-    with unit_of_work(factory) as session:
-        issued = create_key(
-            session=session, clock=FixedClock(NOW), role=role, organisation_id=organisation_id
-        )
-    return {"Authorization": f"Bearer {issued.token}"}
-
-
-@pytest.fixture(scope="module")
-def admin(client: TestClient) -> dict[str, str]:
-    return key(client, Role.ADMIN)
-
-
-def organisation(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
-    response = client.post(
-        "/api/v1/registry/organisations", json={"name": f"Org {next(_codes)}"}, headers=admin
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def registered_project(
-    client: TestClient, admin: dict[str, str]
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    org = organisation(client, admin)
-    owner = key(client, Role.PROJECT_OWNER, org["id"])
-    code = f"API-P{next(_codes)}"
-    body = {
-        "code": code,
-        "name": "Metro riders",
-        "standard": "CDCER",
-        "methodology": "PT",
-        "methodology_version": "1",
-        "project_type": "transport",
-        "credit_type": "avoidance",
-        "nature_based": False,
-        "country": "CN",
-        "region": "CN-SC",
-        "owner_organisation_id": org["id"],
-        "labels": {"carbon_inclusive": True},
-    }
-    assert client.post("/api/v1/registry/projects", json=body, headers=owner).status_code == 201
-    verifier = key(client, Role.VERIFIER, org["id"])
-    for to_status, who in (("submitted", owner), ("validated", verifier), ("registered", admin)):
-        response = client.post(
-            f"/api/v1/registry/projects/{code}/transitions", json={"to_status": to_status}, headers=who
-        )
-        assert response.status_code == 200, response.text
-    verification = client.post(
-        "/api/v1/registry/verifications",
-        headers=verifier,
-        json={
-            "project_code": code,
-            "verifier": "CQC",
-            "period_start": "2025-01-01",
-            "period_end": "2025-12-31",
-            "verified_kg": 5000,
-            "report_sha256": "ab" * 32,
-        },
-    )
-    assert verification.status_code == 201, verification.text
-    issued = client.post(
-        "/api/v1/registry/issuances",
-        headers=admin,
-        json={"verification_id": verification.json()["id"], "idempotency_key": f"i-{code}"},
-    )
-    assert issued.status_code == 201, issued.text
-    return code, owner, org
+from tests.api.factories import codes, key, organisation, registered_project
 
 
 def test_an_admin_registers_and_issues_and_a_holder_retires(
@@ -176,7 +99,7 @@ def test_bad_units_get_clear_codes(
     client: TestClient, admin: dict[str, str], units: dict[str, Any], status: int, code: str
 ) -> None:
     owner = key(client, Role.PROJECT_OWNER, organisation(client, admin)["id"])
-    body = {"units": units, "beneficiary": "X", "reason": "r", "idempotency_key": f"bad-{next(_codes)}"}
+    body = {"units": units, "beneficiary": "X", "reason": "r", "idempotency_key": f"bad-{next(codes)}"}
     response = client.post("/api/v1/registry/retirements", json=body, headers=owner)
     assert response.status_code == status, response.text
     assert response.json()["code"] == code

@@ -1,0 +1,165 @@
+"""Pages from a footprint to a certificate: choose credits, order, pay (sandbox), certificate, verify."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from neutralize.api.deps import ClockDep, KeysDep, SessionDep, SettingsDep, session_factory
+from neutralize.api.market import settle
+from neutralize.certificates import service as certificates
+from neutralize.certificates.render import qr_svg
+from neutralize.core.db import unit_of_work
+from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.market import gateways, service
+from neutralize.market.domain import Preference
+from neutralize.market.gateways.base import EventKind
+from neutralize.market.gateways.sandbox import SandboxGateway
+from neutralize.market.schemas import Beneficiary, OrderCreate, QuoteCreate
+from neutralize.web.pages import templates
+
+router = APIRouter(include_in_schema=False)
+SEE_OTHER = 303
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _problem(request: Request, error: DomainError, back: str) -> HTMLResponse:
+    status = 404 if error.code is ErrorCode.NOT_FOUND else 422
+    return _page(request, "problem.html", {"error": error, "back": back}, status)
+
+
+@router.get("/offset", response_class=HTMLResponse)
+def offset(
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    kg_co2e: str = "",
+    listing_id: str | None = None,
+    preference: Preference = Preference.CHEAPEST,
+) -> HTMLResponse:
+    """The credits on offer for a footprint, with their labels, and the price split of the choice."""
+    try:
+        amount = Decimal(kg_co2e[:20])
+        quote = service.create_quote(
+            session=session,
+            clock=clock,
+            settings=settings,
+            cmd=QuoteCreate(kg_co2e=amount, listing_id=listing_id or None, preference=preference),
+        )
+    except (InvalidOperation, ValueError):
+        error = DomainError(code=ErrorCode.WRONG_TYPE, message="the footprint must be a number of kg CO2e")
+        return _problem(request, error, "/")
+    except DomainError as error:
+        return _problem(request, error, "/")
+    context = {
+        "quote": quote,
+        "listings": service.list_listings(session=session),
+        "kg_co2e": kg_co2e,
+        "preference": preference.value,
+        "idempotency_key": secrets.token_urlsafe(18),  # a double submit returns the same order
+    }
+    return _page(request, "offset.html", context)
+
+
+@router.post("/offset", response_class=HTMLResponse)
+def place_order(
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    quote_id: Annotated[str, Form(max_length=40)],
+    idempotency_key: Annotated[str, Form(max_length=120)],
+    display_name: Annotated[str, Form(max_length=10_000)],
+    reason: Annotated[str, Form(max_length=10_000)] = "Offsetting my footprint",
+) -> Response:
+    try:
+        cmd = OrderCreate(
+            quote_id=quote_id,
+            beneficiary=Beneficiary(display_name=display_name, reason=reason),
+            idempotency_key=idempotency_key,
+        )
+        order = service.create_order(session=session, clock=clock, settings=settings, cmd=cmd)
+    except ValidationError as invalid:
+        first = invalid.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        error = DomainError(code=ErrorCode.OUT_OF_RANGE, message=f"{field}: {first['msg']}")
+        return _problem(request, error, "javascript:history.back()")
+    except DomainError as error:
+        return _problem(request, error, "javascript:history.back()")
+    return RedirectResponse(f"/orders/{order.id}", status_code=SEE_OTHER)
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order_page(request: Request, order_id: str, session: SessionDep) -> HTMLResponse:
+    try:
+        order = service.order_public(session=session, order_id=order_id)
+    except DomainError as error:
+        return _problem(request, error, "/")
+    return _page(request, "order.html", {"order": order})
+
+
+@router.get("/sandbox/pay/{provider_ref}", response_class=HTMLResponse)
+def sandbox_page(request: Request, provider_ref: str, session: SessionDep) -> HTMLResponse:
+    """The simulated provider's checkout page, clearly labelled: no money moves."""
+    try:
+        payment = service.payment_by_ref(session=session, gateway="sandbox", provider_ref=provider_ref)
+    except DomainError as error:
+        return _problem(request, error, "/")
+    return _page(request, "sandbox_pay.html", {"payment": payment})
+
+
+@router.post("/sandbox/pay/{provider_ref}")
+def sandbox_pay(
+    request: Request,
+    provider_ref: str,
+    clock: ClockDep,
+    settings: SettingsDep,
+    keys: KeysDep,
+    outcome: Annotated[str, Form(max_length=20)] = "succeeded",
+) -> Response:
+    sandbox = gateways.get("sandbox", settings)
+    assert isinstance(sandbox, SandboxGateway)
+    factory = session_factory(request)
+    with unit_of_work(factory) as session:
+        payment = service.payment_by_ref(session=session, gateway="sandbox", provider_ref=provider_ref)
+    kind = EventKind.FAILED if outcome == "failed" else EventKind.SUCCEEDED
+    headers, body = sandbox.notification(
+        provider_ref=provider_ref,
+        kind=kind,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        signed_at=clock.now(),
+    )
+    event = sandbox.parse_webhook(headers=headers, body=body, now=clock.now())
+    settle(factory, clock, settings, keys, "sandbox", event)
+    return RedirectResponse(f"/orders/{payment.order_id}", status_code=SEE_OTHER)
+
+
+@router.get("/certificates/{number}", response_class=HTMLResponse)
+def certificate_page(request: Request, number: str, session: SessionDep) -> HTMLResponse:
+    try:
+        signed = certificates.get(session=session, number=number)
+    except DomainError as error:
+        return _problem(request, error, "/")
+    document = signed["certificate"]
+    qr = qr_svg(document["verify_url"]).decode("utf-8")
+    return _page(request, "certificate.html", {"c": document, "signature": signed["signature"], "qr": qr})
+
+
+@router.get("/verify/{number}", response_class=HTMLResponse)
+def verify_page(request: Request, number: str, session: SessionDep, keys: KeysDep) -> HTMLResponse:
+    """What the QR code opens: the certificate checked live against the registry."""
+    try:
+        result = certificates.verify(session=session, keys=keys, number=number)
+    except DomainError as error:
+        return _problem(request, error, "/")
+    return _page(request, "verify.html", {"v": result, "c": result.certificate})

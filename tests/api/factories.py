@@ -1,0 +1,82 @@
+"""Rows for API tests, made through the API itself (and keys through the access service)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from neutralize.access.domain import Role
+from neutralize.access.service import create_key
+from neutralize.core.clock import FixedClock
+from neutralize.core.db import make_session_factory, unit_of_work
+from tests.api.conftest import NOW
+
+codes = itertools.count(1)  # unique names and codes across a module
+
+
+def key(client: TestClient, role: Role, organisation_id: str | None = None) -> dict[str, str]:
+    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
+    with unit_of_work(factory) as session:
+        issued = create_key(
+            session=session, clock=FixedClock(NOW), role=role, organisation_id=organisation_id
+        )
+    return {"Authorization": f"Bearer {issued.token}"}
+
+
+def organisation(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
+    response = client.post(
+        "/api/v1/registry/organisations", json={"name": f"Org {next(codes)}"}, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def registered_project(
+    client: TestClient, admin: dict[str, str]
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    org = organisation(client, admin)
+    owner = key(client, Role.PROJECT_OWNER, org["id"])
+    code = f"API-P{next(codes)}"
+    body = {
+        "code": code,
+        "name": "Metro riders",
+        "standard": "CDCER",
+        "methodology": "PT",
+        "methodology_version": "1",
+        "project_type": "transport",
+        "credit_type": "avoidance",
+        "nature_based": False,
+        "country": "CN",
+        "region": "CN-SC",
+        "owner_organisation_id": org["id"],
+        "labels": {"carbon_inclusive": True},
+    }
+    assert client.post("/api/v1/registry/projects", json=body, headers=owner).status_code == 201
+    verifier = key(client, Role.VERIFIER, org["id"])
+    for to_status, who in (("submitted", owner), ("validated", verifier), ("registered", admin)):
+        response = client.post(
+            f"/api/v1/registry/projects/{code}/transitions", json={"to_status": to_status}, headers=who
+        )
+        assert response.status_code == 200, response.text
+    verification = client.post(
+        "/api/v1/registry/verifications",
+        headers=verifier,
+        json={
+            "project_code": code,
+            "verifier": "CQC",
+            "period_start": "2025-01-01",
+            "period_end": "2025-12-31",
+            "verified_kg": 5000,
+            "report_sha256": "ab" * 32,
+        },
+    )
+    assert verification.status_code == 201, verification.text
+    issued = client.post(
+        "/api/v1/registry/issuances",
+        headers=admin,
+        json={"verification_id": verification.json()["id"], "idempotency_key": f"i-{code}"},
+    )
+    assert issued.status_code == 201, issued.text
+    return code, owner, org

@@ -12,6 +12,7 @@ from neutralize.core.clock import Clock, SystemClock
 from neutralize.core.config import Settings
 from neutralize.core.db import make_engine, make_session_factory
 from neutralize.core.signing import KeyRing
+from neutralize.web import admin as admin_pages
 from neutralize.web import market as market_pages
 from neutralize.web import pages
 from neutralize.web import registry as registry_pages
@@ -47,6 +48,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         market.router,
         pages.router,
         market_pages.router,
+        admin_pages.router,
         registry_pages.router,
     ):
         app.include_router(router)

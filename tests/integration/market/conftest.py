@@ -66,10 +66,17 @@ class Market:
         return gateway
 
     def native_seller(
-        self, *, kg: int = 10_000, listed_kg: int | None = None, price: int = PRICE_PER_TONNE
+        self,
+        *,
+        kg: int = 10_000,
+        listed_kg: int | None = None,
+        price: int = PRICE_PER_TONNE,
+        buffer_permille: int = 0,
     ) -> Seller:
         org = self.registry.organisation()
-        project = self.registry.project(org)
+        project = self.registry.project(
+            org, nature_based=buffer_permille > 0, buffer_permille=buffer_permille
+        )
         self.registry.issuance(project, kg=kg)
         listing = service.create_listing(
             session=self.session,
@@ -79,7 +86,7 @@ class Market:
                 project_code=project.code,
                 vintage=2025,
                 price_per_tonne_minor=price,
-                available_kg=listed_kg or kg,
+                available_kg=listed_kg or kg - kg * buffer_permille // 1000,
             ),
         )
         return Seller(org, project, listing)

@@ -239,3 +239,52 @@ def test_owners_list_only_what_they_hold(market: Market) -> None:
                 project_code=seller.project.code, vintage=2025, price_per_tonne_minor=1, available_kg=1
             ),
         )
+
+
+def test_credits_found_invalid_show_their_replacement_on_the_certificate(market: Market) -> None:
+    from neutralize.access.domain import SYSTEM
+    from neutralize.registry.schemas import BufferReversalCmd
+
+    # given a forestry project (20 % buffer) and a guest's certificate for 340 kg of it
+    market.native_seller(kg=10_000, buffer_permille=200)
+    order = market.buy(340)
+    number = order.certificate_number or ""
+    [serial] = certificates.get(session=market.session, number=number)["certificate"]["evidence"]["serials"]
+    # when those credits are found invalid and replaced from the buffer
+    reversal = registry.reverse_buffer(
+        session=market.session,
+        clock=market.clock,
+        actor=SYSTEM,
+        cmd=BufferReversalCmd(invalid_serial=serial, reason="fire", idempotency_key="fire-1"),
+    )
+    # then verification still finds the retirement, and shows the replacement
+    check = certificates.verify(session=market.session, keys=market.keys, number=number)
+    assert check.ok and check.replaced_by == [reversal.blocks[0].serial]
+
+
+def test_an_offline_payment_is_confirmed_by_an_operator(market: Market) -> None:
+    from neutralize.access.domain import SYSTEM
+
+    market.native_seller()
+    order = market.order(market.quote(340, gateway="offline"))
+    assert order.next_action["kind"] == "bank_transfer" and not order.simulated_payment
+    assert order.split.payment_fee_minor == 0
+    with refused(market.session, ErrorCode.FORBIDDEN):
+        service.confirm_offline_payment(
+            session=market.session,
+            clock=market.clock,
+            settings=market.settings,
+            actor=market.registry.organisation().member,
+            order_id=order.id,
+            reference="BANK-1",
+        )
+    effect = service.confirm_offline_payment(
+        session=market.session,
+        clock=market.clock,
+        settings=market.settings,
+        actor=SYSTEM,
+        order_id=order.id,
+        reference="BANK-1",
+    )
+    assert effect == "paid"
+    assert market.fulfil(order).status == "certified"

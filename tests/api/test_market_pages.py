@@ -41,6 +41,9 @@ def test_a_guest_goes_from_footprint_to_a_verified_certificate(
     assert "offset through the retirement of" in certificate.text and "<svg" in certificate.text
     verified = client.get(f"/verify/{number.group(1)}")
     assert 'data-ok="true"' in verified.text
+    # and the project's public page counts the sale and the money passed on, reconciled
+    project = client.get(f"/registry/projects/{listing['project_code']}")
+    assert 'id="sales"' in project.text and "reconciled" in project.text and "DOES NOT" not in project.text
 
 
 def test_bad_input_on_the_pages_is_explained(client: TestClient, listing: dict[str, Any]) -> None:

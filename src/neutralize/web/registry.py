@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from neutralize.api.deps import SessionDep
 from neutralize.core.errors import DomainError
+from neutralize.market import service as market
 from neutralize.registry import mirror, service
 from neutralize.web.pages import templates
 
@@ -27,6 +28,7 @@ def project(request: Request, code: str, session: SessionDep) -> HTMLResponse:
         "p": service.get_project(session=session, code=code),
         "issuances": service.issuances_of(session=session, project_code=code),
         "retirements": service.retirements_of(session=session, project_code=code),
+        "sales": market.project_sales(session=session, project_code=code),
     }
     return templates.TemplateResponse(request, "registry_project.html", context)
 

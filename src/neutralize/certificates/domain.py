@@ -55,6 +55,30 @@ def word_claim(policy: Mapping[str, Any], kind: str, facts: ClaimFacts) -> dict[
     return worded
 
 
+def word_neutrality_claim(
+    policy: Mapping[str, Any], *, jurisdiction: str, subject: str, kg: int, steps_completed: bool
+) -> dict[str, str]:
+    """ "Carbon neutral" / 碳中和 wording for an event or organisation, only where the jurisdiction
+    allows it and only once the required steps are complete; ``CLAIM_NOT_SUPPORTED`` otherwise."""
+    rules = policy["jurisdictions"].get(jurisdiction) or policy["jurisdictions"]["OTHER"]
+    if rules["neutrality_wording"] == "never":
+        raise DomainError(
+            code=ErrorCode.CLAIM_NOT_SUPPORTED,
+            message=f"offset-based neutrality claims are not allowed in {jurisdiction} ({rules['basis']})",
+        )
+    if not steps_completed:
+        raise DomainError(
+            code=ErrorCode.CLAIM_NOT_SUPPORTED,
+            message="a neutrality claim needs every step: plan, reduce, account, offset, report, evaluate",
+        )
+    templates: Mapping[str, str] = policy["neutrality_claims"]["event"]
+    return {
+        language: templates[language].format(subject=subject, kg=f"{kg:,}")
+        for language in rules["languages"]
+        if language in templates
+    }
+
+
 def reserved_phrases_in(text: str, policy: Mapping[str, Any], language: str | None = None) -> list[str]:
     """Reserved phrases (e.g. "carbon neutral", 碳中和) found in ``text``, case-insensitively.
     Without a language every language's list is searched."""

@@ -71,6 +71,7 @@ class ErrorCode(StrEnum):
     CERTIFICATE_SIGNATURE_INVALID = "certificate_signature_invalid"
     CERTIFICATE_UNREADABLE = "certificate_unreadable"
     FONT_MISSING = "font_missing"
+    CLAIM_NOT_SUPPORTED = "claim_not_supported"
     # Signing keys.
     SIGNING_KEY_INVALID = "signing_key_invalid"
     SIGNING_KEY_UNSAFE = "signing_key_unsafe"

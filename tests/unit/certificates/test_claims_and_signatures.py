@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from neutralize.certificates.domain import ClaimFacts, ClaimKind, reserved_phrases_in, word_claim
+from neutralize.certificates.domain import (
+    ClaimFacts,
+    ClaimKind,
+    reserved_phrases_in,
+    word_claim,
+    word_neutrality_claim,
+)
 from neutralize.certificates.service import claims_policy, new_number, verify_offline
 from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import FixedClock
@@ -95,3 +101,19 @@ def test_what_is_not_a_certificate_is_unreadable(data: bytes) -> None:
     with pytest.raises(DomainError) as caught:
         verify_offline(data, {"keys": []})
     assert caught.value.code is ErrorCode.CERTIFICATE_UNREADABLE
+
+
+def test_neutrality_wording_only_for_completed_events_and_never_in_the_eu() -> None:
+    policy = claims_policy()
+    claim = word_neutrality_claim(
+        policy, jurisdiction="CN", subject="天府碳中和论坛", kg=12_000, steps_completed=True
+    )
+    assert "碳中和" in claim["zh"] and "carbon neutrality" in claim["en"]
+    for jurisdiction, done in (("CN", False), ("EU", True), ("EU", False)):
+        with pytest.raises(DomainError) as caught:
+            word_neutrality_claim(
+                policy, jurisdiction=jurisdiction, subject="Forum", kg=1, steps_completed=done
+            )
+        assert caught.value.code is ErrorCode.CLAIM_NOT_SUPPORTED
+    # there is no German or Dutch neutrality wording at all
+    assert set(policy["neutrality_claims"]["event"]) == {"zh", "en"}

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from neutralize import __version__
@@ -17,6 +22,30 @@ from neutralize.web import market as market_pages
 from neutralize.web import pages
 from neutralize.web import registry as registry_pages
 
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the market's periodic jobs beside the app while it serves."""
+    interval = app.state.settings.market_jobs_seconds
+    task = asyncio.create_task(_jobs(app, interval)) if interval else None
+    yield
+    if task is not None:
+        task.cancel()
+
+
+async def _jobs(app: FastAPI, interval: int) -> None:
+    state = app.state
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(
+                market.run_jobs, state.session_factory, state.clock, state.settings, state.keys
+            )
+        except Exception:  # a failed round is logged and retried next time; it must not stop the loop
+            logger.exception("market jobs failed")
+
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the platform's ASGI app for ``settings``; nothing is created at import time."""
@@ -24,6 +53,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         title="Neutralize",
         version=__version__,
         description="Open carbon-neutrality service platform: measure, neutralize, certify.",
+        lifespan=_lifespan,
     )
     engine = make_engine(settings)
     app.state.settings = settings

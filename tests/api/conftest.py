@@ -28,6 +28,7 @@ def client(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             "max_request_bytes": 64 * 1024,
             "max_upload_bytes": 256 * 1024,
             "signing_key_dir": tmp_path_factory.mktemp("keys"),
+            "market_jobs_seconds": 0,
         }
     )
     with TestClient(create_app(settings, clock=FixedClock(NOW))) as test_client:

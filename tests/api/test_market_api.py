@@ -157,3 +157,30 @@ def test_the_certificate_pdf_and_card_carry_the_signed_json_and_verify_offline(
     card = client.get(f"/api/v1/certificates/{number}/card.png")
     assert card.status_code == 200 and card.content.startswith(b"\x89PNG")
     assert client.get("/api/v1/certificates/NZC-0000-0000-0000/pdf").status_code == 404
+
+
+def test_the_app_voids_stale_reservations_by_itself(api_settings: Any, tmp_path: Any) -> None:
+    """With its periodic jobs on, a running app expires an unpaid order without any cron."""
+    import time
+
+    from neutralize.app import create_app
+    from neutralize.core.clock import FixedClock
+
+    clock = FixedClock(NOW)
+    settings = api_settings.model_copy(
+        update={"market_jobs_seconds": 1, "reservation_ttl_seconds": 10, "signing_key_dir": tmp_path / "keys"}
+    )
+    with TestClient(create_app(settings, clock=clock)) as app_client:
+        from tests.api.factories import registered_project
+
+        admin_ = key(app_client, Role.ADMIN)
+        code, owner, _org = registered_project(app_client, admin_)
+        body = {"project_code": code, "vintage": 2025, "price_per_tonne_minor": 6_000, "available_kg": 100}
+        listed = app_client.post("/api/v1/listings", json=body, headers=owner).json()
+        placed = order(app_client, listed, 100, "api-guest-jobs-1")
+        clock.advance(__import__("datetime").timedelta(minutes=1))
+        for _ in range(50):
+            if app_client.get(f"/api/v1/orders/{placed['id']}").json()["status"] == "expired":
+                break
+            time.sleep(0.1)
+        assert app_client.get(f"/api/v1/orders/{placed['id']}").json()["status"] == "expired"

@@ -107,6 +107,15 @@ def settle(
     return effect
 
 
+def run_jobs(factory: sessionmaker[Session], clock: Clock, settings: Settings, keys: KeyRing) -> None:
+    """The market's periodic work: void stale reservations, allocate waiting shares. Safe to run in
+    every process at once (expiry skips rows another process holds)."""
+    with unit_of_work(factory) as session:
+        service.expire(session=session, clock=clock)
+    with unit_of_work(factory) as session:
+        service.allocate_pending(session=session, clock=clock, settings=settings, keys=keys)
+
+
 @router.post("/payments/webhooks/{gateway}")
 async def payment_webhook(
     gateway: str, request: Request, clock: ClockDep, settings: SettingsDep, keys: KeysDep

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     quote_ttl_seconds: int = Field(default=900, ge=10)
     reservation_ttl_seconds: int = Field(default=1_800, ge=10)
     pending_share_alert_days: int = Field(default=30, ge=1)
+    # How often each app process voids stale reservations and allocates waiting shares (0: never;
+    # then run ``neutralize market reconcile`` from cron instead).
+    market_jobs_seconds: int = Field(default=60, ge=0)
     # Payment gateways on offer, and their secrets. The sandbox is a simulation: it is refused in
     # production unless given a secret of its own (and then it is still labelled as simulated).
     payment_gateways: list[Literal["sandbox", "offline"]] = ["sandbox", "offline"]

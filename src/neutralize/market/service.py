@@ -1220,6 +1220,11 @@ def reconcile(*, session: Session) -> ReconcileReport:
             )
     if not settlements(session=session).balanced:
         problems.append("the money ledger does not balance")
+    for event in session.scalars(select(PaymentEvent).where(PaymentEvent.effect.startswith("refused"))):
+        problems.append(
+            f"{event.gateway} event {event.event_id} for payment {event.provider_ref} was refused "
+            f"({event.effect}): money may have arrived that no order took"
+        )
     return ReconcileReport(ok=not problems, expired=0, fulfilled=[], allocated=[], problems=problems)
 
 

@@ -288,3 +288,21 @@ def test_an_offline_payment_is_confirmed_by_an_operator(market: Market) -> None:
     )
     assert effect == "paid"
     assert market.fulfil(order).status == "certified"
+
+
+def test_a_payment_of_the_wrong_amount_pays_nothing_and_reconcile_reports_it(market: Market) -> None:
+    from neutralize.market.gateways.base import GatewayEvent
+
+    market.native_seller()
+    order = market.order(market.quote(340))
+    ref = order.next_action["url"].rsplit("/", 1)[1]
+    short = GatewayEvent(
+        event_id="evt-short", provider_ref=ref, kind=EventKind.SUCCEEDED, amount_minor=1, currency="CNY"
+    )
+    effect = service.apply_payment_event(
+        session=market.session, clock=market.clock, settings=market.settings, gateway="sandbox", event=short
+    )
+    assert effect.startswith("refused")
+    assert service.order_public(session=market.session, order_id=order.id).status == "payment_pending"
+    report = service.reconcile(session=market.session)
+    assert not report.ok and "evt-short" in report.problems[0]

@@ -76,17 +76,6 @@ LARGEST_KG = 400  # the largest request, unless fewer buyers need larger ones to
 GONE = {ErrorCode.UNITS_NOT_AVAILABLE, ErrorCode.INSUFFICIENT_UNITS, ErrorCode.NO_ELIGIBLE_LISTING}
 JOIN_TIMEOUT_S = 600
 DEADLOCK = "40P01"
-# Found by this test; see the reason. Remove the mark once create_order and fulfil cannot deadlock.
-FULFIL_DEADLOCKS = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "create_order locks the listing FOR UPDATE, then the registry chain (reserve); fulfil holds the "
-        "chain (post), then updates its order a second time, and PostgreSQL re-checks the order's foreign "
-        "keys on that update (the row was already updated in this transaction): FOR KEY SHARE on the "
-        "listing, which FOR UPDATE blocks. Deadlock."
-    ),
-)
-
 T = TypeVar("T")
 
 
@@ -101,7 +90,7 @@ class Backend:
     threads: int
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=FULFIL_DEADLOCKS)])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
     """A freshly migrated database of its own: a WAL SQLite file, or a PostgreSQL schema."""
     settings = fresh_database(request.param, "market_races", tmp_path_factory)

@@ -252,8 +252,11 @@ def get_listing(*, session: Session, listing_id: str) -> ListingPublic:
 
 
 def _listing(session: Session, listing_id: str, *, lock: bool = False) -> Listing:
+    """A listing, locked for a change of its counts if ``lock``. The lock is FOR NO KEY UPDATE: it
+    must not block the FOR KEY SHARE that PostgreSQL takes to check an order's foreign key, or a
+    fulfilment holding the registry chain would deadlock with an order creation holding the listing."""
     query = select(Listing).where(Listing.id == listing_id)
-    listing = session.scalars(query.with_for_update() if lock else query).first()
+    listing = session.scalars(query.with_for_update(key_share=True) if lock else query).first()
     if listing is None:
         raise NotFoundError(f"no listing {listing_id!r}")
     return listing

@@ -1,18 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from neutralize.access.domain import Role
 from neutralize.app import create_app
 from neutralize.core.clock import FixedClock
 from neutralize.core.config import Settings
+from tests.api.factories import NOW, key, registered_project
 from tests.conftest import BACKENDS, fresh_database
-
-NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -37,8 +36,6 @@ def client(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def admin(client: TestClient) -> dict[str, str]:
-    from neutralize.access.domain import Role
-    from tests.api.factories import key
 
     return key(client, Role.ADMIN)
 
@@ -46,7 +43,6 @@ def admin(client: TestClient) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def listing(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
     """A project owner's listing of 5 t of native credits at 60 CNY a tonne."""
-    from tests.api.factories import registered_project
 
     code, owner, _org = registered_project(client, admin)
     body = {"project_code": code, "vintage": 2025, "price_per_tonne_minor": 6_000, "available_kg": 5_000}

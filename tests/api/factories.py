@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,8 +12,8 @@ from neutralize.access.domain import Role
 from neutralize.access.service import create_key
 from neutralize.core.clock import FixedClock
 from neutralize.core.db import make_session_factory, unit_of_work
-from tests.api.conftest import NOW
 
+NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # the API tests' clock
 codes = itertools.count(1)  # unique names and codes across a module
 
 

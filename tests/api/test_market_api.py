@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from neutralize.access.domain import Role
+from neutralize.app import create_app
+from neutralize.certificates import service as certificates
+from neutralize.certificates.render import signed_json_from_pdf
+from neutralize.core.clock import FixedClock
 from neutralize.market.gateways.base import EventKind
 from neutralize.market.gateways.sandbox import SIGNATURE_HEADER, SandboxGateway
-from tests.api.conftest import NOW
-from tests.api.factories import key
+from tests.api.factories import NOW, key, registered_project
 
 
 def order(
@@ -138,20 +145,13 @@ def test_settlements_are_for_admins_and_owners_only(
 def test_the_certificate_pdf_and_card_carry_the_signed_json_and_verify_offline(
     client: TestClient, listing: dict[str, Any], tmp_path: Any
 ) -> None:
-    from pypdf import PdfReader
-
-    from neutralize.certificates import service as certificates
-    from neutralize.certificates.render import signed_json_from_pdf
-
     placed = order(client, listing, 12, "api-guest-0004", name="陈静")
     ref = placed["next_action"]["url"].rsplit("/", 1)[1]
     client.post(f"/api/v1/payments/sandbox/{ref}", json={})
     number = client.get(f"/api/v1/orders/{placed['id']}").json()["certificate_number"]
     pdf = client.get(f"/api/v1/certificates/{number}/pdf")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-    assert number in "".join(
-        page.extract_text() for page in PdfReader(__import__("io").BytesIO(pdf.content)).pages
-    )
+    assert number in "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     published = client.get("/.well-known/neutralize-keys.json").json()
     assert certificates.verify_offline(signed_json_from_pdf(pdf.content), published).ok
     card = client.get(f"/api/v1/certificates/{number}/card.png")
@@ -161,24 +161,17 @@ def test_the_certificate_pdf_and_card_carry_the_signed_json_and_verify_offline(
 
 def test_the_app_voids_stale_reservations_by_itself(api_settings: Any, tmp_path: Any) -> None:
     """With its periodic jobs on, a running app expires an unpaid order without any cron."""
-    import time
-
-    from neutralize.app import create_app
-    from neutralize.core.clock import FixedClock
-
     clock = FixedClock(NOW)
     settings = api_settings.model_copy(
         update={"market_jobs_seconds": 1, "reservation_ttl_seconds": 10, "signing_key_dir": tmp_path / "keys"}
     )
     with TestClient(create_app(settings, clock=clock)) as app_client:
-        from tests.api.factories import registered_project
-
         admin_ = key(app_client, Role.ADMIN)
         code, owner, _org = registered_project(app_client, admin_)
         body = {"project_code": code, "vintage": 2025, "price_per_tonne_minor": 6_000, "available_kg": 100}
         listed = app_client.post("/api/v1/listings", json=body, headers=owner).json()
         placed = order(app_client, listed, 100, "api-guest-jobs-1")
-        clock.advance(__import__("datetime").timedelta(minutes=1))
+        clock.advance(timedelta(minutes=1))
         for _ in range(50):
             if app_client.get(f"/api/v1/orders/{placed['id']}").json()["status"] == "expired":
                 break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from neutralize.certificates import service as certificates
@@ -31,9 +32,7 @@ def test_the_demo_orders_reconcile_and_their_certificates_verify_offline(databas
     settings = get_settings()
     engine = make_engine(settings)
     with unit_of_work(make_session_factory(engine)) as session:
-        number = session.execute(
-            __import__("sqlalchemy").text("SELECT number FROM certificates LIMIT 1")
-        ).scalar_one()
+        number = session.execute(text("SELECT number FROM certificates LIMIT 1")).scalar_one()
         signed = certificates.get(session=session, number=number)
         pdf = certificates.pdf(session=session, number=number)
     engine.dispose()

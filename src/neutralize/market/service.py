@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
@@ -518,8 +518,6 @@ def _insert_order(session: Session, order: Order) -> None:
 
 def _aware(at: datetime) -> datetime:
     """SQLite returns naive UTC datetimes; PostgreSQL aware ones."""
-    from datetime import UTC
-
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 

@@ -11,8 +11,9 @@ from neutralize.market import service
 from neutralize.market.domain import Preference
 from neutralize.market.schemas import ListingCreate
 from neutralize.registry import mirror
+from neutralize.registry.domain import ProjectStatus
 from neutralize.registry.schemas import Labels, ProjectCreate
-from tests.integration.registry.conftest import refused
+from tests.integration.registry.conftest import ADMIN, VERIFIER, refused
 
 from .conftest import Market
 
@@ -108,8 +109,6 @@ def _legacy_listing(market: Market, price: int) -> str:
         ),
     )
     del project
-    from neutralize.registry.domain import ProjectStatus
-    from tests.integration.registry.conftest import ADMIN, VERIFIER
 
     for status, actor in (
         (ProjectStatus.SUBMITTED, org.owner),

@@ -8,11 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
+from neutralize.access.domain import SYSTEM
 from neutralize.certificates import service as certificates
-from neutralize.core.errors import ErrorCode
+from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.market import service
-from neutralize.market.gateways.base import EventKind
+from neutralize.market.gateways.base import EventKind, GatewayEvent
+from neutralize.market.schemas import ListingCreate, PayoutCreate
 from neutralize.registry import service as registry
+from neutralize.registry.schemas import BufferReversalCmd
 from tests.integration.registry.conftest import refused, span_of
 
 from .conftest import Market
@@ -104,7 +107,6 @@ def test_a_bad_signature_and_a_replayed_notification_are_refused(market: Market)
         signed_at=market.clock.now(),
     )
     forged = body.replace(b'"amount_minor":', b'"amount_minor":1')
-    from neutralize.core.errors import DomainError
 
     with pytest.raises(DomainError) as caught:
         market.sandbox.parse_webhook(headers=headers, body=forged, now=market.clock.now())
@@ -194,8 +196,6 @@ def test_only_the_listing_kilograms_are_sold(market: Market) -> None:
 
 
 def test_payouts_never_exceed_what_an_owner_is_owed(market: Market, session: Session) -> None:
-    from neutralize.access.domain import SYSTEM
-    from neutralize.market.schemas import PayoutCreate
 
     seller = market.native_seller()
     market.buy(1_000)
@@ -217,7 +217,6 @@ def test_payouts_never_exceed_what_an_owner_is_owed(market: Market, session: Ses
 
 
 def test_owners_list_only_what_they_hold(market: Market) -> None:
-    from neutralize.market.schemas import ListingCreate
 
     seller = market.native_seller(kg=1_000, listed_kg=1)
     with refused(market.session, ErrorCode.INSUFFICIENT_UNITS):
@@ -242,8 +241,6 @@ def test_owners_list_only_what_they_hold(market: Market) -> None:
 
 
 def test_credits_found_invalid_show_their_replacement_on_the_certificate(market: Market) -> None:
-    from neutralize.access.domain import SYSTEM
-    from neutralize.registry.schemas import BufferReversalCmd
 
     # given a forestry project (20 % buffer) and a guest's certificate for 340 kg of it
     market.native_seller(kg=10_000, buffer_permille=200)
@@ -263,7 +260,6 @@ def test_credits_found_invalid_show_their_replacement_on_the_certificate(market:
 
 
 def test_an_offline_payment_is_confirmed_by_an_operator(market: Market) -> None:
-    from neutralize.access.domain import SYSTEM
 
     market.native_seller()
     order = market.order(market.quote(340, gateway="offline"))
@@ -291,7 +287,6 @@ def test_an_offline_payment_is_confirmed_by_an_operator(market: Market) -> None:
 
 
 def test_a_payment_of_the_wrong_amount_pays_nothing_and_reconcile_reports_it(market: Market) -> None:
-    from neutralize.market.gateways.base import GatewayEvent
 
     market.native_seller()
     order = market.order(market.quote(340))

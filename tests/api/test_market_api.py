@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import math
 import time
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -177,3 +179,19 @@ def test_the_app_voids_stale_reservations_by_itself(api_settings: Any, tmp_path:
                 break
             time.sleep(0.1)
         assert app_client.get(f"/api/v1/orders/{placed['id']}").json()["status"] == "expired"
+
+
+def test_a_stored_footprint_is_quoted_rounded_up_to_whole_kilograms(
+    client: TestClient, listing: dict[str, Any]
+) -> None:
+    body = {"activities": [{"type": "hotel", "country": "CN", "nights": 2}]}
+    stored = client.post("/api/v1/footprints", json=body)
+    assert stored.status_code == 201, stored.text
+    footprint = stored.json()
+    quote = client.post("/api/v1/quotes", json={"footprint_id": footprint["id"], "listing_id": listing["id"]})
+    assert quote.status_code == 201, quote.text
+    total = Decimal(footprint["total_kg_co2e"])
+    assert quote.json()["kg"] == math.ceil(total) and quote.json()["kg"] >= total
+    assert footprint["id"] in quote.json()["offsets"]["en"]
+    missing = client.post("/api/v1/quotes", json={"footprint_id": "fp_missing"})
+    assert missing.status_code == 404

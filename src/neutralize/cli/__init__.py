@@ -39,6 +39,8 @@ def serve(
     configure_logging(settings.log_level)
     host = host or settings.host
     port = port or settings.port
+    if "public_url" not in settings.model_fields_set:  # QR codes point where this server listens
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
     out.print(
         f"Neutralize is running at [bold]http://{host}:{port}/[/] (API docs: http://{host}:{port}/docs)"
     )

@@ -255,8 +255,11 @@ def _listing(session: Session, listing_id: str, *, lock: bool = False) -> Listin
     """A listing, locked for a change of its counts if ``lock``. The lock is FOR NO KEY UPDATE: it
     must not block the FOR KEY SHARE that PostgreSQL takes to check an order's foreign key, or a
     fulfilment holding the registry chain would deadlock with an order creation holding the listing."""
-    query = select(Listing).where(Listing.id == listing_id)
-    listing = session.scalars(query.with_for_update(key_share=True) if lock else query).first()
+    if lock:
+        query = select(Listing).where(Listing.id == listing_id).with_for_update(key_share=True)
+        listing = session.scalars(query).first()
+    else:  # the session's identity map answers without a query when it holds the row
+        listing = session.get(Listing, listing_id)
     if listing is None:
         raise NotFoundError(f"no listing {listing_id!r}")
     return listing
@@ -489,7 +492,7 @@ def create_order(*, session: Session, clock: Clock, settings: Settings, cmd: Ord
     _event(session, order, None, OrderStatus.CREATED, "", now)
     _reserve(session, clock, settings, order, listing)
     _start_payment(session, clock, settings, order)
-    return order_public(session=session, order_id=order.id)
+    return _order_public(session, order)
 
 
 def _check_expectations(cmd: OrderCreate, split: PriceSplitPublic) -> None:
@@ -626,19 +629,24 @@ def cancel_order(*, session: Session, clock: Clock, order_id: str) -> OrderPubli
             code=ErrorCode.INVALID_TRANSITION, message=f"an order that is {order.status} cannot be cancelled"
         )
     _void(session, clock, order, OrderStatus.CANCELLED, "cancelled by the buyer")
-    return order_public(session=session, order_id=order.id)
+    return _order_public(session, order)
 
 
 def _order(session: Session, order_id: str, *, lock: bool = False) -> Order:
-    query = select(Order).where(Order.id == order_id)
-    order = session.scalars(query.with_for_update() if lock else query).first()
+    if lock:
+        order = session.scalars(select(Order).where(Order.id == order_id).with_for_update()).first()
+    else:
+        order = session.get(Order, order_id)
     if order is None:
         raise NotFoundError(f"no order {order_id!r}")
     return order
 
 
 def order_public(*, session: Session, order_id: str) -> OrderPublic:
-    order = _order(session, order_id)
+    return _order_public(session, _order(session, order_id))
+
+
+def _order_public(session: Session, order: Order) -> OrderPublic:
     payment = session.scalars(select(Payment).where(Payment.order_id == order.id)).first()
     project = _project_by_id(session, order.project_id)
     listing = _listing(session, order.listing_id)
@@ -832,7 +840,7 @@ def refund(
         memo=f"{reason} ({result.detail})"[:300],
     )
     _transition(session, order, OrderStatus.REFUNDED, clock.now(), reason)
-    return order_public(session=session, order_id=order.id)
+    return _order_public(session, order)
 
 
 def _post_money(
@@ -890,7 +898,7 @@ def fulfil(
     Run it again at will: an order that is not paid is left as it is."""
     order = _order(session, order_id, lock=True)
     if OrderStatus(order.status) is not OrderStatus.PAID:
-        return order_public(session=session, order_id=order.id)
+        return _order_public(session, order)
     project = _project_by_id(session, order.project_id)
     listing = _listing(session, order.listing_id)
     evidence: NativeEvidence | ShareEvidence
@@ -921,7 +929,7 @@ def fulfil(
     )
     order.certificate_number = envelope["certificate"]["number"]
     _transition(session, order, OrderStatus.CERTIFIED, clock.now())
-    return order_public(session=session, order_id=order.id)
+    return _order_public(session, order)
 
 
 def _retire(session: Session, clock: Clock, order: Order, project_code: str, vintage: int) -> NativeEvidence:

@@ -709,9 +709,10 @@ What is measured: retirements per second through `neutralize.registry.service.re
 unit of work (as a request would be), retiring 1-500 kg by quantity (lowest serials first) from one
 holding of 10^12 kg of one project vintage, issued through the services before the clock starts.
 Every retirement locks its vintage's journal chain head and the holding's held blocks, splits the
-lowest block, inserts the retirement, appends one journal entry and stores the idempotent result.
-After each run `registry.service.check` and the journal audit must pass, and the retirements in
-the database must be exactly those the clients counted.
+lowest block, inserts the retirement, appends one journal entry and stores the idempotent result
+(on PostgreSQL all in one call of the server-side function `registry_retire`, see
+`docs/registry.md`). After each run `registry.service.check` and the journal audit must pass, and
+the retirements in the database must be exactly those the clients counted.
 
 It runs on SQLite (a WAL file database, one client process) and on PostgreSQL (a dedicated schema,
 four client processes with an engine each, so no GIL is shared). The baseline, measured in the

@@ -1,13 +1,12 @@
 """PostgreSQL: a retirement in one server-side call (``registry_retire``).
 
-The function does what ``registry.service.retire`` does on SQLite, with the same refusals: the
-retirement account, the idempotency record, the project, the retirement row (written before any
-lock is taken, so that the locks are held for less), the vintage's chain head (locked), the held
-blocks (locked, lowest serials first or the serial range asked), the block splits, the journal
-entry hashed exactly as ``registry.journal`` hashes it (so one verifier serves both backends), the
-chain head and the idempotency record with the result. A refusal comes back as
-``{"error": code, "message": ...}`` with nothing written (the early retirement row is deleted
-again), so the caller's transaction stays usable, as after a refusal on the Python path.
+The function does what ``registry.service.retire`` does on SQLite, in the same order and with the
+same refusals: the retirement account, the idempotency record, the project, the vintage's chain
+head (locked), the held blocks (locked, lowest serials first or the serial range asked), the
+retirement row, the block splits, the journal entry hashed exactly as ``registry.journal`` hashes
+it (so one verifier serves both backends), the chain head and the idempotency record. Refusals
+come back as ``{"error": code, "message": ...}`` before anything is written, so the caller's
+transaction stays usable, as after a refusal on the Python path.
 
 The function writes these tables column by column: a migration that changes them must change the
 function too (tests/integration/registry/test_fastpath.py compares it with the Python path).
@@ -107,7 +106,7 @@ DECLARE
     v_take bigint;
     v_held bigint := 0;
     v_next bigint;
-    v_quantity bigint;
+    v_quantity bigint := 0;
     v_blocks text := '';
     v_replaced_by text;
     v_payload text;
@@ -133,14 +132,6 @@ BEGIN
     IF NOT FOUND THEN
         RETURN json_build_object('error', 'not_found', 'message', format('no project %L', p_project_code));
     END IF;
-
-    -- The retirement row before any lock, so that the locks are held for less: no one else sees it
-    -- before the commit, and a refusal below deletes it again.
-    v_quantity := coalesce(p_quantity_kg, p_last_unit - p_first_unit + 1);
-    INSERT INTO retirements (id, project_id, vintage, quantity_kg, beneficiary, reason, claim_period_start,
-                             claim_period_end, claim_country, actor, retired_at)
-    VALUES (p_retirement_id, v_project_id, p_vintage, v_quantity, p_beneficiary, p_reason,
-            p_claim_period_start, p_claim_period_end, p_claim_country, p_actor, p_at);
 
     -- The chain head first, as journal.lock_chain: every movement of the vintage queues here, and
     -- the block reads that follow see what the previous holder committed.
@@ -169,7 +160,6 @@ BEGIN
             EXIT WHEN v_wanted = 0;
         END LOOP;
         IF v_wanted > 0 THEN
-            DELETE FROM retirements WHERE id = p_retirement_id;
             RETURN json_build_object('error', 'insufficient_units', 'message',
                 format('%s kg of %s %s held, %s asked', v_held, p_project_code, p_vintage, p_quantity_kg));
         END IF;
@@ -190,11 +180,18 @@ BEGIN
             v_next := least(v_block.span_end, p_last_unit) + 1;
         END LOOP;
         IF v_next <= p_last_unit THEN
-            DELETE FROM retirements WHERE id = p_retirement_id;
             RETURN json_build_object('error', 'units_not_available', 'message',
                 format('units %s to %s are not held in this account', v_next, p_last_unit));
         END IF;
     END IF;
+
+    FOR i IN 1 .. cardinality(v_picked) LOOP
+        v_quantity := v_quantity + (v_last[i] - v_first[i] + 1);
+    END LOOP;
+    INSERT INTO retirements (id, project_id, vintage, quantity_kg, beneficiary, reason, claim_period_start,
+                             claim_period_end, claim_country, actor, retired_at)
+    VALUES (p_retirement_id, v_project_id, p_vintage, v_quantity, p_beneficiary, p_reason,
+            p_claim_period_start, p_claim_period_end, p_claim_country, p_actor, p_at);
 
     -- Split as service._split does: the block shrinks first (no two blocks ever overlap), what is
     -- left on its right becomes a block of its own, and the retired part another.

@@ -697,7 +697,8 @@ def _until_waiting_on_a_lock(backend: Backend, engine: Engine) -> None:
             waiting = connection.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND query ILIKE '%FOR UPDATE%'"
+                    "AND wait_event_type = 'Lock' "
+                    "AND (query ILIKE '%FOR UPDATE%' OR query ILIKE '%registry_retire(%')"
                 )
             )
             connection.rollback()

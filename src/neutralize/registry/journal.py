@@ -111,6 +111,13 @@ def append(
     return JournalRef(chain=chain, seq=entry.chain_seq, hash=entry.hash)
 
 
+def request_sha256(operation: str, request: BaseModel) -> str:
+    """What an idempotency key binds: the operation and the request, as one digest."""
+    return hashlib.sha256(
+        canonical_json({"operation": operation, "request": request.model_dump(mode="json")})
+    ).hexdigest()
+
+
 def idempotent(
     *,
     session: Session,
@@ -124,9 +131,7 @@ def idempotent(
 ) -> Result:
     """Run a command once per (actor, key): a retry with the same request gets the first result;
     the same key with another request is refused with ``IDEMPOTENCY_CONFLICT``."""
-    digest = hashlib.sha256(
-        canonical_json({"operation": operation, "request": request.model_dump(mode="json")})
-    ).hexdigest()
+    digest = request_sha256(operation, request)
     earlier = session.get(IdempotencyRecord, (actor.id, key))
     if earlier is not None:
         if earlier.request_sha256 != digest:

@@ -4,7 +4,7 @@ A retirement must hold its vintage's chain head (and the blocks it splits) from 
 them until it commits, so retirements of one vintage go one at a time: the rate is one over that
 hold time. On the Python path the hold spans about ten round trips and the client's ORM work in
 between. On PostgreSQL, ``service.retire`` instead calls ``registry_retire`` (created by migration
-0100), which does the same work in the same order inside the server, so the locks are held for
+0007), which does the same work in the same order inside the server, so the locks are held for
 the function's own few statements and the commit.
 
 The function writes the same rows as the Python path: the retirement, the block splits, one

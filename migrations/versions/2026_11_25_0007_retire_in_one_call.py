@@ -13,8 +13,8 @@ function too (tests/integration/registry/test_fastpath.py compares it with the P
 
 SQLite has no server-side functions: there the Python path runs, and this revision changes nothing.
 
-Revision ID: 0100
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-25 03:55:00.000000+00:00
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0100"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

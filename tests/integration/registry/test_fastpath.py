@@ -31,6 +31,8 @@ from neutralize.registry.schemas import (
 
 from .conftest import ADMIN, CLOCK, VINTAGE, Org, Registry
 
+pytestmark = pytest.mark.postgres  # the one-call retirement is PostgreSQL's; SQLite runs the Python path
+
 RETIREMENT_ID = "ret_0000000000fastpathfastpath"
 TRICKY = 'Zoë "Q" \\ back\nslash\t\x01\x1f\x7f 😀 \u2028 张三 /'
 
@@ -51,8 +53,6 @@ class Setting:
 
 @pytest.fixture
 def setting(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Setting:
-    if registry.session.get_bind().dialect.name != "postgresql":
-        pytest.skip("the one-call retirement is PostgreSQL's; SQLite runs the Python path")
     owner, buyer = registry.organisation(), registry.organisation()
     project = registry.project(owner, nature_based=True, buffer_permille=100)
     issued = registry.issuance(project, kg=10_000)  # 9,000 held, 1,000 buffer

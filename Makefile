@@ -59,6 +59,7 @@ test: install lint
 bench: install
 	$(BIN)/python bench/footprint.py
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/orders.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

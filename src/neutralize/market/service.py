@@ -257,7 +257,8 @@ def _listing(session: Session, listing_id: str, *, lock: bool = False) -> Listin
     fulfilment holding the registry chain would deadlock with an order creation holding the listing."""
     if lock:
         query = select(Listing).where(Listing.id == listing_id).with_for_update(key_share=True)
-        listing = session.scalars(query).first()
+        # populate_existing: a row the session already holds is read again under the lock
+        listing = session.scalars(query.execution_options(populate_existing=True)).first()
     else:  # the session's identity map answers without a query when it holds the row
         listing = session.get(Listing, listing_id)
     if listing is None:
@@ -455,12 +456,7 @@ def create_order(*, session: Session, clock: Clock, settings: Settings, cmd: Ord
         raise DomainError(code=ErrorCode.QUOTE_EXPIRED, message="the quote has expired: ask for a new one")
     split = PriceSplitPublic(**quote.split)
     _check_expectations(cmd, split)
-    listing = _listing(session, quote.listing_id, lock=True)
-    if not listing.active or listing.available_kg < quote.kg:
-        raise DomainError(
-            code=ErrorCode.UNITS_NOT_AVAILABLE,
-            message=f"only {listing.available_kg:,} kg are left on this listing",
-        )
+    listing = _listing(session, quote.listing_id)  # its project and seller never change
     order = Order(
         id=new_id("ord", now),
         idempotency_key=cmd.idempotency_key,
@@ -490,6 +486,14 @@ def create_order(*, session: Session, clock: Clock, settings: Settings, cmd: Ord
     )
     _insert_order(session, order)
     _event(session, order, None, OrderStatus.CREATED, "", now)
+    # Everything above contends for nothing; from here the listing and the registry chain are held
+    # until the commit, so only the reservation itself and the payment's start come after.
+    listing = _listing(session, quote.listing_id, lock=True)
+    if not listing.active or listing.available_kg < quote.kg:
+        raise DomainError(
+            code=ErrorCode.UNITS_NOT_AVAILABLE,
+            message=f"only {listing.available_kg:,} kg are left on this listing",
+        )
     _reserve(session, clock, settings, order, listing)
     _start_payment(session, clock, settings, order)
     return _order_public(session, order)
@@ -634,7 +638,8 @@ def cancel_order(*, session: Session, clock: Clock, order_id: str) -> OrderPubli
 
 def _order(session: Session, order_id: str, *, lock: bool = False) -> Order:
     if lock:
-        order = session.scalars(select(Order).where(Order.id == order_id).with_for_update()).first()
+        query = select(Order).where(Order.id == order_id).with_for_update()
+        order = session.scalars(query.execution_options(populate_existing=True)).first()
     else:
         order = session.get(Order, order_id)
     if order is None:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -41,9 +39,9 @@ from neutralize.core.signing import KeyRing
 from neutralize.market.models import Order, PaymentEvent
 from neutralize.registry.models import Retirement
 from tests.crash import market_worker
+from tests.crash import process as workers
 from tests.crash.load_worker import read_log
 from tests.crash.market_worker import INTENTS, STEPS
-from tests.crash.test_registry_crash import _cli
 from tests.integration.market.conftest import KEY_B64, Market
 
 TRIALS = int(os.environ.get("CRASH_TRIALS", "5"))
@@ -95,33 +93,10 @@ def rig(tmp_path: Path) -> Rig:
     return Rig(settings=settings, state=state, env=env)
 
 
-def _start(rig: Rig, seed: int, stderr: Path) -> subprocess.Popen[bytes]:
-    with stderr.open("ab") as err:
-        return subprocess.Popen(
-            [sys.executable, str(WORKER), str(rig.state), str(seed)],
-            env=rig.env,
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
-
-
-def _wait_ready(process: subprocess.Popen[bytes], stderr: Path) -> None:
-    assert process.stdout is not None
-    line = process.stdout.readline()  # the worker prints nothing else
-    assert line == b"ready\n", f"the worker did not start ({line!r}):\n{stderr.read_text()[-4000:]}"
-
-
-def _kill(process: subprocess.Popen[bytes], stderr: Path) -> None:
-    status = process.poll()
-    assert status is None, f"the worker stopped by itself ({status}):\n{stderr.read_text()[-4000:]}"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    assert process.stdout is not None
-    process.stdout.close()
-
-
 def _neutralize(rig: Rig, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*_cli(), *args], env=rig.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [*workers.cli(), *args], env=rig.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def _answer(name: str, process: subprocess.Popen[bytes]) -> dict[str, Any]:
@@ -223,23 +198,23 @@ def test_kill_9_between_payment_and_retirement_then_reconcile_certifies_every_pa
     stats = Stats()
     started = time.monotonic()
     for _ in range(TRIALS):
-        process = _start(rig, rng.randrange(2**32), stderr)
+        process = workers.start(WORKER, rig.state, rng.randrange(2**32), rig.env, stderr)
         if rng.random() < 0.2:
             # Aim at the start: imports, and finishing the purchase in flight at the last kill.
             stats.during_start += 1
             time.sleep(rng.uniform(0.1, 1.0))
         else:
-            _wait_ready(process, stderr)
+            workers.wait_ready(process, stderr)
             time.sleep(rng.uniform(0.1, 1.0))
-        _kill(process, stderr)
+        workers.kill(process, stderr)
         stats.kills += 1
         reconcile_and_check(rig, stats)
         assert_settled(rig)
 
     # One last start finishes whatever was in flight; then every purchase begun is settled.
-    process = _start(rig, rng.randrange(2**32), stderr)
-    _wait_ready(process, stderr)
-    _kill(process, stderr)
+    process = workers.start(WORKER, rig.state, rng.randrange(2**32), rig.env, stderr)
+    workers.wait_ready(process, stderr)
+    workers.kill(process, stderr)
     reconcile_and_check(rig, stats)
     assert_settled(rig)
     done = Counter(s["step"] for s in read_log(rig.state / STEPS))

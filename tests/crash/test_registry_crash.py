@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from neutralize.core.migrations import upgrade
 from neutralize.registry.domain import BlockState
 from neutralize.registry.models import Block, IdempotencyRecord, JournalEntry, Retirement
 from tests.crash import load_worker
+from tests.crash import process as workers
 from tests.crash.load_worker import COMMITTED, INTENTS, REFUSED, read_log
 
 TRIALS = int(os.environ.get("CRASH_TRIALS", "20"))
@@ -43,14 +42,6 @@ SEED = int(os.environ.get("CRASH_SEED", "20261125"))
 WORKER = Path(load_worker.__file__)
 READY_TIMEOUT_S = 60
 CLI_TIMEOUT_S = 120
-
-
-def _cli() -> list[str]:
-    """The ``neutralize`` command of the interpreter running the tests."""
-    script = Path(sys.executable).parent / "neutralize"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from neutralize.cli import app; app()"]
 
 
 @dataclass
@@ -87,34 +78,9 @@ def rig(tmp_path: Path) -> Rig:
     return Rig(settings=settings, state=state, env=env)
 
 
-def _start(rig: Rig, seed: int, stderr: Path) -> subprocess.Popen[bytes]:
-    with stderr.open("ab") as err:
-        return subprocess.Popen(
-            [sys.executable, str(WORKER), str(rig.state), str(seed)],
-            env=rig.env,
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
-
-
-def _wait_ready(process: subprocess.Popen[bytes], stderr: Path) -> None:
-    assert process.stdout is not None
-    line = process.stdout.readline()  # the worker prints nothing else
-    assert line == b"ready\n", f"the worker did not start ({line!r}):\n{stderr.read_text()[-4000:]}"
-
-
-def _kill(process: subprocess.Popen[bytes], stderr: Path) -> None:
-    status = process.poll()
-    assert status is None, f"the worker stopped by itself ({status}):\n{stderr.read_text()[-4000:]}"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    assert process.stdout is not None
-    process.stdout.close()
-
-
 def _run_checks(rig: Rig) -> None:
     """``neutralize registry check`` and ``neutralize audit verify``, side by side; both exit 0."""
-    commands = {name: [*_cli(), *name.split()] for name in ("registry check", "audit verify")}
+    commands = {name: [*workers.cli(), *name.split()] for name in ("registry check", "audit verify")}
     running = {
         name: subprocess.Popen(command, env=rig.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for name, command in commands.items()
@@ -207,24 +173,24 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(rig: Rig, tmp_path: 
     started = time.monotonic()
     for _ in range(TRIALS):
         trial_started = time.monotonic()
-        process = _start(rig, rng.randrange(2**32), stderr)
+        process = workers.start(WORKER, rig.state, rng.randrange(2**32), rig.env, stderr)
         if rng.random() < 0.2:
             # Aim at the start: imports, the replay of the command in flight at the last kill.
             stats.during_start += 1
             time.sleep(rng.uniform(0.1, 0.7))
         else:
-            _wait_ready(process, stderr)
+            workers.wait_ready(process, stderr)
             time.sleep(rng.uniform(0.0, 0.4))
-        _kill(process, stderr)
+        workers.kill(process, stderr)
         stats.kills += 1
         _run_checks(rig)
         _assert_exactly_once(rig, stats)
         stats.timings.append(time.monotonic() - trial_started)
 
     # One last start replays whatever was in flight; then everything is settled exactly once.
-    process = _start(rig, rng.randrange(2**32), stderr)
-    _wait_ready(process, stderr)
-    _kill(process, stderr)
+    process = workers.start(WORKER, rig.state, rng.randrange(2**32), rig.env, stderr)
+    workers.wait_ready(process, stderr)
+    workers.kill(process, stderr)
     _run_checks(rig)
     _assert_exactly_once(rig, stats, settled=True)
 

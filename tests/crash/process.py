@@ -1,0 +1,41 @@
+"""Worker processes for the crash tests: start one, wait until it is ready, kill it with SIGKILL,
+and the ``neutralize`` command of the interpreter running the tests."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def cli() -> list[str]:
+    """The ``neutralize`` command of the interpreter running the tests."""
+    script = Path(sys.executable).parent / "neutralize"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from neutralize.cli import app; app()"]
+
+
+def start(worker: Path, state: Path, seed: int, env: dict[str, str], stderr: Path) -> subprocess.Popen[bytes]:
+    """Run ``worker state seed``; it prints ``ready`` once, and nothing else, on standard output."""
+    with stderr.open("ab") as err:
+        return subprocess.Popen(
+            [sys.executable, str(worker), str(state), str(seed)], env=env, stdout=subprocess.PIPE, stderr=err
+        )
+
+
+def wait_ready(process: subprocess.Popen[bytes], stderr: Path) -> None:
+    assert process.stdout is not None
+    line = process.stdout.readline()  # the worker prints nothing else
+    assert line == b"ready\n", f"the worker did not start ({line!r}):\n{stderr.read_text()[-4000:]}"
+
+
+def kill(process: subprocess.Popen[bytes], stderr: Path) -> None:
+    """SIGKILL a worker that must still be running."""
+    status = process.poll()
+    assert status is None, f"the worker stopped by itself ({status}):\n{stderr.read_text()[-4000:]}"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.stdout is not None
+    process.stdout.close()

@@ -11,6 +11,7 @@ from neutralize.market import service
 from neutralize.market.domain import Preference
 from neutralize.market.schemas import ListingCreate
 from neutralize.registry import mirror
+from neutralize.registry import service as registry
 from neutralize.registry.domain import ProjectStatus
 from neutralize.registry.schemas import Labels, ProjectCreate
 from tests.integration.registry.conftest import ADMIN, VERIFIER, refused
@@ -88,8 +89,7 @@ def test_home_stock_is_not_listed_twice(market: Market) -> None:
 
 def _legacy_listing(market: Market, price: int) -> str:
     org = market.registry.organisation()
-    project = market.registry.draft_project(org)
-    legacy = service.registry.create_project(
+    legacy = registry.create_project(
         session=market.session,
         clock=market.clock,
         actor=org.owner,
@@ -108,8 +108,6 @@ def _legacy_listing(market: Market, price: int) -> str:
             labels=Labels(legacy_ccer=True),
         ),
     )
-    del project
-
     for status, actor in (
         (ProjectStatus.SUBMITTED, org.owner),
         (ProjectStatus.VALIDATED, VERIFIER),

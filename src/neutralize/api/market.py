@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from neutralize.access.domain import Role
@@ -133,7 +133,44 @@ async def payment_webhook(
 
 class SandboxPayment(BaseModel):
     outcome: Literal["succeeded", "failed"] = "succeeded"
-    deliveries: int = 1  # deliver the same notification this many times (1–3)
+    deliveries: int = Field(default=1, ge=1, le=3, description="deliver the notification this many times")
+
+
+def pay_in_sandbox(
+    factory: sessionmaker[Session],
+    clock: Clock,
+    settings: Settings,
+    keys: KeyRing,
+    provider_ref: str,
+    outcome: EventKind,
+    deliveries: int = 1,
+) -> tuple[str, list[str]]:
+    """The simulated provider: the buyer pays or is declined, and the provider notifies the platform
+    through the same path a real provider's webhook takes (no money moves). Returns the order and
+    the effect of each delivery."""
+    sandbox = gateways.get("sandbox", settings)
+    assert isinstance(sandbox, SandboxGateway)
+    with unit_of_work(factory) as session:
+        payment = service.payment_by_ref(session=session, gateway="sandbox", provider_ref=provider_ref)
+    headers, body = sandbox.notification(
+        provider_ref=provider_ref,
+        kind=outcome,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        signed_at=clock.now(),
+    )
+    effects = [
+        settle(
+            factory,
+            clock,
+            settings,
+            keys,
+            "sandbox",
+            sandbox.parse_webhook(headers=headers, body=body, now=clock.now()),
+        )
+        for _ in range(deliveries)
+    ]
+    return payment.order_id, effects
 
 
 @router.post("/payments/sandbox/{provider_ref}")
@@ -145,24 +182,17 @@ def sandbox_pay(
     settings: SettingsDep,
     keys: KeysDep,
 ) -> dict[str, Any]:
-    """The simulated provider: the buyer pays or is declined, and the provider notifies the platform
-    through the same webhook path a real provider uses (no money moves)."""
-    sandbox = gateways.get("sandbox", settings)
-    assert isinstance(sandbox, SandboxGateway)
-    with unit_of_work(session_factory(request)) as session:
-        payment = service.payment_by_ref(session=session, gateway="sandbox", provider_ref=provider_ref)
-    headers, raw = sandbox.notification(
-        provider_ref=provider_ref,
-        kind=EventKind(body.outcome),
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        signed_at=clock.now(),
+    """Pay (or be declined) at the simulated provider; its notifications come back as webhooks would."""
+    order_id, effects = pay_in_sandbox(
+        session_factory(request),
+        clock,
+        settings,
+        keys,
+        provider_ref,
+        EventKind(body.outcome),
+        body.deliveries,
     )
-    effects = []
-    for _ in range(max(1, min(body.deliveries, 3))):
-        event = sandbox.parse_webhook(headers=headers, body=raw, now=clock.now())
-        effects.append(settle(session_factory(request), clock, settings, keys, "sandbox", event))
-    return {"order_id": payment.order_id, "effects": effects, "simulated": True}
+    return {"order_id": order_id, "effects": effects, "simulated": True}
 
 
 # --- certificates --------------------------------------------------------------------------------------

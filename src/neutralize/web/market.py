@@ -11,15 +11,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from neutralize.api.deps import ClockDep, KeysDep, SessionDep, SettingsDep, session_factory
-from neutralize.api.market import settle
+from neutralize.api.market import pay_in_sandbox
 from neutralize.certificates import service as certificates
 from neutralize.certificates.render import qr_svg
-from neutralize.core.db import unit_of_work
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.market import gateways, service
+from neutralize.market import service
 from neutralize.market.domain import Preference
 from neutralize.market.gateways.base import EventKind
-from neutralize.market.gateways.sandbox import SandboxGateway
 from neutralize.market.schemas import Beneficiary, OrderCreate, QuoteCreate
 from neutralize.web.pages import templates
 
@@ -126,22 +124,14 @@ def sandbox_pay(
     keys: KeysDep,
     outcome: Annotated[str, Form(max_length=20)] = "succeeded",
 ) -> Response:
-    sandbox = gateways.get("sandbox", settings)
-    assert isinstance(sandbox, SandboxGateway)
-    factory = session_factory(request)
-    with unit_of_work(factory) as session:
-        payment = service.payment_by_ref(session=session, gateway="sandbox", provider_ref=provider_ref)
     kind = EventKind.FAILED if outcome == "failed" else EventKind.SUCCEEDED
-    headers, body = sandbox.notification(
-        provider_ref=provider_ref,
-        kind=kind,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        signed_at=clock.now(),
-    )
-    event = sandbox.parse_webhook(headers=headers, body=body, now=clock.now())
-    settle(factory, clock, settings, keys, "sandbox", event)
-    return RedirectResponse(f"/orders/{payment.order_id}", status_code=SEE_OTHER)
+    try:
+        order_id, _effects = pay_in_sandbox(
+            session_factory(request), clock, settings, keys, provider_ref, kind
+        )
+    except DomainError as error:
+        return _problem(request, error, "/")
+    return RedirectResponse(f"/orders/{order_id}", status_code=SEE_OTHER)
 
 
 @router.get("/certificates/{number}", response_class=HTMLResponse)

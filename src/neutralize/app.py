@@ -17,10 +17,12 @@ from neutralize.core.clock import Clock, SystemClock
 from neutralize.core.config import Settings
 from neutralize.core.db import make_engine, make_session_factory
 from neutralize.core.signing import KeyRing
+from neutralize.web import account as account_pages
 from neutralize.web import admin as admin_pages
 from neutralize.web import market as market_pages
 from neutralize.web import pages
 from neutralize.web import registry as registry_pages
+from neutralize.web.security import CsrfCookieMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         return settings.max_upload_bytes if path.rstrip("/") in uploads else settings.max_request_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(CsrfCookieMiddleware, secure=settings.public_url.startswith("https://"))
     for router in (
         health.router,
         wellknown.router,
@@ -79,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         pages.router,
         market_pages.router,
         admin_pages.router,
+        account_pages.router,
         registry_pages.router,
     ):
         app.include_router(router)

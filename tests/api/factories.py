@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,3 +82,11 @@ def registered_project(
     )
     assert issued.status_code == 201, issued.text
     return code, owner, org
+
+
+def form_token(client: TestClient, path: str = "/") -> str:
+    """The CSRF token a page's forms carry (the client keeps the matching cookie)."""
+    page = client.get(path)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, f"{path} has no form token"
+    return found.group(1)

@@ -9,6 +9,8 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.factories import form_token
+
 GUEST = {
     "activities": [
         {
@@ -203,10 +205,18 @@ def test_calculator_page_shows_lines_with_their_factors(client: TestClient) -> N
             "cabin": "economy",
             "nights": "2",
             "hotel_country": "CN",
+            "csrf_token": form_token(client),
         },
     )
     assert result.status_code == 200
     assert "21_316_3180_11_1" in result.text and "29_600_4009_13_1" in result.text
-    bad = client.post("/", data={"origin": "PEK", "destination": "XQX"})
+    bad = client.post("/", data={"origin": "PEK", "destination": "XQX", "csrf_token": form_token(client)})
     assert bad.status_code == 422
     assert 'data-code="unknown_airport"' in bad.text
+
+
+def test_a_form_without_its_token_is_refused(client: TestClient) -> None:
+    refused = client.post("/", data={"origin": "PEK", "destination": "CTU"})
+    assert refused.status_code == 403 and refused.json()["code"] == "csrf_failed"
+    forged = client.post("/", data={"origin": "PEK", "destination": "CTU", "csrf_token": "x" * 43})
+    assert forged.status_code == 403

@@ -7,12 +7,17 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.api.factories import form_token
+
 
 def test_a_guest_goes_from_footprint_to_a_verified_certificate(
     client: TestClient, listing: dict[str, Any]
 ) -> None:
     # given a computed footprint with an offset button
-    calculated = client.post("/", data={"origin": "PEK", "destination": "CTU", "cabin": "economy"})
+    calculated = client.post(
+        "/",
+        data={"origin": "PEK", "destination": "CTU", "cabin": "economy", "csrf_token": form_token(client)},
+    )
     assert calculated.status_code == 200 and 'id="offset"' in calculated.text
     total = re.search(r'name="kg_co2e" value="([0-9.]+)"', calculated.text)
     assert total
@@ -32,7 +37,8 @@ def test_a_guest_goes_from_footprint_to_a_verified_certificate(
     assert pay_url, order_page.text
     # and approves the simulated payment
     assert "simulated" in client.get(pay_url.group(1)).text
-    paid = client.post(pay_url.group(1), data={"outcome": "succeeded"}, follow_redirects=True)
+    approve = {"outcome": "succeeded", "csrf_token": form_token(client, pay_url.group(1))}
+    paid = client.post(pay_url.group(1), data=approve, follow_redirects=True)
     assert 'data-status="certified"' in paid.text
     number = re.search(r"/certificates/(NZC-[0-9A-Z-]+)", paid.text)
     assert number

@@ -35,7 +35,9 @@ def create_key(
     *, session: Session, clock: Clock, role: Role, organisation_id: str | None, label: str = ""
 ) -> IssuedKey:
     """A new API key for ``role``; only its SHA-256 digest is stored (the secret is random, 256 bits)."""
-    if role is not Role.ADMIN and organisation_id is None:
+    # A member may be a person on their own (no organisation holds credits for them); every other
+    # role but admin acts for an organisation.
+    if role not in (Role.ADMIN, Role.MEMBER) and organisation_id is None:
         raise DomainError(code=ErrorCode.INVALID_REQUEST, message=f"a {role} key belongs to an organisation")
     key_id = "k_" + secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)

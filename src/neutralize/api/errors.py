@@ -28,6 +28,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOO_MANY_ACTIVITIES: 413,
     ErrorCode.UNSUPPORTED_FORMAT: 415,
     ErrorCode.FACTOR_DATA_INVALID: 500,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.CSRF_FAILED: 403,
 }
 
 # Pydantic's error types, as our codes.

@@ -31,3 +31,8 @@ class FixedClock:
     def advance(self, delta: timedelta) -> None:
         """Move the clock on (tests of expiry and late events)."""
         self._at += delta
+
+
+def as_utc(at: datetime) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite gives back naive UTC, PostgreSQL aware times."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

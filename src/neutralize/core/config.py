@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     signing_key_dir: Path = Path("./var/keys")
     signing_key_file: Path | None = None
     signing_key: SecretStr | None = None
+    # Signs password-reset links; a fixed, public one outside production (production refuses that).
+    secret_key: SecretStr | None = None
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Rate limits: sign-ups per client address an hour; sign-in attempts per e-mail address (and ten
+    # times as many per client address) in 15 minutes; orders per client address a minute.
+    signups_per_hour: int = Field(default=20, ge=1)
+    logins_per_quarter_hour: int = Field(default=10, ge=1)
+    orders_per_minute: int = Field(default=30, ge=1)
     # The address the platform is reached at: certificates' QR codes point here.
     public_url: str = "http://127.0.0.1:8000"
     # Market: what quotes cost and how long they and reservations last.
@@ -49,6 +57,14 @@ class Settings(BaseSettings):
     sandbox_webhook_secret: SecretStr | None = None
     sandbox_fee_bp: int = Field(default=60, ge=0, le=1_000)
     offline_payee: str = "Neutralize platform account (bank details on the invoice)"
+
+    def link_secret(self) -> bytes:
+        """The key that signs password-reset links."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode("utf-8")
+        if self.environment == "production":
+            raise ValueError("NEUTRALIZE_SECRET_KEY must be set in production")
+        return b"development-secret-not-for-production"
 
     def sandbox_secret(self) -> str:
         """The sandbox gateway's webhook secret; a fixed, public one outside production."""

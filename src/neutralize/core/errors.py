@@ -72,6 +72,11 @@ class ErrorCode(StrEnum):
     CERTIFICATE_UNREADABLE = "certificate_unreadable"
     FONT_MISSING = "font_missing"
     CLAIM_NOT_SUPPORTED = "claim_not_supported"
+    # User accounts.
+    RATE_LIMITED = "rate_limited"
+    CSRF_FAILED = "csrf_failed"
+    WEAK_PASSWORD = "weak_password"
+    TOKEN_INVALID = "token_invalid"
     # Signing keys.
     SIGNING_KEY_INVALID = "signing_key_invalid"
     SIGNING_KEY_UNSAFE = "signing_key_unsafe"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
@@ -28,7 +28,7 @@ from neutralize.access.service import require
 from neutralize.certificates import service as certificates
 from neutralize.certificates.domain import NativeEvidence, ShareEvidence
 from neutralize.core.canonical import canonical_json
-from neutralize.core.clock import Clock
+from neutralize.core.clock import Clock, as_utc
 from neutralize.core.config import Settings
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
@@ -452,7 +452,7 @@ def create_order(*, session: Session, clock: Clock, settings: Settings, cmd: Ord
     quote = session.get(Quote, cmd.quote_id)
     if quote is None:
         raise NotFoundError(f"no quote {cmd.quote_id!r}")
-    if _aware(quote.expires_at) <= now:
+    if as_utc(quote.expires_at) <= now:
         raise DomainError(code=ErrorCode.QUOTE_EXPIRED, message="the quote has expired: ask for a new one")
     split = PriceSplitPublic(**quote.split)
     _check_expectations(cmd, split)
@@ -521,11 +521,6 @@ def _insert_order(session: Session, order: Order) -> None:
             code=ErrorCode.IDEMPOTENCY_CONFLICT,
             message=f"idempotency key {order.idempotency_key!r} is being used concurrently: retry",
         ) from None
-
-
-def _aware(at: datetime) -> datetime:
-    """SQLite returns naive UTC datetimes; PostgreSQL aware ones."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _transition(session: Session, order: Order, target: OrderStatus, now: datetime, note: str = "") -> None:
@@ -1198,7 +1193,7 @@ def retire_pending(*, session: Session, clock: Clock, settings: Settings) -> lis
                     f"{settings.public_url.rstrip('/')}/registry/projects/{project.code}"
                 ),
                 oldest_pending=oldest,
-                overdue=oldest is not None and _aware(oldest) < limit,
+                overdue=oldest is not None and as_utc(oldest) < limit,
             )
         )
     return result

@@ -18,6 +18,7 @@ from neutralize.api.deps import ClockDep, SessionDep, SettingsDep
 from neutralize.core.errors import DomainError
 from neutralize.market import service
 from neutralize.web.pages import templates
+from neutralize.web.security import CsrfChecked
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 COOKIE = "nz_admin_key"
@@ -48,7 +49,7 @@ def admin_page(request: Request, session: SessionDep, clock: ClockDep, settings:
     return templates.TemplateResponse(request, "admin.html", context)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[CsrfChecked])
 def login(
     request: Request,
     session: SessionDep,
@@ -72,7 +73,7 @@ def login(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[CsrfChecked])
 def logout() -> Response:
     response = RedirectResponse("/admin", status_code=SEE_OTHER)
     response.delete_cookie(COOKIE, path="/admin")

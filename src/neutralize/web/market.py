@@ -20,6 +20,7 @@ from neutralize.market.domain import Preference
 from neutralize.market.gateways.base import EventKind
 from neutralize.market.schemas import Beneficiary, OrderCreate, QuoteCreate
 from neutralize.web.pages import templates
+from neutralize.web.security import CsrfChecked
 
 router = APIRouter(include_in_schema=False)
 SEE_OTHER = 303
@@ -68,7 +69,7 @@ def offset(
     return _page(request, "offset.html", context)
 
 
-@router.post("/offset", response_class=HTMLResponse)
+@router.post("/offset", response_class=HTMLResponse, dependencies=[CsrfChecked])
 def place_order(
     request: Request,
     session: SessionDep,
@@ -115,7 +116,7 @@ def sandbox_page(request: Request, provider_ref: str, session: SessionDep) -> HT
     return _page(request, "sandbox_pay.html", {"payment": payment})
 
 
-@router.post("/sandbox/pay/{provider_ref}")
+@router.post("/sandbox/pay/{provider_ref}", dependencies=[CsrfChecked])
 def sandbox_pay(
     request: Request,
     provider_ref: str,

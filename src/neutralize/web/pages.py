@@ -11,9 +11,11 @@ from fastapi.templating import Jinja2Templates
 
 from neutralize.core.errors import DomainError
 from neutralize.footprint import service
+from neutralize.web.security import CsrfChecked, csrf_token
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals["csrf_token"] = csrf_token
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -22,7 +24,7 @@ def calculator(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "calculator.html", context)
 
 
-@router.post("/", response_class=HTMLResponse)
+@router.post("/", response_class=HTMLResponse, dependencies=[CsrfChecked])
 def calculate(
     request: Request,
     origin: Annotated[str, Form(max_length=3)] = "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -127,7 +128,8 @@ async def payment_webhook(
     event = gateways.get(gateway, settings).parse_webhook(
         headers=dict(request.headers), body=body, now=clock.now()
     )
-    effect = settle(session_factory(request), clock, settings, keys, gateway, event)
+    # The database work blocks: it runs on the thread pool, not on the event loop.
+    effect = await run_in_threadpool(settle, session_factory(request), clock, settings, keys, gateway, event)
     return {"effect": effect}
 
 

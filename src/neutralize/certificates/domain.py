@@ -47,11 +47,17 @@ def word_claim(policy: Mapping[str, Any], kind: str, facts: ClaimFacts) -> dict[
         "registry": facts.registry,
     }
     worded = {language: template.format(**values) for language, template in templates.items()}
-    # A holder's own name could smuggle reserved words in; the claim itself must not add any.
+    # The names are others' words (the market refuses holder names that carry a claim); the
+    # template's own words must carry none.
     for language, text in worded.items():
-        found = reserved_phrases_in(text.replace(facts.holder, ""), policy, language)
+        found = reserved_phrases_in(
+            text.replace(facts.holder, "").replace(facts.project, ""), policy, language
+        )
         if found:
-            raise ValueError(f"the {language} claim template uses reserved wording: {found}")
+            raise DomainError(
+                code=ErrorCode.CLAIM_NOT_SUPPORTED,
+                message=f"the {language} claim template uses reserved wording: {found}",
+            )
     return worded
 
 

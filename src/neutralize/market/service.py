@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
 from neutralize.certificates import service as certificates
-from neutralize.certificates.domain import NativeEvidence, ShareEvidence
+from neutralize.certificates.domain import NativeEvidence, ShareEvidence, reserved_phrases_in
 from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock, as_utc
 from neutralize.core.config import Settings
@@ -108,9 +108,20 @@ class _Rule(BaseModel):
     @field_validator("when")
     @classmethod
     def _known(cls, when: dict[str, Any]) -> dict[str, Any]:
-        known = {"label", "standard_in", "vintage_before", "no_quality_label", "project_type_in"}
-        if set(when) - known:
-            raise ValueError(f"unknown conditions {sorted(set(when) - known)}; known: {sorted(known)}")
+        kinds: dict[str, type] = {
+            "label": str,
+            "standard_in": list,
+            "vintage_before": int,
+            "no_quality_label": bool,
+            "project_type_in": list,
+        }
+        if set(when) - set(kinds):
+            raise ValueError(f"unknown conditions {sorted(set(when) - set(kinds))}; known: {sorted(kinds)}")
+        for key, value in when.items():
+            kind = kinds[key]
+            wrong = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+            if wrong or (kind is list and not all(isinstance(v, str) for v in value)):
+                raise ValueError(f"{key} takes {'a list of strings' if kind is list else kind.__name__}")
         return when
 
 
@@ -437,6 +448,11 @@ def create_order(*, session: Session, clock: Clock, settings: Settings, cmd: Ord
     reason = clean_text(cmd.beneficiary.reason, field="beneficiary.reason", max_length=500)
     if not name or not reason:
         raise DomainError(code=ErrorCode.OUT_OF_RANGE, message="the beneficiary needs a name and a reason")
+    if reserved := reserved_phrases_in(name, certificates.claims_policy()):
+        raise DomainError(
+            code=ErrorCode.CLAIM_NOT_SUPPORTED,
+            message=f"a name on a certificate may not carry a claim ({', '.join(reserved)})",
+        )
     digest = hashlib.sha256(
         canonical_json(cmd.model_dump(mode="json", exclude={"idempotency_key"}))
     ).hexdigest()
@@ -484,18 +500,20 @@ def create_order(*, session: Session, clock: Clock, settings: Settings, cmd: Ord
         created_at=now,
         updated_at=now,
     )
-    _insert_order(session, order)
-    _event(session, order, None, OrderStatus.CREATED, "", now)
-    # Everything above contends for nothing; from here the listing and the registry chain are held
-    # until the commit, so only the reservation itself and the payment's start come after.
-    listing = _listing(session, quote.listing_id, lock=True)
-    if not listing.active or listing.available_kg < quote.kg:
-        raise DomainError(
-            code=ErrorCode.UNITS_NOT_AVAILABLE,
-            message=f"only {listing.available_kg:,} kg are left on this listing",
-        )
-    _reserve(session, clock, settings, order, listing)
-    _start_payment(session, clock, settings, order)
+    # All or nothing, whatever the caller does with a refusal: a savepoint around the writes.
+    with session.begin_nested():
+        _insert_order(session, order)
+        _event(session, order, None, OrderStatus.CREATED, "", now)
+        # Everything above contends for nothing; from here the listing and the registry chain are
+        # held until the commit, so only the reservation itself and the payment's start come after.
+        listing = _listing(session, quote.listing_id, lock=True)
+        if not listing.active or listing.available_kg < quote.kg:
+            raise DomainError(
+                code=ErrorCode.UNITS_NOT_AVAILABLE,
+                message=f"only {listing.available_kg:,} kg are left on this listing",
+            )
+        _reserve(session, clock, settings, order, listing)
+        _start_payment(session, clock, settings, order)
     return _order_public(session, order)
 
 
@@ -576,6 +594,14 @@ def _units(session: Session, order: Order) -> Units:
 
 def _void(session: Session, clock: Clock, order: Order, target: OrderStatus, note: str) -> None:
     """End an unpaid order and give its credits back."""
+    _release(session, clock, order)
+    _transition(session, order, target, clock.now(), note)
+
+
+def _release(session: Session, clock: Clock, order: Order) -> None:
+    """Give an order's held credits back: the listing's kilograms and the registry reservation."""
+    if order.reserved_until is None:  # nothing held (released before, or never reserved again)
+        return
     listing = _listing(session, order.listing_id, lock=True)
     listing.available_kg += order.kg
     listing.sold_kg -= order.kg
@@ -589,7 +615,6 @@ def _void(session: Session, clock: Clock, order: Order, target: OrderStatus, not
             ),
         )
     order.reserved_until = None
-    _transition(session, order, target, clock.now(), note)
 
 
 def _start_payment(session: Session, clock: Clock, settings: Settings, order: Order) -> None:
@@ -692,17 +717,18 @@ def apply_payment_event(
 ) -> str:
     """What a verified provider notification does to its order; a repeat, late or out-of-order one
     never has a second effect. Returns the effect, which is also recorded."""
-    payment = session.scalars(
-        select(Payment)
-        .where(Payment.gateway == gateway, Payment.provider_ref == event.provider_ref)
-        .with_for_update()
-    ).first()
+    of_payment = select(Payment).where(Payment.gateway == gateway, Payment.provider_ref == event.provider_ref)
+    order_id = session.scalars(of_payment.with_only_columns(Payment.order_id)).first()
+    # The order's lock first, as everywhere: it also makes two deliveries of one event take turns.
+    order = _order(session, order_id, lock=True) if order_id is not None else None
     if session.get(PaymentEvent, (gateway, event.event_id)) is not None:
         return "duplicate: no effect"
-    if payment is None:
+    if order is None:
         effect = "ignored: no such payment"
     else:
-        order = _order(session, payment.order_id, lock=True)
+        payment = session.scalars(
+            of_payment.with_for_update().execution_options(populate_existing=True)
+        ).one()
         effect = _apply(session, clock, settings, payment, order, event)
     session.add(
         PaymentEvent(
@@ -737,7 +763,12 @@ def _apply(
     if status in HOLDING_STATES:
         _paid(session, clock, payment, order)
         return "paid"
-    if status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED):
+    if status is OrderStatus.CANCELLED:
+        _paid(session, clock, payment, order)
+        refund(session=session, clock=clock, settings=settings, actor=MARKET_ADMIN, order_id=order.id,
+               reason="paid after the buyer cancelled the order")  # fmt: skip
+        return "paid after cancellation: refunded"
+    if status in (OrderStatus.EXPIRED, OrderStatus.FAILED):
         _paid(session, clock, payment, order)
         return _reserve_again_or_refund(session, clock, settings, order)
     return f"no effect: the order is already {status}"
@@ -794,7 +825,7 @@ def confirm_offline_payment(
     if payment is None or payment.gateway != "offline":
         raise NotFoundError(f"no offline payment for order {order_id!r}")
     event = GatewayEvent(
-        event_id=f"operator:{reference}"[:120],
+        event_id=f"operator:{payment.provider_ref}:{reference}"[:120],
         provider_ref=payment.provider_ref,
         kind=EventKind.SUCCEEDED,
         amount_minor=payment.amount_minor,
@@ -824,6 +855,7 @@ def refund(
         reason=reason,
     )
     payment.status, payment.updated_at = "refunded", clock.now()
+    _release(session, clock, order)
     _post_money(
         session,
         clock,
@@ -978,17 +1010,23 @@ def _allocate(
     for home in mirror.retirements_with_room(session=session, project_code=project.code):
         if home.quantity_kg - home.allocated_kg < share.kg:
             continue
-        done = mirror.allocate_share(
-            session=session,
-            clock=clock,
-            actor=MARKET_ADMIN,
-            cmd=mirror.ShareCreate(
-                home_retirement_id=home.id,
-                kg=share.kg,
-                beneficiary=share.beneficiary,
-                reference=share.order_id,
-            ),
-        )
+        try:
+            with session.begin_nested():  # the room was read unlocked: another share may have taken it
+                done = mirror.allocate_share(
+                    session=session,
+                    clock=clock,
+                    actor=MARKET_ADMIN,
+                    cmd=mirror.ShareCreate(
+                        home_retirement_id=home.id,
+                        kg=share.kg,
+                        beneficiary=share.beneficiary,
+                        reference=share.order_id,
+                    ),
+                )
+        except DomainError as error:
+            if error.code is not ErrorCode.INSUFFICIENT_UNITS:
+                raise
+            continue
         share.home_retirement_id, share.allocated_at = done.id, clock.now()
         return ShareEvidence(
             programme=done.programme,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from neutralize.access.domain import SYSTEM
 from neutralize.certificates import service as certificates
 from neutralize.core.errors import ErrorCode
@@ -159,3 +161,20 @@ def test_a_bad_policy_is_refused(market: Market) -> None:
             actor=SYSTEM,
             document={"rules": [{"id": "x", "when": {"colour": "green"}, "verdict": "flag", "reason": "?"}]},
         )
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"vintage_before": "2016"},
+        {"label": ["legacy_ccer"]},
+        {"standard_in": "CCER"},
+        {"no_quality_label": 1},
+    ],
+)
+def test_a_policy_with_values_of_the_wrong_kind_is_refused(market: Market, when: dict[str, object]) -> None:
+    with refused(market.session, ErrorCode.INVALID_REQUEST):
+        service.set_policy(
+            session=market.session, clock=market.clock, actor=SYSTEM,
+            document={"rules": [{"id": "x", "when": when, "verdict": "flag", "reason": "?"}]},
+        )  # fmt: skip

@@ -6,6 +6,7 @@ import itertools
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import SYSTEM
@@ -13,7 +14,8 @@ from neutralize.certificates import service as certificates
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.market import service
 from neutralize.market.gateways.base import EventKind, GatewayEvent
-from neutralize.market.schemas import ListingCreate, PayoutCreate
+from neutralize.market.models import Order
+from neutralize.market.schemas import Beneficiary, ListingCreate, OrderCreate, PayoutCreate
 from neutralize.registry import service as registry
 from neutralize.registry.schemas import BufferReversalCmd
 from tests.integration.registry.conftest import refused, span_of
@@ -301,3 +303,69 @@ def test_a_payment_of_the_wrong_amount_pays_nothing_and_reconcile_reports_it(mar
     assert service.order_public(session=market.session, order_id=order.id).status == "payment_pending"
     report = service.reconcile(session=market.session)
     assert not report.ok and "evt-short" in report.problems[0]
+
+
+def test_a_refused_order_leaves_nothing_behind(market: Market) -> None:
+    # given a quote for the whole listing, and someone buying one kilogram of it first
+    seller = market.native_seller(kg=5_000)
+    quote = market.quote(5_000, listing_id=seller.listing.id)
+    market.buy(1)
+    orders_before = market.session.scalar(select(func.count()).select_from(Order))
+    # when the order is refused after its first writes (the listing no longer has 5 t)
+    with refused(market.session, ErrorCode.UNITS_NOT_AVAILABLE):
+        cmd = OrderCreate(
+            quote_id=quote.id, beneficiary=Beneficiary(display_name="Li"), idempotency_key="whole-0001"
+        )
+        service.create_order(session=market.session, clock=market.clock, settings=market.settings, cmd=cmd)
+    # then nothing of it is left, even in a unit of work that goes on: no order, the listing's count
+    assert market.session.scalar(select(func.count()).select_from(Order)) == orders_before
+    assert service.get_listing(session=market.session, listing_id=seller.listing.id).available_kg == 4_999
+    assert service.reconcile(session=market.session).ok
+
+
+def test_a_refund_of_a_paid_order_gives_its_credits_back(market: Market) -> None:
+    seller = market.native_seller(kg=1_000)
+    order = market.order(market.quote(400))
+    market.notify(order)
+    service.refund(
+        session=market.session, clock=market.clock, settings=market.settings, actor=SYSTEM,
+        order_id=order.id, reason="the buyer asked",
+    )  # fmt: skip
+    assert market.registry.kg_by_state(seller.org) == {"held": 1_000}
+    assert service.get_listing(session=market.session, listing_id=seller.listing.id).available_kg == 1_000
+    report = service.reconcile(session=market.session)
+    assert report.ok, report.problems
+    assert service.settlements(session=market.session).balanced
+
+
+def test_a_payment_after_cancellation_is_refunded(market: Market) -> None:
+    market.native_seller()
+    order = market.order(market.quote(340))
+    service.cancel_order(session=market.session, clock=market.clock, order_id=order.id)
+    assert market.notify(order) == "paid after cancellation: refunded"
+    assert service.order_public(session=market.session, order_id=order.id).status == "refunded"
+
+
+def test_two_offline_payments_with_the_same_bank_reference_both_count(market: Market) -> None:
+    market.native_seller()
+    first = market.order(market.quote(10, gateway="offline"))
+    second = market.order(market.quote(20, gateway="offline"))
+    effects = [
+        service.confirm_offline_payment(
+            session=market.session,
+            clock=market.clock,
+            settings=market.settings,
+            actor=SYSTEM,
+            order_id=o.id,
+            reference="BANK-BATCH-7",
+        )
+        for o in (first, second)
+    ]
+    assert effects == ["paid", "paid"]
+
+
+@pytest.mark.parametrize("name", ["ACME, now carbon neutral", "张伟 碳中和", "Net-Zero Jane"])
+def test_a_name_that_carries_a_claim_is_refused(market: Market, name: str) -> None:
+    market.native_seller()
+    with refused(market.session, ErrorCode.CLAIM_NOT_SUPPORTED):
+        market.order(market.quote(10), name=name)

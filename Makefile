@@ -15,14 +15,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# System packages: the CJK font the certificates embed, and pdftoppm, which only the tests use.
+# System packages: the CJK font the certificates embed, and pdftoppm and Chromium, which only the tests use.
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
-SYSTEM_PACKAGES := fonts-wqy-microhei poppler-utils
+CHROMIUM := /usr/bin/chromium
+SYSTEM_PACKAGES := fonts-wqy-microhei poppler-utils chromium
 
 .PHONY: system-deps
 install: system-deps
 system-deps:
-	@if [ -f $(CJK_FONT) ] && command -v pdftoppm >/dev/null; then exit 0; fi; \
+	@if [ -f $(CJK_FONT) ] && command -v pdftoppm >/dev/null && [ -x $(CHROMIUM) ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); \

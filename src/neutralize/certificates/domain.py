@@ -8,6 +8,7 @@ is what the API returns, what the PDF embeds and what ``neutralize verify`` chec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,12 +87,27 @@ def word_neutrality_claim(
 
 
 def reserved_phrases_in(text: str, policy: Mapping[str, Any], language: str | None = None) -> list[str]:
-    """Reserved phrases (e.g. "carbon neutral", 碳中和) found in ``text``, case-insensitively.
-    Without a language every language's list is searched."""
+    """Reserved phrases (e.g. "carbon neutral", 碳中和) found in ``text``, case-insensitively, also
+    inside longer words ("klimaneutrale"). Without a language every language's list is searched."""
+    lowered = text.casefold()
+    return [p for p in _reserved(policy, language) if p.casefold() in lowered]
+
+
+def claims_in_name(name: str, policy: Mapping[str, Any]) -> list[str]:
+    """Reserved phrases a holder's name states as whole words in a Latin script ("ACME, carbon
+    neutral"), not as part of another word ("Carbon Neutrality Forum"). Chinese phrases are not
+    looked for in names: 天府碳中和论坛 is the name of an event, and claims quote names anyway."""
+    return [
+        p
+        for p in _reserved(policy, None)
+        if p.isascii() and re.search(rf"(?<!\w){re.escape(p)}(?!\w)", name, flags=re.IGNORECASE)
+    ]
+
+
+def _reserved(policy: Mapping[str, Any], language: str | None) -> list[str]:
     lists: Mapping[str, Any] = policy["reserved_phrases"]
     languages = [language] if language else [k for k in lists if k != "about"]
-    lowered = text.casefold()
-    return [p for lang in languages for p in lists.get(lang, []) if p.casefold() in lowered]
+    return [p for lang in languages for p in lists.get(lang, [])]
 
 
 @dataclass(frozen=True, slots=True)

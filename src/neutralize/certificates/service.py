@@ -266,7 +266,7 @@ def verify(*, session: Session, keys: KeyRing, number: str) -> Verification:
     if evidence["kind"] == "native_retirement":
         checks += _native_checks(session, evidence, row.holder_name, replaced)
     else:
-        checks += _share_checks(session, evidence, doc["order"])
+        checks += _share_checks(session, evidence, doc["order"], row.holder_name, doc["project"]["vintage"])
     return Verification(
         number=number,
         ok=all(c.ok for c in checks),
@@ -309,7 +309,9 @@ def _native_checks(
     return checks
 
 
-def _share_checks(session: Session, evidence: Mapping[str, Any], order_id: str) -> list[Check]:
+def _share_checks(
+    session: Session, evidence: Mapping[str, Any], order_id: str, holder: str, vintage: int
+) -> list[Check]:
     if evidence["record_id"] is None:
         return [
             Check(
@@ -320,8 +322,11 @@ def _share_checks(session: Session, evidence: Mapping[str, Any], order_id: str) 
         ]
     home = mirror.home_retirement_public(session=session, retirement_id=evidence["record_id"])
     mine = [s for s in home.shares if s.reference == order_id]
-    share_ok = len(mine) == 1 and mine[0].kg == evidence["share_kg"]
-    within = home.allocated_kg <= home.quantity_kg
+    share_ok = len(mine) == 1 and mine[0].kg == evidence["share_kg"] and mine[0].beneficiary == holder
+    signed = (evidence["home_retirement_id"], evidence["home_serial"], evidence["retired_on"], vintage)
+    recorded = (home.home_retirement_id, home.serial, home.retired_on.isoformat(), home.vintage)
+    allocated = sum(s.kg for s in home.shares)
+    within = allocated == home.allocated_kg <= home.quantity_kg
     return [
         Check(
             name="share",
@@ -331,10 +336,17 @@ def _share_checks(session: Session, evidence: Mapping[str, Any], order_id: str) 
             else "the home retirement holds no such share",
         ),
         Check(
+            name="home retirement",
+            ok=signed == recorded,
+            detail="as recorded: id, serials, date and vintage"
+            if signed == recorded
+            else f"the certificate says {signed}, the record {recorded}",
+        ),
+        Check(
             name="shares within the retirement",
             ok=within,
-            detail=f"{home.allocated_kg:,} of {home.quantity_kg:,} kg allocated; "
-            f"Merkle root {home.merkle_root}",
+            detail=f"{allocated:,} of {home.quantity_kg:,} kg allocated; Merkle root of all shares now "
+            f"{home.merkle_root} (the certificate has the root when it was signed)",
         ),
     ]
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
 from neutralize.certificates import service as certificates
-from neutralize.certificates.domain import NativeEvidence, ShareEvidence, reserved_phrases_in
+from neutralize.certificates.domain import NativeEvidence, ShareEvidence, claims_in_name
 from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock, as_utc
 from neutralize.core.config import Settings
@@ -81,7 +81,7 @@ from neutralize.market.schemas import (
     Settlement,
     SettlementReport,
 )
-from neutralize.registry import mirror
+from neutralize.registry import journal, mirror
 from neutralize.registry import service as registry
 from neutralize.registry.domain import label_phrases
 from neutralize.registry.schemas import ProjectPublic, ReservationCmd, ReserveCmd, RetireCmd, Units
@@ -205,6 +205,8 @@ def create_listing(*, session: Session, clock: Clock, actor: Actor, cmd: Listing
 def _native_seller(session: Session, actor: Actor, project: ProjectPublic, cmd: ListingCreate) -> str:
     if actor.organisation_id is None:
         raise DomainError(code=ErrorCode.FORBIDDEN, message="only an organisation lists native credits")
+    # The vintage's chain lock: two listings made at once cannot both count the same holding.
+    journal.lock_chain(session, journal.vintage_chain(project.code, cmd.vintage))
     held = sum(
         b.kg
         for b in registry.holdings(
@@ -212,33 +214,50 @@ def _native_seller(session: Session, actor: Actor, project: ProjectPublic, cmd: 
         )
         if b.vintage == cmd.vintage and b.state == "held"
     )
-    if cmd.available_kg > held:
+    listed = _listed_kg(session, project.id, cmd.vintage, seller=actor.organisation_id)
+    if cmd.available_kg > held - listed:
         raise DomainError(
             code=ErrorCode.INSUFFICIENT_UNITS,
-            message=f"you hold {held:,} kg of {project.code} {cmd.vintage}; list at most that",
+            message=f"you hold {held:,} kg of {project.code} {cmd.vintage}, {listed:,} of them listed "
+            f"already; list at most {max(held - listed, 0):,}",
         )
     return actor.organisation_id
 
 
+def _listed_kg(session: Session, project_id: str, vintage: int, *, seller: str | None = None) -> int:
+    """Kilograms active listings of a project vintage still offer (of one seller, if given)."""
+    query = select(func.coalesce(func.sum(Listing.available_kg), 0)).where(
+        Listing.project_id == project_id, Listing.vintage == vintage, Listing.active.is_(True)
+    )
+    if seller is not None:
+        query = query.where(Listing.seller_organisation_id == seller)
+    return int(session.scalar(query) or 0)
+
+
 def _mirrored_free_kg(session: Session, project: ProjectPublic, vintage: int) -> int:
-    """Home stock not yet listed or sold: unretired holdings, plus room in recorded retirements,
-    less what active listings offer and what sold shares still wait for."""
+    """Home stock of a vintage that nothing claims yet: unretired holdings plus room in recorded
+    retirements, less what listings offer and what they sold that no retirement holds yet (held
+    for orders, paid, or a share still waiting)."""
+    journal.lock_chain(session, f"home:{project.code}")  # one listing at a time counts the stock
     stock = mirror.unretired_stock_kg(session=session, project_code=project.code, vintage=vintage)
     room = sum(
         r.quantity_kg - r.allocated_kg
-        for r in mirror.retirements_with_room(session=session, project_code=project.code)
+        for r in mirror.retirements_with_room(session=session, project_code=project.code, vintage=vintage)
     )
-    listed = session.scalar(
-        select(func.coalesce(func.sum(Listing.available_kg), 0)).where(
-            Listing.project_id == project.id, Listing.vintage == vintage, Listing.active.is_(True)
+    sold = session.scalar(
+        select(func.coalesce(func.sum(Listing.sold_kg), 0)).where(
+            Listing.project_id == project.id, Listing.vintage == vintage
         )
     )
-    waiting = session.scalar(
+    allocated = session.scalar(
         select(func.coalesce(func.sum(PendingShare.kg), 0)).where(
-            PendingShare.project_id == project.id, PendingShare.home_retirement_id.is_(None)
+            PendingShare.project_id == project.id,
+            PendingShare.vintage == vintage,
+            PendingShare.home_retirement_id.is_not(None),
         )
     )
-    return max(stock + room - int(listed or 0) - int(waiting or 0), 0)
+    claimed = _listed_kg(session, project.id, vintage) + int(sold or 0) - int(allocated or 0)
+    return max(stock + room - claimed, 0)
 
 
 def list_listings(*, session: Session, include_inactive: bool = False) -> list[ListingPublic]:
@@ -448,7 +467,7 @@ def create_order(*, session: Session, clock: Clock, settings: Settings, cmd: Ord
     reason = clean_text(cmd.beneficiary.reason, field="beneficiary.reason", max_length=500)
     if not name or not reason:
         raise DomainError(code=ErrorCode.OUT_OF_RANGE, message="the beneficiary needs a name and a reason")
-    if reserved := reserved_phrases_in(name, certificates.claims_policy()):
+    if reserved := claims_in_name(name, certificates.claims_policy()):
         raise DomainError(
             code=ErrorCode.CLAIM_NOT_SUPPORTED,
             message=f"a name on a certificate may not carry a claim ({', '.join(reserved)})",
@@ -1007,7 +1026,9 @@ def _allocate(
     session: Session, clock: Clock, settings: Settings, share: PendingShare, project: ProjectPublic
 ) -> ShareEvidence | None:
     """Put a share into a recorded home retirement with room for it, if there is one."""
-    for home in mirror.retirements_with_room(session=session, project_code=project.code):
+    for home in mirror.retirements_with_room(
+        session=session, project_code=project.code, vintage=share.vintage
+    ):
         if home.quantity_kg - home.allocated_kg < share.kg:
             continue
         try:
@@ -1216,7 +1237,7 @@ def retire_pending(*, session: Session, clock: Clock, settings: Settings) -> lis
         project = _project_by_id(session, project_id)
         room = sum(
             r.quantity_kg - r.allocated_kg
-            for r in mirror.retirements_with_room(session=session, project_code=project.code)
+            for r in mirror.retirements_with_room(session=session, project_code=project.code, vintage=vintage)
         )
         result.append(
             PendingRetirement(

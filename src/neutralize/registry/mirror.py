@@ -99,6 +99,7 @@ class HomeRetirementCreate(BaseModel):
 
     holding_id: str | None = Field(default=None, max_length=40, description="the holding it drew on")
     project_code: str = Field(max_length=40)
+    vintage: int | None = Field(default=None, ge=1990, le=2100, description="taken from the holding if given")
     home_retirement_id: str = Field(min_length=1, max_length=120)
     serial: str = Field(min_length=1, max_length=200, description="the home serial range, as published")
     quantity_tonnes: int = Field(gt=0, le=10**9)
@@ -126,6 +127,7 @@ class HomeRetirementPublic(BaseModel):
     id: str
     project_code: str
     programme: str
+    vintage: int | None
     home_retirement_id: str
     serial: str
     quantity_tonnes: int
@@ -429,8 +431,9 @@ def _mirrored_project(session: Session, code: str) -> Project:
     return project
 
 
-def _draw(session: Session, holding_id: str, project: Project, tonnes: int) -> None:
-    """Take ``tonnes`` of a holding for a home retirement; never more than is unretired."""
+def _draw(session: Session, holding_id: str, project: Project, tonnes: int) -> int:
+    """Take ``tonnes`` of a holding for a home retirement; never more than is unretired. Returns the
+    holding's vintage."""
     holding = session.scalars(
         select(HomeHolding).where(HomeHolding.id == holding_id).with_for_update()
     ).first()
@@ -442,6 +445,7 @@ def _draw(session: Session, holding_id: str, project: Project, tonnes: int) -> N
             code=ErrorCode.INSUFFICIENT_UNITS, message=f"{unretired} t of this holding are unretired"
         )
     holding.retired_tonnes += tonnes
+    return holding.vintage
 
 
 def record_retirement(
@@ -460,14 +464,20 @@ def record_retirement(
         raise DomainError(
             code=ErrorCode.DUPLICATE, message=f"home retirement {cmd.home_retirement_id} is recorded"
         )
-    if cmd.holding_id is not None:
-        _draw(session, cmd.holding_id, project, cmd.quantity_tonnes)
+    vintage = _draw(session, cmd.holding_id, project, cmd.quantity_tonnes) if cmd.holding_id else cmd.vintage
+    if vintage is None:
+        raise DomainError(code=ErrorCode.MISSING_FIELD, message="give the holding drawn on, or the vintage")
+    if cmd.vintage is not None and cmd.vintage != vintage:
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST, message=f"the holding is of vintage {vintage}, not {cmd.vintage}"
+        )
     now = clock.now()
     row = HomeRetirement(
         id=new_id("hret", now),
         project_id=project.id,
         holding_id=cmd.holding_id,
         programme=project.standard,
+        vintage=vintage,
         home_retirement_id=cmd.home_retirement_id,
         serial=cmd.serial,
         quantity_tonnes=cmd.quantity_tonnes,
@@ -556,6 +566,7 @@ def home_retirement_public(*, session: Session, retirement_id: str) -> HomeRetir
         id=row.id,
         project_code=project.code,
         programme=row.programme,
+        vintage=row.vintage,
         home_retirement_id=row.home_retirement_id,
         serial=row.serial,
         quantity_tonnes=row.quantity_tonnes,
@@ -598,13 +609,14 @@ def share_problems(*, session: Session) -> list[str]:
     return problems
 
 
-def retirements_with_room(*, session: Session, project_code: str) -> list[HomeRetirementPublic]:
-    """Recorded home retirements of a project with kilograms still unallocated, oldest first."""
+def retirements_with_room(*, session: Session, project_code: str, vintage: int) -> list[HomeRetirementPublic]:
+    """Recorded home retirements of a project vintage with kilograms still unallocated, oldest first."""
     project = _mirrored_project(session, project_code)
     ids = session.scalars(
         select(HomeRetirement.id)
         .where(
             HomeRetirement.project_id == project.id,
+            HomeRetirement.vintage == vintage,
             HomeRetirement.allocated_kg < HomeRetirement.quantity_kg,
         )
         .order_by(HomeRetirement.recorded_at, HomeRetirement.id)

@@ -295,6 +295,7 @@ class HomeRetirement(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     holding_id: Mapped[str | None] = mapped_column(ForeignKey("home_holdings.id"), index=True)
     programme: Mapped[str] = mapped_column(String(20))
+    vintage: Mapped[int | None] = mapped_column(Integer)  # null only for records made before it was kept
     home_retirement_id: Mapped[str] = mapped_column(String(120))
     serial: Mapped[str] = mapped_column(String(200))
     quantity_tonnes: Mapped[int] = mapped_column(BigInteger)

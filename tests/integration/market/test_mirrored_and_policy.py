@@ -178,3 +178,41 @@ def test_a_policy_with_values_of_the_wrong_kind_is_refused(market: Market, when:
             session=market.session, clock=market.clock, actor=SYSTEM,
             document={"rules": [{"id": "x", "when": when, "verdict": "flag", "reason": "?"}]},
         )  # fmt: skip
+
+
+def test_home_stock_held_for_orders_is_not_listed_again(market: Market) -> None:
+    # given 5 t of home stock, all listed, and an unpaid order holding all of it
+    listing = market.mirrored_listing(tonnes=5)
+    market.order(market.quote(5_000, listing_id=listing.id))
+    # then no second listing of that stock is possible
+    with refused(market.session, ErrorCode.INSUFFICIENT_UNITS):
+        service.create_listing(
+            session=market.session, clock=market.clock, actor=SYSTEM,
+            cmd=ListingCreate(project_code="VCS-1340", vintage=2020, price_per_tonne_minor=1, available_kg=1,
+                              seller_organisation_id=listing.seller_organisation_id),
+        )  # fmt: skip
+
+
+def test_a_share_goes_only_into_a_retirement_of_its_own_vintage(market: Market) -> None:
+    # given stock of two vintages, and a home retirement recorded from the 2020 holding
+    listing_2020 = market.mirrored_listing(tonnes=2)
+    mirror.record_holding(
+        session=market.session, clock=market.clock, actor=SYSTEM,
+        cmd=mirror.HomeHoldingCreate(project_code="VCS-1340", home_account="Platform account 1",
+                                     serial="19385-6-7", vintage=2021, quantity_tonnes=2),
+    )  # fmt: skip
+    listing_2021 = service.create_listing(
+        session=market.session, clock=market.clock, actor=SYSTEM,
+        cmd=ListingCreate(project_code="VCS-1340", vintage=2021, price_per_tonne_minor=9_000,
+                          available_kg=2_000, seller_organisation_id=listing_2020.seller_organisation_id),
+    )  # fmt: skip
+    market.record_home_retirement(1)  # draws on the first holding: vintage 2020
+    # when a 2021 share is bought, it waits (pending) rather than going into the 2020 retirement
+    order = market.buy(300, listing_id=listing_2021.id)
+    document = certificates.get(session=market.session, number=order.certificate_number or "")["certificate"]
+    assert document["status"] == "pending" and document["project"]["vintage"] == 2021
+    # and a 2020 share goes straight into the 2020 retirement
+    other = market.buy(300, listing_id=listing_2020.id)
+    assert certificates.verify(
+        session=market.session, keys=market.keys, number=other.certificate_number or ""
+    ).ok

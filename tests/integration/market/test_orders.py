@@ -364,8 +364,30 @@ def test_two_offline_payments_with_the_same_bank_reference_both_count(market: Ma
     assert effects == ["paid", "paid"]
 
 
-@pytest.mark.parametrize("name", ["ACME, now carbon neutral", "张伟 碳中和", "Net-Zero Jane"])
+@pytest.mark.parametrize("name", ["ACME, now carbon neutral", "Net-Zero Jane", "Müller klimaneutral GmbH"])
 def test_a_name_that_carries_a_claim_is_refused(market: Market, name: str) -> None:
     market.native_seller()
     with refused(market.session, ErrorCode.CLAIM_NOT_SUPPORTED):
         market.order(market.quote(10), name=name)
+
+
+def test_an_event_named_for_neutrality_is_still_only_named(market: Market) -> None:
+    market.native_seller()
+    order = market.order(market.quote(10), name="天府碳中和论坛 Tianfu Carbon Neutrality Forum")
+    market.notify(order)
+    number = market.fulfil(order).certificate_number or ""
+    claim = certificates.get(session=market.session, number=number)["certificate"]["claim"]
+    assert claim["en"].endswith("on behalf of “天府碳中和论坛 Tianfu Carbon Neutrality Forum”.")
+
+
+def test_an_owner_cannot_list_the_same_kilograms_twice(market: Market) -> None:
+    seller = market.native_seller(kg=5_000)
+    with refused(market.session, ErrorCode.INSUFFICIENT_UNITS):
+        service.create_listing(
+            session=market.session,
+            clock=market.clock,
+            actor=seller.org.owner,
+            cmd=ListingCreate(
+                project_code=seller.project.code, vintage=2025, price_per_tonne_minor=1, available_kg=1
+            ),
+        )

@@ -76,6 +76,7 @@ def home_retirement(session: Session, tonnes: int = 2) -> mirror.HomeRetirementP
     load(session, Programme.VERRA, "verra_export.csv")
     cmd = mirror.HomeRetirementCreate(
         project_code="VCS-1340",
+        vintage=2020,
         home_retirement_id="HOME-1",
         serial="19385-1-2",
         quantity_tonnes=tonnes,

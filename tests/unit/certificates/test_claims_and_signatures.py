@@ -32,7 +32,7 @@ def test_a_contribution_claim_in_every_language() -> None:
     claim = word_claim(claims_policy(), ClaimKind.CONTRIBUTION, FACTS)
     assert claim["en"] == (
         "340 kg CO2e offset through the retirement of 340 kg of CDCER credits from Chengdu metro riders "
-        "(vintage 2025) on behalf of 张伟."
+        "(vintage 2025) on behalf of “张伟”."
     )
     assert claim["zh"].startswith("通过注销") and "抵消340千克二氧化碳当量" in claim["zh"]
     assert set(claim) == {"en", "zh", "de", "nl"}

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/neutralize.db"
@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     # How often each app process voids stale reservations and allocates waiting shares (0: never;
     # then run ``neutralize market reconcile`` from cron instead).
     market_jobs_seconds: int = Field(default=60, ge=0)
-    # Payment gateways on offer, and their secrets. The sandbox is a simulation: it is refused in
-    # production unless given a secret of its own (and then it is still labelled as simulated).
+    # Payment gateways on offer (the first is the default), and their secrets. The sandbox is a
+    # simulation for the demo and tests: production refuses to start with it.
     payment_gateways: list[Literal["sandbox", "offline"]] = ["sandbox", "offline"]
     sandbox_webhook_secret: SecretStr | None = None
     sandbox_fee_bp: int = Field(default=60, ge=0, le=1_000)
@@ -67,12 +67,21 @@ class Settings(BaseSettings):
         return b"development-secret-not-for-production"
 
     def sandbox_secret(self) -> str:
-        """The sandbox gateway's webhook secret; a fixed, public one outside production."""
+        """The sandbox gateway's webhook secret (the sandbox never runs in production)."""
         if self.sandbox_webhook_secret is not None:
             return self.sandbox_webhook_secret.get_secret_value()
-        if self.environment == "production":
-            raise ValueError("NEUTRALIZE_SANDBOX_WEBHOOK_SECRET must be set to run the sandbox in production")
         return "sandbox-development-secret-not-for-production"
+
+    @model_validator(mode="after")
+    def _no_simulated_money_in_production(self) -> Settings:
+        if self.environment == "production" and "sandbox" in self.payment_gateways:
+            raise ValueError(
+                "the sandbox gateway simulates payments: "
+                "leave it out of NEUTRALIZE_PAYMENT_GATEWAYS in production"
+            )
+        if not self.payment_gateways:
+            raise ValueError("NEUTRALIZE_PAYMENT_GATEWAYS needs at least one gateway")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

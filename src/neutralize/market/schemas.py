@@ -62,7 +62,9 @@ class QuoteCreate(Command):
     buyer_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     buyer_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    gateway: Literal["sandbox", "offline"] = "sandbox"
+    gateway: Literal["sandbox", "offline"] | None = Field(
+        default=None, description="default: the first on offer"
+    )
 
     @model_validator(mode="after")
     def _one_amount(self) -> QuoteCreate:
@@ -144,6 +146,7 @@ class PayoutCreate(Command):
     amount_minor: int = Field(gt=0, le=10**13)
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     reference: str = Field(min_length=1, max_length=200)
+    idempotency_key: str = Field(min_length=1, max_length=120)
 
 
 class Settlement(BaseModel):

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -353,7 +353,8 @@ def fees(settings: Settings, gateway: str) -> FeeSchedule:
 
 def create_quote(*, session: Session, clock: Clock, settings: Settings, cmd: QuoteCreate) -> QuotePublic:
     """Price some kilograms (or a footprint, rounded up to whole kg) on one listing; it expires."""
-    gateways.get(cmd.gateway, settings)  # refuses a gateway that is not on offer
+    gateway = cmd.gateway or settings.payment_gateways[0]
+    gateways.get(gateway, settings)  # refuses a gateway that is not on offer
     kg, offsets = _amount(session, cmd)
     policy = current_policy(session=session)
     listing = _pick_listing(session, cmd, kg, policy)
@@ -366,7 +367,7 @@ def create_quote(*, session: Session, clock: Clock, settings: Settings, cmd: Quo
         kg=kg,
         price_per_tonne_minor=listing.price_per_tonne_minor,
         currency=listing.currency,
-        fees=fees(settings, cmd.gateway),
+        fees=fees(settings, gateway),
     )
     now = clock.now()
     quote = Quote(
@@ -374,7 +375,7 @@ def create_quote(*, session: Session, clock: Clock, settings: Settings, cmd: Quo
         listing_id=listing.id,
         kg=kg,
         split=split.as_dict(),
-        gateway=cmd.gateway,
+        gateway=gateway,
         footprint_id=cmd.footprint_id,
         offsets=offsets,
         created_at=now,
@@ -1108,30 +1109,53 @@ def expire(*, session: Session, clock: Clock, limit: int = 500) -> list[str]:
 
 
 def payout(*, session: Session, clock: Clock, actor: Actor, cmd: PayoutCreate) -> Settlement:
-    """Record money sent to a project owner; never more than they are owed."""
+    """Record money sent to a project owner; never more than they are owed. The idempotency key
+    makes a retry return the first result rather than pay twice."""
     require(actor, Role.ADMIN)
     account = f"owner:{cmd.organisation_id}"
-    owed = -_balance(session, account, cmd.currency)
-    if cmd.amount_minor > owed:
-        raise DomainError(
-            code=ErrorCode.INSUFFICIENT_UNITS,
-            message=f"{cmd.organisation_id} is owed {owed} {cmd.currency}, not {cmd.amount_minor}",
+
+    def run() -> Settlement:
+        _lock_account(session, account)  # two payouts at once must not both spend one balance
+        owed = -_balance(session, account, cmd.currency)
+        if cmd.amount_minor > owed:
+            raise DomainError(
+                code=ErrorCode.INSUFFICIENT_UNITS,
+                message=f"{cmd.organisation_id} is owed {owed} {cmd.currency}, not {cmd.amount_minor}",
+            )
+        _post_money(
+            session,
+            clock,
+            kind="payout",
+            order=None,
+            actor=actor.id,
+            legs=[(account, cmd.amount_minor), ("payouts", -cmd.amount_minor)],
+            memo=cmd.reference,
+            currency=cmd.currency,
         )
-    _post_money(
-        session,
-        clock,
-        kind="payout",
-        order=None,
-        actor=actor.id,
-        legs=[(account, cmd.amount_minor), ("payouts", -cmd.amount_minor)],
-        memo=cmd.reference,
-        currency=cmd.currency,
+        return next(
+            s
+            for s in settlements(session=session).settlements
+            if s.organisation_id == cmd.organisation_id and s.currency == cmd.currency
+        )
+
+    return journal.idempotent(
+        session=session,
+        clock=clock,
+        actor=actor,
+        key=cmd.idempotency_key,
+        operation="payout",
+        request=cmd,
+        result_type=Settlement,
+        run=run,
     )
-    return next(
-        s
-        for s in settlements(session=session).settlements
-        if s.organisation_id == cmd.organisation_id and s.currency == cmd.currency
-    )
+
+
+def _lock_account(session: Session, account: str) -> None:
+    """Serialise changes to one money account (SQLite: every write already holds the database)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:account))"), {"account": f"money:{account}"}
+        )
 
 
 def _balance(session: Session, account: str, currency: str) -> int:

@@ -127,8 +127,11 @@ class Market:
             ),
         )
 
-    def record_home_retirement(self, tonnes: int, home_id: str = "HOME-1") -> mirror.HomeRetirementPublic:
-        holding = mirror.holdings_at_home(session=self.session, project_code="VCS-1340")[0]
+    def record_home_retirement(
+        self, tonnes: int, home_id: str = "HOME-1", vintage: int = 2020
+    ) -> mirror.HomeRetirementPublic:
+        holdings = mirror.holdings_at_home(session=self.session, project_code="VCS-1340")
+        holding = next(h for h in holdings if h.vintage == vintage)
         return mirror.record_retirement(
             session=self.session,
             clock=self.clock,

@@ -198,22 +198,44 @@ def test_only_the_listing_kilograms_are_sold(market: Market) -> None:
 
 
 def test_payouts_never_exceed_what_an_owner_is_owed(market: Market, session: Session) -> None:
-
     seller = market.native_seller()
     market.buy(1_000)
     paid = service.payout(
         session=session,
         clock=market.clock,
         actor=SYSTEM,
-        cmd=PayoutCreate(organisation_id=seller.org.id, amount_minor=5_000, reference="bank 001"),
+        cmd=PayoutCreate(
+            organisation_id=seller.org.id,
+            amount_minor=5_000,
+            reference="bank 001",
+            idempotency_key="payout-1",
+        ),
     )
     assert (paid.owed_minor, paid.paid_minor, paid.balance_minor) == (6_000, 5_000, 1_000)
+    # a retry with the same key pays nothing more
+    again = service.payout(
+        session=session,
+        clock=market.clock,
+        actor=SYSTEM,
+        cmd=PayoutCreate(
+            organisation_id=seller.org.id,
+            amount_minor=5_000,
+            reference="bank 001",
+            idempotency_key="payout-1",
+        ),
+    )
+    assert again.paid_minor == 5_000
     with refused(session, ErrorCode.INSUFFICIENT_UNITS):
         service.payout(
             session=session,
             clock=market.clock,
             actor=SYSTEM,
-            cmd=PayoutCreate(organisation_id=seller.org.id, amount_minor=1_001, reference="bank 002"),
+            cmd=PayoutCreate(
+                organisation_id=seller.org.id,
+                amount_minor=1_001,
+                reference="bank 002",
+                idempotency_key="payout-2",
+            ),
         )
     assert service.settlements(session=session).balanced
 

@@ -9,7 +9,8 @@ import neutralize.access.models
 import neutralize.certificates.models
 import neutralize.footprint.models
 import neutralize.market.models
-import neutralize.registry.models  # noqa: F401  (each import registers its tables)
+import neutralize.registry.models
+import neutralize.scenes.models  # noqa: F401  (each import registers its tables)
 from neutralize.core.db import Base
 
 config = context.config

@@ -22,6 +22,7 @@ from neutralize.web import admin as admin_pages
 from neutralize.web import market as market_pages
 from neutralize.web import pages
 from neutralize.web import registry as registry_pages
+from neutralize.web import scenes as scene_pages
 from neutralize.web.security import CsrfCookieMiddleware
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         market_pages.router,
         admin_pages.router,
         account_pages.router,
+        scene_pages.router,
         registry_pages.router,
     ):
         app.include_router(router)

@@ -121,7 +121,7 @@ def _resolve_font(font_path: Path | None) -> Path:
 
 
 @cache
-def _pdf_font(path: Path) -> str:
+def pdf_font(path: Path) -> str:
     """Parse and register the font with ReportLab once per process; return its registered name."""
     name = f"NeutralizeCJK-{zlib.crc32(str(path).encode()):08x}"
     index = FONT_INDEX if path.suffix.lower() == ".ttc" else 0
@@ -351,7 +351,7 @@ def render_pdf(view: CertificateView, *, font_path: Path | None = None) -> bytes
     One page for any ordinary certificate; very long names or evidence continue on further pages.
     """
     _check(view)
-    font = _pdf_font(_resolve_font(font_path))
+    font = pdf_font(_resolve_font(font_path))
     out = io.BytesIO()
     # PDF 1.7 for the attachment's /UF (a Unicode file name); the rest needs no more than 1.3.
     canvas = Canvas(out, pagesize=A4, invariant=1, initialFontName=font, pageCompression=1, pdfVersion=(1, 7))

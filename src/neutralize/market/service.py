@@ -1346,3 +1346,14 @@ def order_for_payment(*, session: Session, gateway: str, provider_ref: str) -> s
     return session.scalars(
         select(Payment.order_id).where(Payment.gateway == gateway, Payment.provider_ref == provider_ref)
     ).first()
+
+
+def sold_orders(*, session: Session, order_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Of the given orders, those whose credits were retired or allocated: kilograms and project code."""
+    if not order_ids:
+        return {}
+    rows = session.execute(
+        select(Order.id, Order.kg, Order.project_id).where(Order.id.in_(order_ids), Order.status.in_(_SOLD))
+    ).all()
+    codes = {pid: _project_by_id(session, pid).code for pid in {r.project_id for r in rows}}
+    return {r.id: (int(r.kg), codes[r.project_id]) for r in rows}

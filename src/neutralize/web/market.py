@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -19,6 +20,7 @@ from neutralize.market import service
 from neutralize.market.domain import Preference
 from neutralize.market.gateways.base import EventKind
 from neutralize.market.schemas import Beneficiary, OrderCreate, QuoteCreate
+from neutralize.scenes import service as scenes
 from neutralize.web.pages import templates
 from neutralize.web.security import CsrfChecked
 
@@ -41,28 +43,35 @@ def offset(
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
-    kg_co2e: str = "",
-    listing_id: str | None = None,
+    kg_co2e: Annotated[str, Query(max_length=30)] = "",
+    footprint_id: Annotated[str | None, Query(max_length=40)] = None,
+    participation: Annotated[str | None, Query(max_length=40)] = None,
+    listing_id: Annotated[str | None, Query(max_length=40)] = None,
     preference: Preference = Preference.CHEAPEST,
 ) -> HTMLResponse:
-    """The credits on offer for a footprint, with their labels, and the price split of the choice."""
+    """The credits on offer for a footprint (a stored one, or a total), with their labels, and the
+    price split of the choice."""
     try:
-        amount = Decimal(kg_co2e[:20])
+        amount = {"footprint_id": footprint_id} if footprint_id else {"kg_co2e": Decimal(kg_co2e)}
         quote = service.create_quote(
             session=session,
             clock=clock,
             settings=settings,
-            cmd=QuoteCreate(kg_co2e=amount, listing_id=listing_id or None, preference=preference),
+            cmd=QuoteCreate(**amount, listing_id=listing_id or None, preference=preference),
         )
     except (InvalidOperation, ValueError):
         error = DomainError(code=ErrorCode.WRONG_TYPE, message="the footprint must be a number of kg CO2e")
         return _problem(request, error, "/")
     except DomainError as error:
         return _problem(request, error, "/")
+    keep = {k: v for k, v in (("kg_co2e", kg_co2e), ("footprint_id", footprint_id)) if v}
+    if participation:
+        keep["participation"] = participation
     context = {
         "quote": quote,
         "listings": service.list_listings(session=session),
-        "kg_co2e": kg_co2e,
+        "amount_query": urlencode(keep),
+        "participation": participation,
         "preference": preference.value,
         "idempotency_key": secrets.token_urlsafe(18),  # a double submit returns the same order
     }
@@ -79,6 +88,7 @@ def place_order(
     idempotency_key: Annotated[str, Form(max_length=120)],
     display_name: Annotated[str, Form(max_length=10_000)],
     reason: Annotated[str, Form(max_length=10_000)] = "Offsetting my footprint",
+    participation: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     try:
         cmd = OrderCreate(
@@ -87,12 +97,15 @@ def place_order(
             idempotency_key=idempotency_key,
         )
         order = service.create_order(session=session, clock=clock, settings=settings, cmd=cmd)
+        if participation:  # the guest came from a scene: its dashboard counts this offset
+            scenes.link_order(session=session, participation_id=participation, order_id=order.id)
     except ValidationError as invalid:
         first = invalid.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         error = DomainError(code=ErrorCode.OUT_OF_RANGE, message=f"{field}: {first['msg']}")
         return _problem(request, error, "javascript:history.back()")
     except DomainError as error:
+        session.rollback()  # a refusal keeps nothing of the attempt
         return _problem(request, error, "javascript:history.back()")
     return RedirectResponse(f"/orders/{order.id}", status_code=SEE_OTHER)
 

@@ -1,0 +1,225 @@
+"""Scene use cases: create a scene, take part in it (a guest's footprint), link the guest's offset,
+and the organiser's dashboard and participant export. Services never commit."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from neutralize.access.domain import Actor, Role
+from neutralize.access.service import require
+from neutralize.core.clock import Clock
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
+from neutralize.core.ids import new_id
+from neutralize.footprint import service as footprints
+from neutralize.footprint.schemas import FootprintPublic
+from neutralize.market import service as market
+from neutralize.scenes.domain import CATEGORY_OF_TYPE, TEMPLATES, SceneType, activities_from_form, check_slug
+from neutralize.scenes.models import Participation, Scene
+
+MAX_EXPORT_ROWS = 100_000
+
+
+class SceneCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slug: str = Field(min_length=3, max_length=60)
+    type: SceneType
+    name: str = Field(min_length=1, max_length=200)
+    country: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
+    region: str | None = Field(default=None, pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+
+class ScenePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    slug: str
+    type: SceneType
+    name: str
+    country: str
+    region: str | None
+    starts_on: date | None
+    ends_on: date | None
+    organiser_id: str
+    organisation_id: str | None
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        return TEMPLATES[self.type].sections
+
+    @property
+    def intro(self) -> str:
+        return TEMPLATES[self.type].intro
+
+
+class Dashboard(BaseModel):
+    scene: ScenePublic
+    participants: int
+    total_kg_co2e: Decimal
+    by_category: dict[str, Decimal]
+    by_mode: dict[str, Decimal]
+    offset_kg: int
+    offset_share_percent: Decimal  # of the participants' footprint, whole kilograms offset
+    projects: dict[str, int]  # kg offset per project
+
+
+def create_scene(*, session: Session, clock: Clock, actor: Actor, cmd: SceneCreate) -> ScenePublic:
+    """A new scene run by an organiser (or an admin)."""
+    require(actor, Role.ORGANISER, Role.ADMIN)
+    check_slug(cmd.slug)
+    if cmd.starts_on and cmd.ends_on and cmd.ends_on < cmd.starts_on:
+        raise DomainError(code=ErrorCode.OUT_OF_RANGE, message="a scene ends on or after the day it starts")
+    if session.scalars(select(Scene.id).where(Scene.slug == cmd.slug)).first() is not None:
+        raise DomainError(code=ErrorCode.DUPLICATE, message=f"the short name {cmd.slug!r} is taken")
+    now = clock.now()
+    scene = Scene(
+        id=new_id("scn", now),
+        slug=cmd.slug,
+        type=cmd.type.value,
+        name=cmd.name.strip(),
+        organiser_id=actor.id,
+        organisation_id=actor.organisation_id,
+        country=cmd.country,
+        region=cmd.region,
+        starts_on=cmd.starts_on,
+        ends_on=cmd.ends_on,
+        created_at=now,
+    )
+    session.add(scene)
+    session.flush()
+    return ScenePublic.model_validate(scene)
+
+
+def get_scene(*, session: Session, slug: str) -> ScenePublic:
+    scene = session.scalars(select(Scene).where(Scene.slug == slug)).first()
+    if scene is None:
+        raise NotFoundError(f"no scene {slug!r}")
+    return ScenePublic.model_validate(scene)
+
+
+def scenes_of(*, session: Session, actor: Actor) -> list[ScenePublic]:
+    """The scenes an organiser runs (an admin sees all)."""
+    query = select(Scene).order_by(Scene.created_at.desc())
+    if not actor.is_admin:
+        query = query.where(Scene.organiser_id == actor.id)
+    return [ScenePublic.model_validate(s) for s in session.scalars(query.limit(500))]
+
+
+def organised_scene(*, session: Session, actor: Actor, slug: str) -> ScenePublic:
+    """A scene its organiser (or an admin) may manage; others are told it does not exist."""
+    require(actor, Role.ORGANISER, Role.ADMIN)
+    scene = get_scene(session=session, slug=slug)
+    if not actor.is_admin and scene.organiser_id != actor.id:
+        raise NotFoundError(f"no scene {slug!r} of yours")
+    return scene
+
+
+def participate(
+    *, session: Session, clock: Clock, slug: str, form: Mapping[str, str], display_name: str | None = None
+) -> tuple[FootprintPublic, str]:
+    """A guest's footprint from the scene's calculator, kept with the scene; returns it and the
+    participation's id (which the guest's offset order is linked to)."""
+    scene = get_scene(session=session, slug=slug)
+    activities = activities_from_form(scene.type, form, country=scene.country, region=scene.region)
+    footprint = footprints.save(
+        session=session, clock=clock, footprint=footprints.calculate(activities=activities)
+    )
+    by_category: Counter[str] = Counter()
+    by_mode: Counter[str] = Counter()
+    for line in footprint.lines:
+        category = CATEGORY_OF_TYPE.get(line.type, "other")
+        by_category[category] += line.kg_co2e  # type: ignore[assignment]
+        if category == "travel":
+            by_mode[line.type] += line.kg_co2e  # type: ignore[assignment]
+    now = clock.now()
+    participation = Participation(
+        id=new_id("par", now),
+        scene_id=scene.id,
+        footprint_id=footprint.id,
+        total_kg_co2e=footprint.total_kg_co2e,
+        by_category={k: str(v) for k, v in by_category.items()},
+        by_mode={k: str(v) for k, v in by_mode.items()},
+        display_name=display_name.strip()[:200] if display_name else None,
+        created_at=now,
+    )
+    session.add(participation)
+    session.flush()
+    return footprint, participation.id
+
+
+def link_order(*, session: Session, participation_id: str, order_id: str) -> None:
+    """Note the order that offsets a participation (the first one; a retry changes nothing)."""
+    participation = session.get(Participation, participation_id)
+    if participation is None:
+        raise NotFoundError(f"no participation {participation_id!r}")
+    if participation.order_id is None:
+        participation.order_id = order_id
+
+
+def dashboard(*, session: Session, actor: Actor, slug: str) -> Dashboard:
+    """Participants, footprint by category and by mode, what share is offset and with which projects."""
+    scene = organised_scene(session=session, actor=actor, slug=slug)
+    rows = list(session.scalars(select(Participation).where(Participation.scene_id == scene.id)))
+    by_category: Counter[str] = Counter()
+    by_mode: Counter[str] = Counter()
+    for row in rows:
+        by_category.update({k: Decimal(v) for k, v in row.by_category.items()})
+        by_mode.update({k: Decimal(v) for k, v in row.by_mode.items()})
+    sold = market.sold_orders(session=session, order_ids=[r.order_id for r in rows if r.order_id])
+    projects: Counter[str] = Counter()
+    for kg, code in sold.values():
+        projects[code] += kg
+    total = sum((r.total_kg_co2e for r in rows), Decimal(0))
+    offset = sum(projects.values())
+    share = (Decimal(offset) * 100 / total).quantize(Decimal("0.1")) if total else Decimal(0)
+    return Dashboard(
+        scene=scene,
+        participants=len(rows),
+        total_kg_co2e=total,
+        by_category=dict(by_category),
+        by_mode=dict(by_mode),
+        offset_kg=offset,
+        offset_share_percent=min(share, Decimal(100)),
+        projects=dict(projects),
+    )
+
+
+def participants_csv(*, session: Session, actor: Actor, slug: str) -> str:
+    """The participants as CSV: names only where the guest agreed to show them, masked otherwise."""
+    scene = organised_scene(session=session, actor=actor, slug=slug)
+    rows = session.scalars(
+        select(Participation)
+        .where(Participation.scene_id == scene.id)
+        .order_by(Participation.created_at)
+        .limit(MAX_EXPORT_ROWS)
+    )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["participation", "created_at", "name", "kg_co2e", "travel", "stay", "meals", "energy", "order"]
+    )
+    for r in rows:
+        cat: dict[str, Any] = r.by_category
+        writer.writerow(
+            [
+                r.id,
+                r.created_at.isoformat(),
+                r.display_name or "",
+                r.total_kg_co2e,
+                *(cat.get(k, "0") for k in ("travel", "stay", "meals", "energy")),
+                r.order_id or "",
+            ]
+        )
+    return out.getvalue()

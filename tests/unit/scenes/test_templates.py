@@ -36,8 +36,9 @@ def test_a_return_trip_by_rail_doubles_the_distance_and_empty_sections_are_skipp
 
 
 def test_a_year_of_life_uses_the_stated_assumptions() -> None:
-    form = {"kwh_per_year": "2400", "commute_mode": "metro", "commute_km_per_week": "50", "flights_per_year": "2",
-            "flight_origin": "CTU", "flight_destination": "PEK", "year_diet": "low_meat"}  # fmt: skip
+    form = {"kwh_per_year": "2400", "commute_mode": "metro", "commute_km_per_week": "50",
+            "flights_per_year": "2", "flight_origin": "CTU", "flight_destination": "PEK",
+            "year_diet": "low_meat"}  # fmt: skip
     activities = activities_from_form(SceneType.LIFE, form, country="CN", region="CN-SC")
     assert activities[0] == {"type": "electricity", "region": "CN-SC", "kwh": "2400"}
     assert activities[1] == {"type": "rail", "mode": "metro", "distance_km": str(50.0 * WEEKS_A_YEAR)}

@@ -12,13 +12,14 @@ from importlib import resources
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from neutralize.access import users
 from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.core.clock import Clock
 from neutralize.core.config import Settings
 from neutralize.core.signing import KeyRing
 from neutralize.market import service as market
 from neutralize.market.gateways.base import EventKind, GatewayEvent
-from neutralize.market.schemas import Beneficiary, ListingCreate, OrderCreate, QuoteCreate
+from neutralize.market.schemas import Beneficiary, ListingCreate, OrderCreate, OrderPublic, QuoteCreate
 from neutralize.registry import mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.models import Organisation
@@ -32,6 +33,8 @@ from neutralize.registry.schemas import (
     Units,
     VerificationCreate,
 )
+from neutralize.scenes import service as scenes
+from neutralize.scenes.domain import SceneType
 
 PLATFORM = "Neutralize demo platform"
 VERIFIER = Actor(id="demo-verifier", role=Role.VERIFIER)
@@ -182,6 +185,7 @@ def load(*, session: Session, clock: Clock, settings: Settings, keys: KeyRing) -
             ),
         )
     _market(session, clock, settings, keys, holders, platform.id)
+    _scenes(session, clock, settings, keys)
     return True
 
 
@@ -226,20 +230,7 @@ def _market(
                 idempotency_key=f"demo-order-{n:04d}",
             ),
         )
-        payment = market.payment_by_ref(
-            session=session, gateway="sandbox", provider_ref=order.next_action["url"].rsplit("/", 1)[1]
-        )
-        event = GatewayEvent(
-            event_id=f"demo-event-{n}",
-            provider_ref=payment.provider_ref,
-            kind=EventKind.SUCCEEDED,
-            amount_minor=payment.amount_minor,
-            currency=payment.currency,
-        )
-        market.apply_payment_event(
-            session=session, clock=clock, settings=settings, gateway="sandbox", event=event
-        )
-        market.fulfil(session=session, clock=clock, settings=settings, keys=keys, order_id=order.id)
+        _pay(session, clock, settings, keys, order, f"demo-event-{n}")
 
 
 def _mirrored(session: Session, clock: Clock) -> None:
@@ -295,3 +286,113 @@ def _mirrored(session: Session, clock: Clock) -> None:
                 home_retirement_id=retirement.id, kg=kg, beneficiary=beneficiary, reference=reference
             ),
         )
+
+
+# Accounts for trying the platform out (development only: the passwords are public).
+DEMO_ACCOUNTS = [
+    ("organiser@demo.neutralize.example", "Forum organiser", Role.ORGANISER, "demo-organiser-2026"),
+    ("admin@demo.neutralize.example", "Platform operator", Role.ADMIN, "demo-admin-2026"),
+]
+SCENES = [
+    ("tianfu-forum-2026", SceneType.CONFERENCE, "Tianfu Carbon Neutrality Forum 2026", "CN-SC"),
+    ("dujiangyan", SceneType.SCENIC_SPOT, "Dujiangyan Irrigation System", "CN-SC"),
+    ("jinjiang-hotel", SceneType.HOTEL, "Jinjiang Hotel Chengdu", "CN-SC"),
+    ("kuanzhai-kitchen", SceneType.RESTAURANT, "Kuanzhai Alley Kitchen", "CN-SC"),
+    ("my-year", SceneType.LIFE, "My carbon footprint this year", "CN-SC"),
+]
+_AIRPORTS = ["PEK", "PVG", "CAN", "SZX", "XIY", "KMG", "HGH", "WUH", "NKG", "CKG", "HKG", "SIN"]
+
+
+def _scenes(session: Session, clock: Clock, settings: Settings, keys: KeyRing) -> None:
+    """The demo organiser's scenes, and a few dozen forum guests (some of whom offset)."""
+    organisation = service.create_organisation(
+        session=session, clock=clock, actor=SYSTEM, cmd=OrganisationCreate(name="Tianfu Forum Secretariat")
+    )
+    organiser = None
+    for email, name, role, password in DEMO_ACCOUNTS:
+        user = users.sign_up(
+            session=session,
+            clock=clock,
+            cmd=users.SignUp(email=email, password=password, display_name=name),
+            role=role,
+            organisation_id=organisation.id if role is Role.ORGANISER else None,
+        )
+        if role is Role.ORGANISER:
+            organiser = Actor(id=user.id, role=role, organisation_id=organisation.id)
+    assert organiser is not None
+    for slug, kind, name, region in SCENES:
+        scenes.create_scene(
+            session=session,
+            clock=clock,
+            actor=organiser,
+            cmd=scenes.SceneCreate(slug=slug, type=kind, name=name, country="CN", region=region),
+        )
+    for n in range(36):
+        form = _guest_form(n)
+        _footprint, participation = scenes.participate(
+            session=session, clock=clock, slug="tianfu-forum-2026", form=form,
+            display_name=f"Guest {n + 1}" if n % 3 == 0 else None,
+        )  # fmt: skip
+        if n % 4 == 0:
+            _offset(session, clock, settings, keys, _footprint.id or "", participation, n)
+
+
+def _guest_form(n: int) -> dict[str, str]:
+    """A forum guest's answers: most fly in, some take the train or drive; 1-3 nights; meals."""
+    form = {
+        "nights": str(1 + n % 3),
+        "meals": str(2 + n % 4),
+        "diet": ["medium_meat", "vegetarian", "low_meat"][n % 3],
+    }
+    if n % 5 == 3:
+        return {**form, "travel_mode": "rail", "distance_km": str(300 + 40 * n), "round_trip": "true"}
+    if n % 7 == 5:
+        return {**form, "travel_mode": "car", "distance_km": str(60 + 5 * n), "round_trip": "true"}
+    return {**form, "travel_mode": "flight", "origin": _AIRPORTS[n % len(_AIRPORTS)], "destination": "TFU",
+            "round_trip": "true"}  # fmt: skip
+
+
+def _offset(
+    session: Session,
+    clock: Clock,
+    settings: Settings,
+    keys: KeyRing,
+    footprint_id: str,
+    participation: str,
+    n: int,
+) -> None:
+    quote = market.create_quote(
+        session=session, clock=clock, settings=settings, cmd=QuoteCreate(footprint_id=footprint_id)
+    )
+    order = market.create_order(
+        session=session,
+        clock=clock,
+        settings=settings,
+        cmd=OrderCreate(
+            quote_id=quote.id,
+            beneficiary=Beneficiary(display_name=f"Forum guest {n + 1}"),
+            idempotency_key=f"demo-forum-guest-{n:04d}",
+        ),
+    )
+    scenes.link_order(session=session, participation_id=participation, order_id=order.id)
+    _pay(session, clock, settings, keys, order, f"demo-forum-event-{n}")
+
+
+def _pay(
+    session: Session, clock: Clock, settings: Settings, keys: KeyRing, order: OrderPublic, event_id: str
+) -> None:
+    """The sandbox's notification that the order was paid, then its completion."""
+    payment = market.payment_by_ref(
+        session=session, gateway="sandbox", provider_ref=order.next_action["url"].rsplit("/", 1)[1]
+    )
+    event = GatewayEvent(
+        event_id=event_id,
+        provider_ref=payment.provider_ref,
+        kind=EventKind.SUCCEEDED,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+    )
+    market.apply_payment_event(
+        session=session, clock=clock, settings=settings, gateway="sandbox", event=event
+    )
+    market.fulfil(session=session, clock=clock, settings=settings, keys=keys, order_id=order.id)

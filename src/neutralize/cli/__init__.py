@@ -9,7 +9,7 @@ import typer
 from neutralize.cli.common import out
 from neutralize.cli.footprint import factors_app, footprint
 from neutralize.cli.market import market_app, verify
-from neutralize.cli.registry import audit_app, keys_app, registry_app
+from neutralize.cli.registry import audit_app, keys_app, registry_app, users_app
 from neutralize.core.config import get_settings
 from neutralize.core.logging import configure_logging
 
@@ -21,6 +21,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(market_app, name="market")
 app.command()(verify)
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 
@@ -61,6 +62,11 @@ def demo() -> None:
             session=session, clock=clock, settings=settings, keys=KeyRing.from_settings(settings, clock=clock)
         )
     out.print("demo data loaded" if added else "demo data already there")
+    from neutralize.demo import DEMO_ACCOUNTS, SCENES
+
+    for email, _name, role, password in DEMO_ACCOUNTS:
+        out.print(f"  sign in at /login as {email} / {password} ({role})")
+    out.print(f"  guests start at /s/{SCENES[0][0]} (the QR poster is on the organiser's dashboard)")
 
 
 @db_app.command("upgrade")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
+from neutralize.access import users
 from neutralize.access.domain import Role
 from neutralize.access.service import create_key, revoke_key
 from neutralize.cli.common import (
@@ -43,6 +45,7 @@ from neutralize.registry.schemas import (
 
 registry_app = typer.Typer(help="The carbon-credit registry.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 audit_app = typer.Typer(help="Tamper evidence: verify the journal, sign checkpoints.", no_args_is_help=True)
 
 ApiKey = Annotated[
@@ -63,6 +66,22 @@ def keys_create(
         key = create_key(session=session, clock=CLOCK, role=role, organisation_id=organisation, label=label)
     out.print(key.token)
     err.print(f"key {key.id} ({key.role}) created: keep the token above, it is not shown again")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="the e-mail address to sign in with")],
+    name: Annotated[str, typer.Option(help="the name shown on pages")],
+    role: Annotated[Role, typer.Option(help="the account's role")] = Role.MEMBER,
+    organisation: Annotated[str | None, typer.Option(help="the organisation it acts for")] = None,
+) -> None:
+    """Create an account with any role (people sign themselves up as members). The password is read
+    from $NEUTRALIZE_NEW_PASSWORD, or asked for."""
+    password = os.environ.get("NEUTRALIZE_NEW_PASSWORD") or typer.prompt("Password", hide_input=True)
+    with session_scope() as session:
+        cmd = users.SignUp(email=email, password=password, display_name=name)
+        user = users.sign_up(session=session, clock=CLOCK, cmd=cmd, role=role, organisation_id=organisation)
+    err.print(f"account {user.id} ({user.role}) created for {user.email}")
 
 
 @keys_app.command("revoke")

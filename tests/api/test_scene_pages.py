@@ -1,0 +1,128 @@
+"""Scenes in the browser: an organiser makes a scene and its poster; guests take part and offset;
+the dashboard counts them; nobody else sees the organiser's pages."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from fastapi.testclient import TestClient
+
+from neutralize.access import users
+from neutralize.access.domain import Role
+from neutralize.core.clock import FixedClock
+from neutralize.core.db import make_session_factory, unit_of_work
+from tests.api.factories import NOW, form_token, organisation
+
+_numbers = itertools.count(1)
+PASSWORD = "organiser password"
+
+
+def signed_in(client: TestClient, role: Role, organisation_id: str | None) -> TestClient:
+    web = TestClient(client.app)
+    email = f"org{next(_numbers)}@example.org"
+    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
+    with unit_of_work(factory) as session:
+        cmd = users.SignUp(email=email, password=PASSWORD, display_name="Organiser")
+        users.sign_up(
+            session=session, clock=FixedClock(NOW), cmd=cmd, role=role, organisation_id=organisation_id
+        )
+    body = {"email": email, "password": PASSWORD, "csrf_token": form_token(web, "/login")}
+    assert web.post("/login", data=body, follow_redirects=False).status_code == 303
+    return web
+
+
+def test_an_organiser_runs_a_conference_and_guests_offset(
+    client: TestClient, admin: dict[str, str], listing: dict[str, object]
+) -> None:
+    organiser = signed_in(client, Role.ORGANISER, organisation(client, admin)["id"])
+    slug = f"forum-{next(_numbers)}"
+    body = {"name": "Tianfu Forum", "slug": slug, "type": "conference", "country": "CN", "region": "CN-SC",
+            "csrf_token": form_token(organiser, "/organiser")}  # fmt: skip
+    created = organiser.post("/organiser/scenes", data=body, follow_redirects=False)
+    assert created.status_code == 303 and created.headers["location"] == f"/organiser/scenes/{slug}"
+    # the poster
+    pdf = organiser.get(f"/organiser/scenes/{slug}/poster.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert organiser.get(f"/organiser/scenes/{slug}/poster.png").content.startswith(b"\x89PNG")
+    assert b"<svg" in organiser.get(f"/organiser/scenes/{slug}/poster.svg").content
+    # two guests take part; one offsets
+    guest = TestClient(client.app)
+    landing = guest.get(f"/s/{slug}")
+    assert landing.status_code == 200 and "Tianfu Forum" in landing.text
+    answers = {"travel_mode": "flight", "origin": "PEK", "destination": "CTU", "round_trip": "true",
+               "nights": "2", "csrf_token": form_token(guest, f"/s/{slug}")}  # fmt: skip
+    result = guest.post(f"/s/{slug}", data=answers)
+    assert result.status_code == 200 and 'id="offset"' in result.text
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]+)">', result.text))
+    params = {"footprint_id": hidden["footprint_id"], "participation": hidden["participation"],
+              "listing_id": listing["id"]}  # fmt: skip
+    offer = guest.get("/offset", params=params)
+    assert offer.status_code == 200, offer.text
+    form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]+)">', offer.text))
+    assert form["participation"] == hidden["participation"]
+    placed = guest.post("/offset", data={**form, "display_name": "Guest One"}, follow_redirects=False)
+    assert placed.status_code == 303
+    order_page = guest.get(placed.headers["location"])
+    pay = re.search(r'id="pay" href="[^"]*(/sandbox/pay/[^"]+)"', order_page.text)
+    assert pay
+    guest.post(pay.group(1), data={"outcome": "succeeded", "csrf_token": form_token(guest, pay.group(1))})
+    other = TestClient(client.app)
+    rail = {
+        "travel_mode": "rail",
+        "distance_km": "350",
+        "meals": "3",
+        "csrf_token": form_token(other, f"/s/{slug}"),
+    }
+    assert other.post(f"/s/{slug}", data=rail).status_code == 200
+    # then the dashboard counts both, by category and mode, and the offset share
+    board = organiser.get(f"/organiser/scenes/{slug}")
+    assert 'id="participants">2<' in board.text
+    assert "flight" in board.text and "rail" in board.text and listing["project_code"] in board.text
+    share = re.search(r'id="offset-share">([0-9.]+)<', board.text)
+    assert share and 0 < float(share.group(1)) < 100
+    exported = organiser.get(f"/organiser/scenes/{slug}/participants.csv")
+    assert exported.status_code == 200 and exported.text.count("\n") == 3
+
+
+def test_bad_answers_are_explained_on_the_scene_page(client: TestClient, admin: dict[str, str]) -> None:
+    organiser = signed_in(client, Role.ORGANISER, organisation(client, admin)["id"])
+    slug = f"spot-{next(_numbers)}"
+    body = {
+        "name": "Spot",
+        "slug": slug,
+        "type": "scenic_spot",
+        "csrf_token": form_token(organiser, "/organiser"),
+    }
+    organiser.post("/organiser/scenes", data=body)
+    guest = TestClient(client.app)
+    bad = {
+        "travel_mode": "flight",
+        "origin": "XXX",
+        "destination": "CTU",
+        "csrf_token": form_token(guest, f"/s/{slug}"),
+    }
+    response = guest.post(f"/s/{slug}", data=bad)
+    assert response.status_code == 422 and 'data-code="unknown_airport"' in response.text
+    assert guest.get("/s/no-such-scene").status_code == 404
+
+
+def test_only_the_organiser_sees_a_scenes_dashboard(client: TestClient, admin: dict[str, str]) -> None:
+    owner = signed_in(client, Role.ORGANISER, organisation(client, admin)["id"])
+    slug = f"hotel-{next(_numbers)}"
+    owner.post(
+        "/organiser/scenes",
+        data={"name": "H", "slug": slug, "type": "hotel", "csrf_token": form_token(owner, "/organiser")},
+    )
+    rival = signed_in(client, Role.ORGANISER, organisation(client, admin)["id"])
+    assert rival.get(f"/organiser/scenes/{slug}").status_code == 404
+    assert rival.get(f"/organiser/scenes/{slug}/participants.csv").status_code == 404
+    member = signed_in(client, Role.MEMBER, None)
+    assert member.get(f"/organiser/scenes/{slug}", follow_redirects=False).status_code == 303
+    anonymous = TestClient(client.app)
+    assert anonymous.get(f"/organiser/scenes/{slug}/poster.pdf", follow_redirects=False).status_code == 303
+    taken = owner.post(
+        "/organiser/scenes",
+        data={"name": "H2", "slug": slug, "type": "hotel", "csrf_token": form_token(owner, "/organiser")},
+    )
+    assert taken.status_code == 422 and 'data-code="duplicate"' in taken.text

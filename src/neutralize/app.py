@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
 from neutralize import __version__
 from neutralize.api import factors, footprints, health, market, registry, wellknown
@@ -15,8 +17,9 @@ from neutralize.api.errors import install_error_handlers
 from neutralize.api.limits import BodyLimitMiddleware
 from neutralize.core.clock import Clock, SystemClock
 from neutralize.core.config import Settings
-from neutralize.core.db import make_engine, make_session_factory
+from neutralize.core.db import make_engine, make_session_factory, unit_of_work
 from neutralize.core.signing import KeyRing
+from neutralize.scenes import service as scenes
 from neutralize.web import account as account_pages
 from neutralize.web import admin as admin_pages
 from neutralize.web import market as market_pages
@@ -30,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the market's periodic jobs beside the app while it serves."""
+    """Run the periodic jobs beside the app while it serves: the market's, and the leaderboards' ranks."""
     interval = app.state.settings.market_jobs_seconds
     task = asyncio.create_task(_jobs(app, interval)) if interval else None
     yield
@@ -40,14 +43,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _jobs(app: FastAPI, interval: int) -> None:
     state = app.state
+    ranked_at = 0.0
     while True:
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(
                 market.run_jobs, state.session_factory, state.clock, state.settings, state.keys
             )
+            if time.monotonic() - ranked_at >= state.settings.ranks_refresh_seconds:
+                await asyncio.to_thread(_refresh_ranks, state.session_factory)
+                ranked_at = time.monotonic()
         except Exception:  # a failed round is logged and retried next time; it must not stop the loop
-            logger.exception("market jobs failed")
+            logger.exception("periodic jobs failed")
+
+
+def _refresh_ranks(factory: sessionmaker[Session]) -> None:
+    with unit_of_work(factory) as session:
+        scenes.refresh_ranks(session=session)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:

@@ -374,8 +374,11 @@ def _offset(
             idempotency_key=f"demo-forum-guest-{n:04d}",
         ),
     )
-    scenes.link_order(session=session, participation_id=participation, order_id=order.id)
+    scenes.link_order(
+        session=session, participation_id=participation, order_id=order.id, beneficiary=order.beneficiary_name
+    )
     _pay(session, clock, settings, keys, order, f"demo-forum-event-{n}")
+    scenes.record_offsets(session=session, order_ids=[order.id])
 
 
 def _pay(

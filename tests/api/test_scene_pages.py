@@ -74,13 +74,23 @@ def test_an_organiser_runs_a_conference_and_guests_offset(
         "meals": "3",
         "csrf_token": form_token(other, f"/s/{slug}"),
     }
-    assert other.post(f"/s/{slug}", data=rail).status_code == 200
+    other_result = other.post(f"/s/{slug}", data=rail)
+    assert other_result.status_code == 200
     # then the dashboard counts both, by category and mode, and the offset share
     board = organiser.get(f"/organiser/scenes/{slug}")
     assert 'id="participants">2<' in board.text
     assert "flight" in board.text and "rail" in board.text and listing["project_code"] in board.text
     share = re.search(r'id="offset-share">([0-9.]+)<', board.text)
     assert share and 0 < float(share.group(1)) < 100
+    # and the leaderboard ranks the guest who offset first, under a masked name, the other second
+    board_page = guest.get(f"/leaderboards/{slug}")
+    assert (
+        board_page.status_code == 200
+        and "<td>G*</td>" in board_page.text
+        and "Guest One" not in board_page.text
+    )
+    mine = other.get(f"/leaderboards/{slug}", params={"me": _participation(other_result)})
+    assert 'id="my-rank">Your place: <strong>2</strong>' in mine.text
     exported = organiser.get(f"/organiser/scenes/{slug}/participants.csv")
     assert exported.status_code == 200 and exported.text.count("\n") == 3
 
@@ -126,3 +136,9 @@ def test_only_the_organiser_sees_a_scenes_dashboard(client: TestClient, admin: d
         data={"name": "H2", "slug": slug, "type": "hotel", "csrf_token": form_token(owner, "/organiser")},
     )
     assert taken.status_code == 422 and 'data-code="duplicate"' in taken.text
+
+
+def _participation(result: object) -> str:
+    found = re.search(r'name="participation" value="([^"]+)"', result.text)  # type: ignore[attr-defined]
+    assert found
+    return found.group(1)

@@ -36,6 +36,7 @@ from neutralize.market.schemas import (
     Settlement,
     SettlementReport,
 )
+from neutralize.scenes import service as scenes
 
 router = APIRouter(prefix="/api/v1", tags=["market"])
 CREATED = status.HTTP_201_CREATED
@@ -105,6 +106,7 @@ def settle(
     if order_id is not None:
         with unit_of_work(factory) as session:
             service.fulfil(session=session, clock=clock, settings=settings, keys=keys, order_id=order_id)
+            scenes.record_offsets(session=session, order_ids=[order_id])  # the guest's rank counts it
     return effect
 
 

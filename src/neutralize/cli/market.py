@@ -26,6 +26,7 @@ from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.core.signing import KeyRing
 from neutralize.market import service
 from neutralize.market.schemas import ListingCreate, OrderCreate, PayoutCreate, QuoteCreate
+from neutralize.scenes import service as scenes
 
 market_app = typer.Typer(help="Listings, orders, payments, settlements.", no_args_is_help=True)
 policy_app = typer.Typer(help="The quality policy: what is offered by default.", no_args_is_help=True)
@@ -128,6 +129,7 @@ def reconcile() -> None:
         try:
             with session_scope() as session:
                 service.fulfil(session=session, clock=CLOCK, settings=settings, keys=keys, order_id=order_id)
+                scenes.record_offsets(session=session, order_ids=[order_id])
             fulfilled.append(order_id)
         except typer.Exit:
             err.print(f"order {order_id} could not be completed (see above)")

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # How often each app process voids stale reservations and allocates waiting shares (0: never;
     # then run ``neutralize market reconcile`` from cron instead).
     market_jobs_seconds: int = Field(default=60, ge=0)
+    # How often leaderboard ranks are computed again (about 12 s of database work at a million
+    # participants; one process at a time does it).
+    ranks_refresh_seconds: int = Field(default=300, ge=10)
     # Payment gateways on offer (the first is the default), and their secrets. The sandbox is a
     # simulation for the demo and tests: production refuses to start with it.
     payment_gateways: list[Literal["sandbox", "offline"]] = ["sandbox", "offline"]

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Numeric, String
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from neutralize.core.db import Base
@@ -29,9 +29,17 @@ class Scene(Base):
 
 
 class Participation(Base):
-    """One guest's footprint in a scene, and the order that offset it, if any."""
+    """One guest's footprint in a scene, and the order that offset it, if any.
+
+    ``offset_kg`` and ``reduction_g`` are kept on the row (from the certified order, and from carbon
+    accounts once they exist) so that a leaderboard of a million participants is an index scan.
+    """
 
     __tablename__ = "participations"
+    __table_args__ = (
+        Index("ix_participations_rank", "scene_id", "reduction_g", "offset_kg", "id"),
+        Index("ix_participations_rank_all", "reduction_g", "offset_kg", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     scene_id: Mapped[str] = mapped_column(ForeignKey("scenes.id"), index=True)
@@ -39,6 +47,22 @@ class Participation(Base):
     total_kg_co2e: Mapped[Decimal] = mapped_column(Numeric(20, 6))
     by_category: Mapped[dict[str, Any]] = mapped_column(JSON)  # kg CO2e as decimal strings
     by_mode: Mapped[dict[str, Any]] = mapped_column(JSON)  # travel only: flight, rail, car, bus, ...
-    display_name: Mapped[str | None] = mapped_column(String(200))  # shown only if the guest agreed
+    name: Mapped[str | None] = mapped_column(String(200))  # given by the guest, or the offset's beneficiary
+    show_name: Mapped[bool] = mapped_column(Boolean, default=False)  # otherwise shown masked: 张*
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), unique=True)
+    offset_kg: Mapped[int] = mapped_column(BigInteger, default=0)
+    reduction_g: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ParticipationRank(Base):
+    """Ranks as last computed for everyone (the app refreshes them every minute): "my rank" among a
+    million is then one read. A row whose reductions or offsets changed since is ranked live."""
+
+    __tablename__ = "participation_ranks"
+
+    participation_id: Mapped[str] = mapped_column(ForeignKey("participations.id"), primary_key=True)
+    scene_rank: Mapped[int] = mapped_column(BigInteger)
+    overall_rank: Mapped[int] = mapped_column(BigInteger)
+    reduction_g: Mapped[int] = mapped_column(BigInteger)
+    offset_kg: Mapped[int] = mapped_column(BigInteger)

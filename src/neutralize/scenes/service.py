@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import and_, delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
@@ -23,8 +23,15 @@ from neutralize.core.ids import new_id
 from neutralize.footprint import service as footprints
 from neutralize.footprint.schemas import FootprintPublic
 from neutralize.market import service as market
-from neutralize.scenes.domain import CATEGORY_OF_TYPE, TEMPLATES, SceneType, activities_from_form, check_slug
-from neutralize.scenes.models import Participation, Scene
+from neutralize.scenes.domain import (
+    CATEGORY_OF_TYPE,
+    TEMPLATES,
+    SceneType,
+    activities_from_form,
+    check_slug,
+    mask_name,
+)
+from neutralize.scenes.models import Participation, ParticipationRank, Scene
 
 MAX_EXPORT_ROWS = 100_000
 
@@ -151,7 +158,8 @@ def participate(
         total_kg_co2e=footprint.total_kg_co2e,
         by_category={k: str(v) for k, v in by_category.items()},
         by_mode={k: str(v) for k, v in by_mode.items()},
-        display_name=display_name.strip()[:200] if display_name else None,
+        name=display_name.strip()[:200] if display_name else None,
+        show_name=bool(display_name),
         created_at=now,
     )
     session.add(participation)
@@ -159,13 +167,15 @@ def participate(
     return footprint, participation.id
 
 
-def link_order(*, session: Session, participation_id: str, order_id: str) -> None:
-    """Note the order that offsets a participation (the first one; a retry changes nothing)."""
+def link_order(*, session: Session, participation_id: str, order_id: str, beneficiary: str) -> None:
+    """Note the order that offsets a participation (the first one; a retry changes nothing). A guest
+    who gave no name appears under the beneficiary's name, masked."""
     participation = session.get(Participation, participation_id)
     if participation is None:
         raise NotFoundError(f"no participation {participation_id!r}")
     if participation.order_id is None:
         participation.order_id = order_id
+        participation.name = participation.name or beneficiary[:200]
 
 
 def dashboard(*, session: Session, actor: Actor, slug: str) -> Dashboard:
@@ -216,10 +226,113 @@ def participants_csv(*, session: Session, actor: Actor, slug: str) -> str:
             [
                 r.id,
                 r.created_at.isoformat(),
-                r.display_name or "",
+                r.name if r.show_name else mask_name(r.name or ""),
                 r.total_kg_co2e,
                 *(cat.get(k, "0") for k in ("travel", "stay", "meals", "energy")),
                 r.order_id or "",
             ]
         )
     return out.getvalue()
+
+
+# --- leaderboards ----------------------------------------------------------------------------------
+
+
+class Standing(BaseModel):
+    rank: int
+    name: str  # the name the guest agreed to show, masked otherwise
+    reduction_g: int
+    offset_kg: int
+    me: bool = False
+
+
+class Leaderboard(BaseModel):
+    scene: ScenePublic | None  # None: across every scene
+    top: list[Standing]
+    me: Standing | None  # the asking guest's own standing, even outside the top
+
+
+def record_offsets(*, session: Session, order_ids: Sequence[str]) -> None:
+    """Keep on each participation the kilograms its certified order retired (leaderboards rank by it)."""
+    sold = market.sold_orders(session=session, order_ids=order_ids)
+    if not sold:
+        return
+    for row in session.scalars(select(Participation).where(Participation.order_id.in_(list(sold)))):
+        assert row.order_id is not None
+        row.offset_kg = sold[row.order_id][0]
+
+
+def leaderboard(
+    *, session: Session, slug: str | None, me: str | None = None, limit: int = 100
+) -> Leaderboard:
+    """The top participants of a scene (or of all scenes), ranked by verified reductions first and
+    offsets second, so that buying is never ranked above cutting; and the asker's own standing."""
+    scene = get_scene(session=session, slug=slug) if slug else None
+    where = [Participation.scene_id == scene.id] if scene else []
+    order = (Participation.reduction_g.desc(), Participation.offset_kg.desc(), Participation.id.desc())
+    rows = session.scalars(select(Participation).where(*where).order_by(*order).limit(min(limit, 500))).all()
+    top: list[Standing] = []
+    rank = 0
+    for position, row in enumerate(rows, start=1):  # ties share a rank: 1, 2, 2, 4
+        earlier = rows[position - 2] if position > 1 else None
+        if earlier is None or (earlier.reduction_g, earlier.offset_kg) != (row.reduction_g, row.offset_kg):
+            rank = position
+        top.append(_standing(row, rank, me))
+    mine = next((s for s in top if s.me), None)
+    if mine is None and me:
+        asker = session.get(Participation, me)
+        if asker is not None and (scene is None or asker.scene_id == scene.id):
+            mine = _standing(asker, _my_rank(session, asker, scene.id if scene else None), me)
+    return Leaderboard(scene=scene, top=top, me=mine)
+
+
+def refresh_ranks(*, session: Session) -> int | None:
+    """Rank everyone again, per scene and overall (ties share a rank); returns how many were ranked,
+    or None when another process is doing it right now."""
+    if session.get_bind().dialect.name == "postgresql":
+        busy = not session.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('neutralize.ranks'))"))
+        if busy:
+            return None
+    ordering = (Participation.reduction_g.desc(), Participation.offset_kg.desc())
+    ranked = select(
+        Participation.id,
+        func.rank().over(partition_by=Participation.scene_id, order_by=ordering),
+        func.rank().over(order_by=ordering),
+        Participation.reduction_g,
+        Participation.offset_kg,
+    )
+    session.execute(delete(ParticipationRank))
+    columns = ["participation_id", "scene_rank", "overall_rank", "reduction_g", "offset_kg"]
+    session.execute(insert(ParticipationRank).from_select(columns, ranked))
+    return int(session.scalar(select(func.count()).select_from(ParticipationRank)) or 0)
+
+
+def _my_rank(session: Session, row: Participation, scene_id: str | None) -> int:
+    cached = session.get(ParticipationRank, row.id)
+    if cached is not None and (cached.reduction_g, cached.offset_kg) == (row.reduction_g, row.offset_kg):
+        return cached.scene_rank if scene_id else cached.overall_rank
+    return _rank(session, row, scene_id)
+
+
+def _rank(session: Session, row: Participation, scene_id: str | None) -> int:
+    """1 + how many stand ahead: more reductions, or as many and more offsets (ties share a rank)."""
+    where = [Participation.scene_id == scene_id] if scene_id else []
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Participation)
+        .where(
+            *where,
+            or_(
+                Participation.reduction_g > row.reduction_g,
+                and_(Participation.reduction_g == row.reduction_g, Participation.offset_kg > row.offset_kg),
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def _standing(row: Participation, rank: int, me: str | None) -> Standing:
+    shown = row.name if row.show_name and row.name else mask_name(row.name or "Guest")
+    return Standing(
+        rank=rank, name=shown, reduction_g=row.reduction_g, offset_kg=row.offset_kg, me=row.id == me
+    )

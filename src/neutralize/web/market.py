@@ -98,7 +98,12 @@ def place_order(
         )
         order = service.create_order(session=session, clock=clock, settings=settings, cmd=cmd)
         if participation:  # the guest came from a scene: its dashboard counts this offset
-            scenes.link_order(session=session, participation_id=participation, order_id=order.id)
+            scenes.link_order(
+                session=session,
+                participation_id=participation,
+                order_id=order.id,
+                beneficiary=order.beneficiary_name,
+            )
     except ValidationError as invalid:
         first = invalid.errors()[0]
         field = ".".join(str(part) for part in first["loc"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -156,3 +156,19 @@ def poster(
     if kind == "svg":
         return Response(qr_svg(url), media_type="image/svg+xml")
     return Response(poster_pdf(name=scene.name, url=url, intro=scene.intro), media_type="application/pdf")
+
+
+@router.get("/leaderboards", response_class=HTMLResponse)
+@router.get("/leaderboards/{slug}", response_class=HTMLResponse)
+def leaderboard(
+    request: Request,
+    session: SessionDep,
+    slug: str | None = None,
+    me: Annotated[str | None, Query(max_length=40)] = None,
+) -> HTMLResponse:
+    """Per scene, or across all: reductions first, offsets apart, and the asker's own rank."""
+    try:
+        board = scenes.leaderboard(session=session, slug=slug, me=me)
+    except DomainError as error:
+        return _problem(request, error)
+    return _page(request, "leaderboard.html", {"board": board})

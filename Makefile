@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python bench/footprint.py
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/orders.py
+	$(BIN)/python bench/leaderboard.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -29,6 +29,7 @@ def client(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             "signing_key_dir": tmp_path_factory.mktemp("keys"),
             "market_jobs_seconds": 0,
             "signups_per_hour": 1_000,  # the tests sign up many people from one address
+            "orders_per_minute": 1_000,  # and order a lot with a clock that stands still
         }
     )
     with TestClient(create_app(settings, clock=FixedClock(NOW))) as test_client:

@@ -195,3 +195,23 @@ def test_a_stored_footprint_is_quoted_rounded_up_to_whole_kilograms(
     assert footprint["id"] in quote.json()["offsets"]["en"]
     missing = client.post("/api/v1/quotes", json={"footprint_id": "fp_missing"})
     assert missing.status_code == 404
+
+
+def test_order_creation_is_rate_limited_per_client(
+    api_settings: Any, tmp_path: Any, listing: dict[str, Any]
+) -> None:
+    settings = api_settings.model_copy(
+        update={"orders_per_minute": 2, "market_jobs_seconds": 0, "signing_key_dir": tmp_path / "keys"}
+    )
+    app = create_app(settings, clock=FixedClock(NOW))
+    with TestClient(app, client=("192.0.2.77", 40000)) as app_client:
+        codes = []
+        for n in range(3):
+            quote = app_client.post("/api/v1/quotes", json={"kg": 1, "listing_id": listing["id"]}).json()
+            body = {
+                "quote_id": quote["id"],
+                "beneficiary": {"display_name": "X"},
+                "idempotency_key": f"rate-{n:08d}",
+            }
+            codes.append(app_client.post("/api/v1/orders", json=body).status_code)
+    assert codes == [201, 201, 429]

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
+from neutralize.access import users
 from neutralize.access.domain import Role
 from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, KeysDep, SessionDep, SettingsDep, session_factory
@@ -66,9 +67,18 @@ def create_quote(
 
 @router.post("/orders", status_code=CREATED)
 def create_order(
-    body: OrderCreate, session: SessionDep, clock: ClockDep, settings: SettingsDep
+    body: OrderCreate, request: Request, session: SessionDep, clock: ClockDep, settings: SettingsDep
 ) -> OrderPublic:
-    """Reserve a quote's credits and start its payment; the same idempotency key returns the first order."""
+    """Reserve a quote's credits and start its payment; the same idempotency key returns the first
+    order. At most ``NEUTRALIZE_ORDERS_PER_MINUTE`` orders a minute per client address (429)."""
+    address = request.client.host if request.client else "unknown"
+    users.rate_limit(
+        session=session,
+        clock=clock,
+        bucket=f"order:{address}",
+        limit=settings.orders_per_minute,
+        window_seconds=60,
+    )
     return service.create_order(session=session, clock=clock, settings=settings, cmd=body)
 
 

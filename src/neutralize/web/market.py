@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from neutralize.access import users
 from neutralize.api.deps import ClockDep, KeysDep, SessionDep, SettingsDep, session_factory
 from neutralize.api.market import pay_in_sandbox
 from neutralize.certificates import service as certificates
@@ -22,7 +23,7 @@ from neutralize.market.gateways.base import EventKind
 from neutralize.market.schemas import Beneficiary, OrderCreate, QuoteCreate
 from neutralize.scenes import service as scenes
 from neutralize.web.pages import templates
-from neutralize.web.security import CsrfChecked
+from neutralize.web.security import CsrfChecked, client_address
 
 router = APIRouter(include_in_schema=False)
 SEE_OTHER = 303
@@ -91,6 +92,13 @@ def place_order(
     participation: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     try:
+        users.rate_limit(
+            session=session,
+            clock=clock,
+            bucket=f"order:{client_address(request)}",
+            limit=settings.orders_per_minute,
+            window_seconds=60,
+        )
         cmd = OrderCreate(
             quote_id=quote_id,
             beneficiary=Beneficiary(display_name=display_name, reason=reason),
@@ -110,7 +118,8 @@ def place_order(
         error = DomainError(code=ErrorCode.OUT_OF_RANGE, message=f"{field}: {first['msg']}")
         return _problem(request, error, "javascript:history.back()")
     except DomainError as error:
-        session.rollback()  # a refusal keeps nothing of the attempt
+        if error.code is not ErrorCode.RATE_LIMITED:
+            session.rollback()  # a refusal keeps nothing of the attempt (but an attempt counts)
         return _problem(request, error, "javascript:history.back()")
     return RedirectResponse(f"/orders/{order.id}", status_code=SEE_OTHER)
 

@@ -1,12 +1,18 @@
-"""Worker processes for the crash tests: start one, wait until it is ready, kill it with SIGKILL,
-and the ``neutralize`` command of the interpreter running the tests."""
+"""Worker processes for the crash tests: their database and environment, start one, wait until it
+is ready, kill it with SIGKILL, and the ``neutralize`` command of the interpreter running the tests."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from neutralize.core.config import Settings
+from neutralize.core.migrations import upgrade
 
 
 def cli() -> list[str]:
@@ -39,3 +45,29 @@ def kill(process: subprocess.Popen[bytes], stderr: Path) -> None:
     process.wait(timeout=30)
     assert process.stdout is not None
     process.stdout.close()
+
+
+@dataclass(frozen=True)
+class Rig:
+    """A crash test's SQLite database, the worker's state folder, and the environment of its processes."""
+
+    settings: Settings
+    state: Path
+    env: dict[str, str]
+
+
+def new_rig(tmp_path: Path, env: dict[str, str], **settings: Any) -> Rig:
+    """A migrated database under ``tmp_path`` and the environment (``env`` added) that points every
+    worker and CLI process at it."""
+    database = tmp_path / "crash.db"
+    state = tmp_path / "state"
+    state.mkdir()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("NEUTRALIZE_")}
+    environment |= {
+        "NEUTRALIZE_ENVIRONMENT": "test",
+        "NEUTRALIZE_DATABASE_URL": f"sqlite:///{database}",
+        **env,
+    }
+    configured = Settings(environment="test", database_url=f"sqlite:///{database}", **settings)
+    upgrade(configured)
+    return Rig(settings=configured, state=state, env=environment)

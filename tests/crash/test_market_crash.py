@@ -32,9 +32,7 @@ from sqlalchemy import select
 from neutralize.certificates import service as certificates
 from neutralize.certificates.models import Certificate
 from neutralize.core.clock import SystemClock
-from neutralize.core.config import Settings
 from neutralize.core.db import make_engine, make_session_factory, unit_of_work
-from neutralize.core.migrations import upgrade
 from neutralize.core.signing import KeyRing
 from neutralize.market.models import Order, PaymentEvent
 from neutralize.registry.models import Retirement
@@ -42,6 +40,7 @@ from tests.crash import market_worker
 from tests.crash import process as workers
 from tests.crash.load_worker import read_log
 from tests.crash.market_worker import INTENTS, STEPS
+from tests.crash.process import Rig
 from tests.integration.market.conftest import KEY_B64, Market
 
 TRIALS = int(os.environ.get("CRASH_TRIALS", "5"))
@@ -62,35 +61,21 @@ class Stats:
     killed_before_fulfilment: int = 0  # of those, orders the worker meant to fulfil itself
 
 
-@dataclass(frozen=True)
-class Rig:
-    settings: Settings
-    state: Path
-    env: dict[str, str]
-
-
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
-    database = tmp_path / "crash.db"
-    state = tmp_path / "state"
-    state.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUTRALIZE_")}
-    env |= {
-        "NEUTRALIZE_ENVIRONMENT": "test",
-        "NEUTRALIZE_DATABASE_URL": f"sqlite:///{database}",
+    env = {
         "NEUTRALIZE_SIGNING_KEY": KEY_B64,  # the worker and the CLI sign with the same key
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     }
-    settings = Settings(environment="test", database_url=f"sqlite:///{database}")
-    upgrade(settings)
-    engine = make_engine(settings)
+    made = workers.new_rig(tmp_path, env)
+    engine = make_engine(made.settings)
     try:
         with unit_of_work(make_session_factory(engine)) as session:
             seller = Market(session).native_seller(kg=LISTED_KG)
     finally:
         engine.dispose()
-    (state / "setup.json").write_text(json.dumps({"listing_id": seller.listing.id}))
-    return Rig(settings=settings, state=state, env=env)
+    (made.state / "setup.json").write_text(json.dumps({"listing_id": seller.listing.id}))
+    return made
 
 
 def _neutralize(rig: Rig, *args: str) -> subprocess.Popen[bytes]:

@@ -28,14 +28,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from neutralize.core.config import Settings
 from neutralize.core.db import make_engine, make_session_factory, unit_of_work
-from neutralize.core.migrations import upgrade
 from neutralize.registry.domain import BlockState
 from neutralize.registry.models import Block, IdempotencyRecord, JournalEntry, Retirement
 from tests.crash import load_worker
 from tests.crash import process as workers
 from tests.crash.load_worker import COMMITTED, INTENTS, REFUSED, read_log
+from tests.crash.process import Rig
 
 TRIALS = int(os.environ.get("CRASH_TRIALS", "20"))
 SEED = int(os.environ.get("CRASH_SEED", "20261125"))
@@ -53,29 +52,12 @@ class Stats:
     timings: list[float] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Rig:
-    settings: Settings
-    state: Path
-    env: dict[str, str]
-
-
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
-    database = tmp_path / "crash.db"
     keys = tmp_path / "keys"
-    state = tmp_path / "state"
-    state.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUTRALIZE_")}
-    env |= {
-        "NEUTRALIZE_ENVIRONMENT": "test",
-        "NEUTRALIZE_DATABASE_URL": f"sqlite:///{database}",
-        "NEUTRALIZE_SIGNING_KEY_DIR": str(keys),
-    }
-    settings = Settings(environment="test", database_url=f"sqlite:///{database}", signing_key_dir=keys)
-    upgrade(settings)
-    load_worker.set_up(settings, state)
-    return Rig(settings=settings, state=state, env=env)
+    made = workers.new_rig(tmp_path, {"NEUTRALIZE_SIGNING_KEY_DIR": str(keys)}, signing_key_dir=keys)
+    load_worker.set_up(made.settings, made.state)
+    return made
 
 
 def _run_checks(rig: Rig) -> None:

@@ -226,7 +226,7 @@ def participants_csv(*, session: Session, actor: Actor, slug: str) -> str:
             [
                 r.id,
                 r.created_at.isoformat(),
-                r.name if r.show_name else mask_name(r.name or ""),
+                _shown_name(r),
                 r.total_kg_co2e,
                 *(cat.get(k, "0") for k in ("travel", "stay", "meals", "energy")),
                 r.order_id or "",
@@ -336,3 +336,8 @@ def _standing(row: Participation, rank: int, me: str | None) -> Standing:
     return Standing(
         rank=rank, name=shown, reduction_g=row.reduction_g, offset_kg=row.offset_kg, me=row.id == me
     )
+
+
+def _shown_name(row: Participation) -> str:
+    """The name a guest agreed to show, or their name (or "Guest") masked: 张*, G*."""
+    return row.name if row.show_name and row.name else mask_name(row.name or "Guest")

@@ -13,8 +13,9 @@ What it does, in one run:
    then ``fulfil`` (retire, sign the certificate), each step its own unit of work, as the web app
    and the webhook would run them. A step that loses a race (deadlock, serialization failure) is
    retried with the same idempotency key, up to a few times, and counted.
-2. PostgreSQL: the same in the database ``neutralize_bench_orders`` (created if missing) on the
-   server of ``--postgres-url``, schema ``neutralize_bench_orders``, with ``--clients`` processes.
+2. PostgreSQL: the same in the database that ``--postgres-url`` names (``neutralize_bench_orders``
+   if it names the tests' database ``test`` or none; created if missing), schema
+   ``neutralize_bench_orders``, with ``--clients`` processes.
 3. The baseline, per backend: the registry's raw retirements per second, measured by
    bench/registry.py's own functions (1 client on SQLite, ``--clients`` on PostgreSQL, in the same
    database). The ratio orders/s / retirements/s is the cost of the market around a retirement;
@@ -73,6 +74,7 @@ from neutralize.registry import service as registry
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DATABASE = "neutralize_bench_orders"
+TESTS_DATABASE = "test"  # the Makefile's (and the default URL's): the benchmark never writes there
 SCHEMA = "neutralize_bench_orders"
 APPLICATION_NAME = "neutralize-bench-orders"
 ORDER_KG = (1, 500)
@@ -398,9 +400,16 @@ def orders_sqlite(args: argparse.Namespace, key_b64: str) -> dict[str, Any]:
     return run
 
 
+def bench_database(url: str) -> str:
+    """The database ``url`` names, unless that is the tests' own (or none): then ``DATABASE``."""
+    named = make_url(url).database
+    return DATABASE if named in (None, "", TESTS_DATABASE) else named
+
+
 def orders_postgres(args: argparse.Namespace, key_b64: str) -> dict[str, Any]:
-    created = raw.ensure_database(args.postgres_url, DATABASE)
-    base = make_url(args.postgres_url).set(database=DATABASE).render_as_string(hide_password=False)
+    database = bench_database(args.postgres_url)
+    created = raw.ensure_database(args.postgres_url, database)
+    base = make_url(args.postgres_url).set(database=database).render_as_string(hide_password=False)
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
@@ -413,7 +422,7 @@ def orders_postgres(args: argparse.Namespace, key_b64: str) -> dict[str, Any]:
     upgrade(settings)
     seller = seed_listing(settings)
     raw.checkpoint(base)
-    print(f"PostgreSQL orders: database {DATABASE}, {args.clients} clients for {args.seconds:g} s")
+    print(f"PostgreSQL orders: database {database}, {args.clients} clients for {args.seconds:g} s")
     run = run_buyers(url, seller["listing_id"], key_b64, args.clients, args.seconds, args.seed)
     run["database_created"] = created
     run["ledger"] = verify_market(url, run)
@@ -491,7 +500,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="PostgreSQL clients (processes)")
     parser.add_argument("--postgres-url", default=os.environ.get("NEUTRALIZE_BENCH_POSTGRES_URL",
                                                                  raw.DEFAULT_POSTGRES_URL),
-                        help=f"the server; the benchmark uses its database {DATABASE}")  # fmt: skip
+                        help=f"the server and database (the tests' 'test' or none: {DATABASE})")  # fmt: skip
     parser.add_argument("--verify-runs", type=int, default=2_000)
     parser.add_argument("--render-runs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20261125)

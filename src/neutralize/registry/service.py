@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
@@ -426,22 +427,18 @@ def retire(*, session: Session, clock: Clock, actor: Actor, cmd: RetireCmd) -> O
     On PostgreSQL this runs as one server-side call (see ``registry.fastpath``); same result,
     refusals and rows."""
     holder = _holder(actor)
-    if fastpath.applies(session):
-        try:
-            code, vintage, wanted = _which(cmd.units)
-        except DomainError:
-            pass  # a malformed serial: the Python path refuses it, after any earlier use of the key
-        else:
-            return fastpath.retire(
-                session=session,
-                clock=clock,
-                actor=actor,
-                holder=holder,
-                cmd=cmd,
-                project_code=code,
-                vintage=vintage,
-                wanted=wanted,
-            )
+    if (named := _fast_units(session, cmd.units)) is not None:
+        code, vintage, wanted = named
+        return fastpath.retire(
+            session=session,
+            clock=clock,
+            actor=actor,
+            holder=holder,
+            cmd=cmd,
+            project_code=code,
+            vintage=vintage,
+            wanted=wanted,
+        )
     retirement_account = _account(session, holder, AccountKind.RETIREMENT)
     return _move(
         session,
@@ -489,7 +486,22 @@ def export(*, session: Session, clock: Clock, actor: Actor, cmd: ExportCmd) -> O
 
 
 def reserve(*, session: Session, clock: Clock, actor: Actor, cmd: ReserveCmd) -> OperationResult:
-    """Hold units for an order: they stay in the account but cannot move until released or posted."""
+    """Hold units for an order: they stay in the account but cannot move until released or posted.
+
+    On PostgreSQL this runs as one server-side call (see ``registry.fastpath``); same result,
+    refusals and rows."""
+    if (named := _fast_units(session, cmd.units)) is not None:
+        code, vintage, wanted = named
+        return fastpath.reserve(
+            session=session,
+            clock=clock,
+            actor=actor,
+            holder=_holder(actor),
+            cmd=cmd,
+            project_code=code,
+            vintage=vintage,
+            wanted=wanted,
+        )
     return _move(
         session,
         clock,
@@ -504,12 +516,13 @@ def reserve(*, session: Session, clock: Clock, actor: Actor, cmd: ReserveCmd) ->
 
 
 def release(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd) -> OperationResult:
-    """Give reserved units back to the holding they came from."""
+    """Give reserved units back to the holding they came from (on PostgreSQL in one server-side call)."""
     return _reservation(session, clock, actor, cmd, "release", BlockState.HELD)
 
 
 def post(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd) -> OperationResult:
-    """Complete a reservation: retire what it holds with the retirement details given."""
+    """Complete a reservation: retire what it holds with the retirement details given (on PostgreSQL
+    in one server-side call)."""
     if cmd.retirement is None:
         raise DomainError(
             code=ErrorCode.MISSING_FIELD, message="posting a reservation needs the retirement details"
@@ -602,6 +615,16 @@ def reverse_buffer(
     )
 
 
+def _fast_units(session: Session, units: Units) -> tuple[str, int, Span | None] | None:
+    """What ``units`` names, if this session's database moves them in one server-side call."""
+    if not fastpath.applies(session):
+        return None
+    try:
+        return _which(units)
+    except DomainError:
+        return None  # a malformed serial: the Python path refuses it, after any earlier use of the key
+
+
 def _holder(actor: Actor) -> str:
     require(actor, Role.ADMIN, Role.PROJECT_OWNER, Role.ORGANISER, Role.MEMBER, Role.INTEGRATOR)
     if actor.organisation_id is None:
@@ -610,9 +633,18 @@ def _holder(actor: Actor) -> str:
 
 
 def _reservation(
-    session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd, operation: str, state: BlockState
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    cmd: ReservationCmd,
+    operation: Literal["post", "release"],
+    state: BlockState,
 ) -> OperationResult:
     holder = _holder(actor)
+    if fastpath.applies(session):
+        return fastpath.post_or_release(
+            session=session, clock=clock, actor=actor, holder=holder, cmd=cmd, operation=operation
+        )
 
     def reserved() -> list[Block]:
         query = (

@@ -1,7 +1,8 @@
-"""PostgreSQL retires through one server-side call (``registry.fastpath``): it must do exactly what
-the Python path does. Each case runs the same retirement twice from the same state, once through
-the function and once through the Python path, with the same clock and retirement id, and compares
-the results, the refusals and every row written, journal hashes included."""
+"""PostgreSQL retires, reserves, posts and releases through one server-side call each
+(``registry.fastpath``): each must do exactly what the Python path does. Each case runs the same
+command twice from the same state, once through the function and once through the Python path, with
+the same clock and retirement id, and compares the results, the refusals and every row written,
+journal hashes included."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from neutralize.registry.models import Block, ChainHead, IdempotencyRecord, Jour
 from neutralize.registry.schemas import (
     BufferReversalCmd,
     OperationResult,
+    ReservationCmd,
+    ReserveCmd,
     RetireCmd,
     TransferCmd,
     Units,
@@ -31,7 +34,7 @@ from neutralize.registry.schemas import (
 
 from .conftest import ADMIN, CLOCK, VINTAGE, Org, Registry
 
-pytestmark = pytest.mark.postgres  # the one-call retirement is PostgreSQL's; SQLite runs the Python path
+pytestmark = pytest.mark.postgres  # the one-call movements are PostgreSQL's; SQLite runs the Python path
 
 RETIREMENT_ID = "ret_0000000000fastpathfastpath"
 TRICKY = 'Zoë "Q" \\ back\nslash\t\x01\x1f\x7f 😀 \u2028 张三 /'
@@ -89,7 +92,7 @@ class Outcome:
 
 
 def snapshot(session: Session) -> dict[str, Any]:
-    """Every row a retirement writes, as plain values (ids of new blocks and entries aside); the
+    """Every row a movement writes, as plain values (ids of new blocks and entries aside); the
     result kept under the key as its JSON."""
 
     def rows(table: Any, *order: Any, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -227,28 +230,6 @@ def test_a_refusal_is_the_same_both_ways_and_writes_nothing(
     assert service.check(session=registry.session).ok
 
 
-def test_a_retry_returns_the_first_result_and_another_request_under_the_key_is_a_conflict(
-    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    member = setting.owner.member
-    cmd = retire_cmd(Units(project_code=setting.code, vintage=VINTAGE, quantity_kg=5))
-    other = retire_cmd(Units(project_code=setting.code, vintage=VINTAGE, quantity_kg=6))
-    for first_way in (True, False):
-        monkeypatch.setattr(fastpath, "ENABLED", first_way)
-        savepoint = registry.session.begin_nested()
-        first = service.retire(session=registry.session, clock=CLOCK, actor=member, cmd=cmd)
-        after_first = snapshot(registry.session)
-        for retry_way in (True, False):  # a retry is answered the same by either path
-            monkeypatch.setattr(fastpath, "ENABLED", retry_way)
-            assert service.retire(session=registry.session, clock=CLOCK, actor=member, cmd=cmd) == first
-            with pytest.raises(DomainError) as caught:
-                service.retire(session=registry.session, clock=CLOCK, actor=member, cmd=other)
-            assert caught.value.code is ErrorCode.IDEMPOTENCY_CONFLICT
-            assert snapshot(registry.session) == after_first
-        savepoint.rollback()
-        registry.session.expire_all()  # rows loaded inside the savepoint are gone
-
-
 def test_an_organisation_without_holdings_is_refused_both_ways(
     registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -258,9 +239,261 @@ def test_an_organisation_without_holdings_is_refused_both_ways(
         assert outcome.refusal is ErrorCode.INSUFFICIENT_UNITS
 
 
-def test_postgresql_retires_in_one_call(
+# --- reservations, posts and releases -----------------------------------------------------------------
+
+ORDER = "ord_fastpath"
+
+
+def reserve_cmd(units: Units, key: str = "reserve-1", reservation: str = ORDER) -> ReserveCmd:
+    return ReserveCmd(units=units, reservation=reservation, idempotency_key=key)
+
+
+def post_cmd(
+    reservation: str = ORDER, key: str = "post-1", beneficiary: str = "张三", **claim: Any
+) -> ReservationCmd:
+    units = Units(serial="NZ-X-2025-1-1")  # a post retires what the reservation holds, not these
+    details = retire_cmd(units, key="post-1:retire", beneficiary=beneficiary, **claim)
+    return ReservationCmd(reservation=reservation, idempotency_key=key, retirement=details)
+
+
+def release_cmd(reservation: str = ORDER, key: str = "release-1") -> ReservationCmd:
+    return ReservationCmd(reservation=reservation, idempotency_key=key)
+
+
+def reserving(registry: Registry, actor: Actor, cmd: ReserveCmd) -> Callable[[], OperationResult]:
+    return lambda: service.reserve(session=registry.session, clock=CLOCK, actor=actor, cmd=cmd)
+
+
+def ending(
+    registry: Registry, actor: Actor, operation: str, cmd: ReservationCmd, clock: Clock = CLOCK
+) -> Callable[[], OperationResult]:
+    end = service.post if operation == "post" else service.release
+    return lambda: end(session=registry.session, clock=clock, actor=actor, cmd=cmd)
+
+
+def end_cmd(operation: str, key: str | None = None, reservation: str = ORDER) -> ReservationCmd:
+    if operation == "post":
+        return post_cmd(reservation, key=key or "post-1")
+    return release_cmd(reservation, key=key or "release-1")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_reservation_writes_the_same_rows_both_ways(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    cmd = reserve_cmd(CASES[case](setting), reservation=TRICKY)
+    fast, slow = both_ways(registry, monkeypatch, reserving(registry, setting.owner.member, cmd))
+    assert fast.refusal is None and slow.refusal is None
+    assert fast.result is not None and fast.result == slow.result
+    assert {b.state for b in fast.result.blocks} == {"reserved"}
+    assert fast.rows == slow.rows
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_a_reservation_refused_is_refused_the_same_both_ways_and_writes_nothing(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    units, code = REFUSALS[case]
+    before = snapshot(registry.session)
+    cmd = reserve_cmd(units(setting))
+    for outcome in both_ways(registry, monkeypatch, reserving(registry, setting.owner.member, cmd)):
+        assert outcome.refusal is code
+        assert outcome.rows == before
+    assert service.check(session=registry.session).ok
+
+
+# What is reserved as ORDER before the post or release, in serials of the setting.
+RESERVATIONS: dict[str, Callable[[Setting], list[Units]]] = {
+    "part of a block": lambda h: [Units(serial=h.nz(300, 399))],
+    "a whole replaced block": lambda h: [Units(serial=h.nz(0, 99))],
+    "a replaced block and part of the next": lambda h: [
+        Units(project_code=h.code, vintage=VINTAGE, quantity_kg=340)
+    ],
+    "two reservations under one name": lambda h: [Units(serial=h.nz(500, 599)), Units(serial=h.nz(300, 349))],
+}
+
+
+def reserve_all(registry: Registry, setting: Setting, units: list[Units], reservation: str = ORDER) -> None:
+    for n, named in enumerate(units):
+        cmd = reserve_cmd(named, key=f"setup-{reservation}-{n}", reservation=reservation)
+        reserving(registry, setting.owner.member, cmd)()
+
+
+@pytest.mark.parametrize("operation", ["post", "release"])
+@pytest.mark.parametrize("case", RESERVATIONS)
+def test_a_post_or_release_writes_the_same_rows_both_ways(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch, case: str, operation: str
+) -> None:
+    reserve_all(registry, setting, RESERVATIONS[case](setting))
+    command = ending(registry, setting.owner.member, operation, end_cmd(operation))
+    fast, slow = both_ways(registry, monkeypatch, command)
+    assert fast.refusal is None and slow.refusal is None
+    assert fast.result is not None and fast.result == slow.result
+    assert {b.state for b in fast.result.blocks} == {"retired" if operation == "post" else "held"}
+    assert fast.rows == slow.rows
+
+
+def test_a_post_with_any_beneficiary_and_claim_hashes_the_same_both_ways(
     registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    reserve_all(registry, setting, RESERVATIONS["a replaced block and part of the next"](setting))
+    period = {"claim_period_start": date(2026, 1, 1), "claim_period_end": date(2026, 12, 31)}
+    cmd = post_cmd(key='key "with" \\ odd ✓ characters', beneficiary=TRICKY, claim_country="CN", **period)
+    fast, slow = both_ways(registry, monkeypatch, ending(registry, setting.owner.member, "post", cmd))
+    assert fast.result is not None and fast.result == slow.result
+    assert fast.rows == slow.rows
+    assert fast.rows["journal"][-1]["payload"]["beneficiary"] == TRICKY
+    assert fast.rows["retirements"][-1]["claim_country"] == "CN"
+
+
+@pytest.mark.parametrize("operation", ["post", "release"])
+def test_a_post_or_release_keeps_and_hashes_any_clock_time_the_same_both_ways(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    at = datetime(2026, 11, 25, 17, 30, 1, 234_500, tzinfo=timezone(timedelta(hours=8)))
+    reserve_all(registry, setting, RESERVATIONS["part of a block"](setting))
+    command = ending(registry, setting.owner.member, operation, end_cmd(operation), clock=FixedClock(at))
+    fast, slow = both_ways(registry, monkeypatch, command)
+    assert fast.result is not None and fast.result == slow.result and fast.result.at == at
+    assert fast.rows == slow.rows
+
+
+def _posted_before(registry: Registry, setting: Setting) -> None:
+    reserve_all(registry, setting, RESERVATIONS["part of a block"](setting))
+    ending(registry, setting.owner.member, "post", post_cmd(key="posted-before"))()
+
+
+def _two_vintages(registry: Registry, setting: Setting) -> None:
+    project = service.get_project(session=registry.session, code=setting.code)
+    registry.issuance(project, kg=1_000, period=(date(2024, 1, 1), date(2024, 12, 31)))
+    reserve_all(registry, setting, RESERVATIONS["part of a block"](setting))
+    units = [Units(project_code=setting.code, vintage=2024, quantity_kg=10)]
+    reserve_all(registry, setting, units, reservation=f"{ORDER}-2024")
+    # the same name again, in 2024: a reservation spans one project vintage
+    reserving(registry, setting.owner.member, reserve_cmd(units[0], key="setup-2024", reservation=ORDER))()
+
+
+# Refusals of a post or release: what comes before it, who sends it, what it names, and the code.
+END_REFUSALS: dict[
+    str, tuple[Callable[[Registry, Setting], None], Callable[[Setting], Actor], str, ErrorCode]
+] = {
+    "nothing reserved under the name": (
+        lambda r, h: reserve_all(r, h, RESERVATIONS["part of a block"](h)),
+        lambda h: h.owner.member,
+        "ord_unknown",
+        ErrorCode.UNITS_NOT_AVAILABLE,
+    ),
+    "another holder's reservation": (
+        lambda r, h: reserve_all(r, h, RESERVATIONS["part of a block"](h)),
+        lambda h: h.buyer.member,
+        ORDER,
+        ErrorCode.UNITS_NOT_AVAILABLE,
+    ),
+    "a reservation already posted": (
+        _posted_before,
+        lambda h: h.owner.member,
+        ORDER,
+        ErrorCode.UNITS_NOT_AVAILABLE,
+    ),
+    "a reservation over two vintages": (
+        _two_vintages,
+        lambda h: h.owner.member,
+        ORDER,
+        ErrorCode.INVALID_REQUEST,
+    ),
+}
+
+
+@pytest.mark.parametrize("operation", ["post", "release"])
+@pytest.mark.parametrize("case", END_REFUSALS)
+def test_a_post_or_release_refused_is_refused_the_same_both_ways_and_writes_nothing(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch, case: str, operation: str
+) -> None:
+    before_it, sender, reservation, code = END_REFUSALS[case]
+    before_it(registry, setting)
+    before = snapshot(registry.session)
+    command = ending(registry, sender(setting), operation, end_cmd(operation, reservation=reservation))
+    for outcome in both_ways(registry, monkeypatch, command):
+        assert outcome.refusal is code
+        assert outcome.rows == before
+    assert service.check(session=registry.session).ok
+
+
+def test_a_post_without_retirement_details_is_refused_both_ways(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reserve_all(registry, setting, RESERVATIONS["part of a block"](setting))
+    command = ending(registry, setting.owner.member, "post", release_cmd(key="post-1"))
+    for outcome in both_ways(registry, monkeypatch, command):
+        assert outcome.refusal is ErrorCode.MISSING_FIELD
+
+
+# --- retries and one call ------------------------------------------------------------------------------
+
+
+def _commands(
+    registry: Registry, setting: Setting, operation: str
+) -> tuple[Callable[[], OperationResult], Callable[[], OperationResult]]:
+    """A command and another request under the same key (for a post or release, after the reservation)."""
+    member = setting.owner.member
+
+    def by_quantity(kg: int) -> Units:
+        return Units(project_code=setting.code, vintage=VINTAGE, quantity_kg=kg)
+
+    if operation == "retire":
+        return (retiring(registry, member, retire_cmd(by_quantity(5))),
+                retiring(registry, member, retire_cmd(by_quantity(6))))  # fmt: skip
+    if operation == "reserve":
+        return (reserving(registry, member, reserve_cmd(by_quantity(5))),
+                reserving(registry, member, reserve_cmd(by_quantity(6))))  # fmt: skip
+    reserve_all(registry, setting, RESERVATIONS["part of a block"](setting))
+    if operation == "post":
+        other = post_cmd(key="end-1", beneficiary="Someone else")
+    else:
+        other = release_cmd(reservation="ord_other", key="end-1")
+    return (ending(registry, member, operation, end_cmd(operation, key="end-1")),
+            ending(registry, member, operation, other))  # fmt: skip
+
+
+OPERATIONS = ["retire", "reserve", "post", "release"]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_retry_returns_the_first_result_and_another_request_under_the_key_is_a_conflict(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    command, other = _commands(registry, setting, operation)
+    for first_way in (True, False):
+        monkeypatch.setattr(fastpath, "ENABLED", first_way)
+        savepoint = registry.session.begin_nested()
+        first = command()
+        after_first = snapshot(registry.session)
+        for retry_way in (True, False):  # a retry is answered the same by either path
+            monkeypatch.setattr(fastpath, "ENABLED", retry_way)
+            assert command() == first
+            with pytest.raises(DomainError) as caught:
+                other()
+            assert caught.value.code is ErrorCode.IDEMPOTENCY_CONFLICT
+            assert snapshot(registry.session) == after_first
+        savepoint.rollback()
+        registry.session.expire_all()  # rows loaded inside the savepoint are gone
+
+
+def test_a_key_used_to_post_is_a_conflict_for_a_release(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reserve_all(registry, setting, RESERVATIONS["part of a block"](setting))
+    ending(registry, setting.owner.member, "post", end_cmd("post", key="end-1"))()
+    command = ending(registry, setting.owner.member, "release", end_cmd("release", key="end-1"))
+    for outcome in both_ways(registry, monkeypatch, command):
+        assert outcome.refusal is ErrorCode.IDEMPOTENCY_CONFLICT
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_postgresql_moves_units_in_one_call(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    command, _other = _commands(registry, setting, operation)
     statements: list[str] = []
     connection = registry.session.connection()
 
@@ -269,8 +502,10 @@ def test_postgresql_retires_in_one_call(
 
     event.listen(connection, "before_cursor_execute", note)
     try:
-        cmd = retire_cmd(Units(project_code=setting.code, vintage=VINTAGE, quantity_kg=3))
-        service.retire(session=registry.session, clock=CLOCK, actor=setting.owner.member, cmd=cmd)
+        command()
     finally:
         event.remove(connection, "before_cursor_execute", note)
-    assert len(statements) == 1 and statements[0].startswith("SELECT registry_retire(")
+    function = {"retire": "registry_retire", "reserve": "registry_reserve"}.get(
+        operation, "registry_post_or_release"
+    )
+    assert len(statements) == 1 and statements[0].startswith(f"SELECT {function}(")

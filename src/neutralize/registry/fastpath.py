@@ -5,7 +5,7 @@ A movement of units must hold its vintage's chain head (and the blocks it splits
 reads them until it commits, so movements of one vintage go one at a time: the rate is one over that
 hold time. On the Python path the hold spans about ten round trips and the client's ORM work in
 between. On PostgreSQL, ``service.retire``, ``reserve``, ``post`` and ``release`` instead call these
-functions (created by migrations 0007 and 0100), which do the same work in the same order inside
+functions (created by migrations 0007 and 0011), which do the same work in the same order inside
 the server, so the locks are held for the function's own few statements and the commit.
 
 The functions write the same rows as the Python path: the retirement, the block splits, one

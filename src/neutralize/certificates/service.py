@@ -61,7 +61,8 @@ def claims_policy() -> Mapping[str, Any]:
 
 
 def new_number() -> str:
-    """``NZC-XXXX-XXXX-XXXX``: 60 random bits, so certificates cannot be enumerated."""
+    """``NZC-`` and three groups of four Crockford base32 characters: 60 random bits, so
+    certificates cannot be enumerated."""
     chars = "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(12))
     return f"NZC-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
 

@@ -66,7 +66,13 @@ def test_an_organiser_runs_a_conference_and_guests_offset(
     order_page = guest.get(placed.headers["location"])
     pay = re.search(r'id="pay" href="[^"]*(/sandbox/pay/[^"]+)"', order_page.text)
     assert pay
-    guest.post(pay.group(1), data={"outcome": "succeeded", "csrf_token": form_token(guest, pay.group(1))})
+    paid = guest.post(
+        pay.group(1), data={"outcome": "succeeded", "csrf_token": form_token(guest, pay.group(1))}
+    )
+    number = re.search(r"/certificates/(NZC-[0-9A-Z-]+)", paid.text)
+    assert number
+    certificate = guest.get(f"/certificates/{number.group(1)}")
+    assert f'href="/leaderboards/{slug}?me={hidden["participation"]}"' in certificate.text
     other = TestClient(client.app)
     rail = {
         "travel_mode": "rail",

@@ -341,3 +341,13 @@ def _standing(row: Participation, rank: int, me: str | None) -> Standing:
 def _shown_name(row: Participation) -> str:
     """The name a guest agreed to show, or their name (or "Guest") masked: 张*, G*."""
     return row.name if row.show_name and row.name else mask_name(row.name or "Guest")
+
+
+def participation_of_order(*, session: Session, order_id: str) -> tuple[str, str] | None:
+    """The scene (its short name) and participation an order offsets, if it came from a scene."""
+    row = session.execute(
+        select(Scene.slug, Participation.id)
+        .join(Scene, Scene.id == Participation.scene_id)
+        .where(Participation.order_id == order_id)
+    ).first()
+    return (row[0], row[1]) if row else None

@@ -170,7 +170,9 @@ def certificate_page(request: Request, number: str, session: SessionDep) -> HTML
         return _problem(request, error, "/")
     document = signed["certificate"]
     qr = qr_svg(document["verify_url"]).decode("utf-8")
-    return _page(request, "certificate.html", {"c": document, "signature": signed["signature"], "qr": qr})
+    scene = scenes.participation_of_order(session=session, order_id=document["order"])
+    context = {"c": document, "signature": signed["signature"], "qr": qr, "scene": scene}
+    return _page(request, "certificate.html", context)
 
 
 @router.get("/verify/{number}", response_class=HTMLResponse)

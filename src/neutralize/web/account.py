@@ -11,16 +11,12 @@ from pydantic import ValidationError
 from neutralize.access import users
 from neutralize.api.deps import ClockDep, SessionDep, SettingsDep
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.web.pages import templates
+from neutralize.web.pages import page
 from neutralize.web.security import SESSION_COOKIE, CsrfChecked, SignedIn, client_address
 
 router = APIRouter(include_in_schema=False)
 SEE_OTHER = 303
 Text = Annotated[str, Form(max_length=300)]
-
-
-def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status)
 
 
 def _status(error: DomainError) -> int:
@@ -29,7 +25,7 @@ def _status(error: DomainError) -> int:
 
 @router.get("/signup", response_class=HTMLResponse)
 def signup_form(request: Request) -> HTMLResponse:
-    return _page(request, "signup.html", {"problem": None, "form": {}})
+    return page(request, "signup.html", {"problem": None, "form": {}})
 
 
 @router.post("/signup", dependencies=[CsrfChecked])
@@ -56,9 +52,9 @@ def signup(
         token = users.log_in(session=session, clock=clock, settings=settings, email=email, password=password)
     except ValidationError as invalid:
         error = DomainError(code=ErrorCode.INVALID_REQUEST, message=invalid.errors()[0]["msg"])
-        return _page(request, "signup.html", {"problem": error, "form": form}, 422)
+        return page(request, "signup.html", {"problem": error, "form": form}, 422)
     except DomainError as error:
-        return _page(request, "signup.html", {"problem": error, "form": form}, _status(error))
+        return page(request, "signup.html", {"problem": error, "form": form}, _status(error))
     return _signed_in(RedirectResponse("/account", status_code=SEE_OTHER), token, settings)
 
 
@@ -76,7 +72,7 @@ def _signed_in(response: Response, token: str, settings: Any) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", {"problem": None, "email": ""})
+    return page(request, "login.html", {"problem": None, "email": ""})
 
 
 @router.post("/login", dependencies=[CsrfChecked])
@@ -92,7 +88,7 @@ def login(
             users.rate_limit(session=session, clock=clock, bucket=bucket, limit=limit, window_seconds=900)
         token = users.log_in(session=session, clock=clock, settings=settings, email=email, password=password)
     except DomainError as error:
-        return _page(request, "login.html", {"problem": error, "email": email}, _status(error))
+        return page(request, "login.html", {"problem": error, "email": email}, _status(error))
     return _signed_in(RedirectResponse("/account", status_code=SEE_OTHER), token, settings)
 
 
@@ -110,7 +106,7 @@ def account(request: Request, session: SessionDep, who: SignedIn) -> Response:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     actor, user = who
     keys = users.user_keys(session=session, actor=actor)
-    return _page(request, "account.html", {"user": user, "keys": keys, "new_token": None})
+    return page(request, "account.html", {"user": user, "keys": keys, "new_token": None})
 
 
 @router.post("/account/keys", dependencies=[CsrfChecked])
@@ -129,9 +125,9 @@ def create_key(
     except DomainError as error:  # e.g. a role that needs an organisation the account lacks
         keys = users.user_keys(session=session, actor=actor)
         context = {"user": user, "keys": keys, "new_token": None, "problem": error}
-        return _page(request, "account.html", context, 422)
+        return page(request, "account.html", context, 422)
     keys = users.user_keys(session=session, actor=actor)
-    return _page(request, "account.html", {"user": user, "keys": keys, "new_token": issued.token})
+    return page(request, "account.html", {"user": user, "keys": keys, "new_token": issued.token})
 
 
 @router.post("/account/keys/{key_id}/revoke", dependencies=[CsrfChecked])
@@ -144,7 +140,7 @@ def revoke_key(key_id: str, session: SessionDep, clock: ClockDep, who: SignedIn)
 
 @router.get("/password-reset", response_class=HTMLResponse)
 def reset_request_form(request: Request) -> HTMLResponse:
-    return _page(request, "password_reset.html", {"sent": False, "token": None, "problem": None})
+    return page(request, "password_reset.html", {"sent": False, "token": None, "problem": None})
 
 
 @router.post("/password-reset", dependencies=[CsrfChecked])
@@ -160,16 +156,16 @@ def reset_request(
             window_seconds=3600,
         )
     except DomainError as error:
-        return _page(request, "password_reset.html", {"sent": False, "token": None, "problem": error}, 429)
+        return page(request, "password_reset.html", {"sent": False, "token": None, "problem": error}, 429)
     users.request_password_reset(
         session=session, clock=clock, settings=settings, email=email, base_url=settings.public_url
     )
-    return _page(request, "password_reset.html", {"sent": True, "token": None, "problem": None})
+    return page(request, "password_reset.html", {"sent": True, "token": None, "problem": None})
 
 
 @router.get("/password-reset/{token}", response_class=HTMLResponse)
 def reset_form(request: Request, token: str) -> HTMLResponse:
-    return _page(request, "password_reset.html", {"sent": False, "token": token, "problem": None})
+    return page(request, "password_reset.html", {"sent": False, "token": token, "problem": None})
 
 
 @router.post("/password-reset/{token}", dependencies=[CsrfChecked])
@@ -179,5 +175,5 @@ def reset(
     try:
         users.reset_password(session=session, clock=clock, settings=settings, token=token, password=password)
     except DomainError as error:
-        return _page(request, "password_reset.html", {"sent": False, "token": token, "problem": error}, 422)
+        return page(request, "password_reset.html", {"sent": False, "token": token, "problem": error}, 422)
     return RedirectResponse("/login", status_code=SEE_OTHER)

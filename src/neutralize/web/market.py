@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -22,20 +22,11 @@ from neutralize.market.domain import Preference
 from neutralize.market.gateways.base import EventKind
 from neutralize.market.schemas import Beneficiary, OrderCreate, QuoteCreate
 from neutralize.scenes import service as scenes
-from neutralize.web.pages import templates
+from neutralize.web.pages import page, problem_page
 from neutralize.web.security import CsrfChecked, client_address
 
 router = APIRouter(include_in_schema=False)
 SEE_OTHER = 303
-
-
-def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status)
-
-
-def _problem(request: Request, error: DomainError, back: str) -> HTMLResponse:
-    status = 404 if error.code is ErrorCode.NOT_FOUND else 422
-    return _page(request, "problem.html", {"error": error, "back": back}, status)
 
 
 @router.get("/offset", response_class=HTMLResponse)
@@ -62,9 +53,9 @@ def offset(
         )
     except (InvalidOperation, ValueError):
         error = DomainError(code=ErrorCode.WRONG_TYPE, message="the footprint must be a number of kg CO2e")
-        return _problem(request, error, "/")
+        return problem_page(request, error, "/")
     except DomainError as error:
-        return _problem(request, error, "/")
+        return problem_page(request, error, "/")
     keep = {k: v for k, v in (("kg_co2e", kg_co2e), ("footprint_id", footprint_id)) if v}
     if participation:
         keep["participation"] = participation
@@ -76,7 +67,7 @@ def offset(
         "preference": preference.value,
         "idempotency_key": secrets.token_urlsafe(18),  # a double submit returns the same order
     }
-    return _page(request, "offset.html", context)
+    return page(request, "offset.html", context)
 
 
 @router.post("/offset", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -116,11 +107,11 @@ def place_order(
         first = invalid.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         error = DomainError(code=ErrorCode.OUT_OF_RANGE, message=f"{field}: {first['msg']}")
-        return _problem(request, error, "javascript:history.back()")
+        return problem_page(request, error, "javascript:history.back()")
     except DomainError as error:
         if error.code is not ErrorCode.RATE_LIMITED:
             session.rollback()  # a refusal keeps nothing of the attempt (but an attempt counts)
-        return _problem(request, error, "javascript:history.back()")
+        return problem_page(request, error, "javascript:history.back()")
     return RedirectResponse(f"/orders/{order.id}", status_code=SEE_OTHER)
 
 
@@ -129,8 +120,8 @@ def order_page(request: Request, order_id: str, session: SessionDep) -> HTMLResp
     try:
         order = service.order_public(session=session, order_id=order_id)
     except DomainError as error:
-        return _problem(request, error, "/")
-    return _page(request, "order.html", {"order": order})
+        return problem_page(request, error, "/")
+    return page(request, "order.html", {"order": order})
 
 
 @router.get("/sandbox/pay/{provider_ref}", response_class=HTMLResponse)
@@ -139,8 +130,8 @@ def sandbox_page(request: Request, provider_ref: str, session: SessionDep) -> HT
     try:
         payment = service.payment_by_ref(session=session, gateway="sandbox", provider_ref=provider_ref)
     except DomainError as error:
-        return _problem(request, error, "/")
-    return _page(request, "sandbox_pay.html", {"payment": payment})
+        return problem_page(request, error, "/")
+    return page(request, "sandbox_pay.html", {"payment": payment})
 
 
 @router.post("/sandbox/pay/{provider_ref}", dependencies=[CsrfChecked])
@@ -158,7 +149,7 @@ def sandbox_pay(
             session_factory(request), clock, settings, keys, provider_ref, kind
         )
     except DomainError as error:
-        return _problem(request, error, "/")
+        return problem_page(request, error, "/")
     return RedirectResponse(f"/orders/{order_id}", status_code=SEE_OTHER)
 
 
@@ -167,12 +158,12 @@ def certificate_page(request: Request, number: str, session: SessionDep) -> HTML
     try:
         signed = certificates.get(session=session, number=number)
     except DomainError as error:
-        return _problem(request, error, "/")
+        return problem_page(request, error, "/")
     document = signed["certificate"]
     qr = qr_svg(document["verify_url"]).decode("utf-8")
     scene = scenes.participation_of_order(session=session, order_id=document["order"])
     context = {"c": document, "signature": signed["signature"], "qr": qr, "scene": scene}
-    return _page(request, "certificate.html", context)
+    return page(request, "certificate.html", context)
 
 
 @router.get("/verify/{number}", response_class=HTMLResponse)
@@ -181,5 +172,5 @@ def verify_page(request: Request, number: str, session: SessionDep, keys: KeysDe
     try:
         result = certificates.verify(session=session, keys=keys, number=number)
     except DomainError as error:
-        return _problem(request, error, "/")
-    return _page(request, "verify.html", {"v": result, "c": result.certificate})
+        return problem_page(request, error, "/")
+    return page(request, "verify.html", {"v": result, "c": result.certificate})

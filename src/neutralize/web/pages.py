@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from neutralize.core.errors import DomainError
+from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.footprint import service
 from neutralize.web.security import CsrfChecked, csrf_token
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals["csrf_token"] = csrf_token
+
+
+def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    """A template rendered for ``request`` (every page gets its CSRF token through the template)."""
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def problem_page(
+    request: Request, error: DomainError, back: str = "javascript:history.back()"
+) -> HTMLResponse:
+    """What went wrong, with its code, and a way back: 404 for what does not exist, 422 otherwise."""
+    status = 404 if error.code is ErrorCode.NOT_FOUND else 422
+    return page(request, "problem.html", {"error": error, "back": back}, status)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -15,7 +15,7 @@ from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.scenes import service as scenes
 from neutralize.scenes.domain import DIETS, TRAVEL_MODES, SceneType
 from neutralize.scenes.render import poster_pdf, qr_png, qr_svg
-from neutralize.web.pages import templates
+from neutralize.web.pages import page, problem_page
 from neutralize.web.security import CsrfChecked, SignedIn
 
 router = APIRouter(include_in_schema=False)
@@ -24,13 +24,9 @@ MAX_FIELDS = 40
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    """A scene page: the calculators' choices are there for every template."""
     base = {"diets": DIETS, "travel_modes": TRAVEL_MODES, "scene_types": list(SceneType)}
-    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
-
-
-def _problem(request: Request, error: DomainError) -> HTMLResponse:
-    status = 404 if error.code is ErrorCode.NOT_FOUND else 422
-    return _page(request, "problem.html", {"error": error, "back": "javascript:history.back()"}, status)
+    return page(request, name, {**base, **context}, status)
 
 
 @router.get("/s/{slug}", response_class=HTMLResponse)
@@ -39,7 +35,7 @@ def landing(request: Request, slug: str, session: SessionDep) -> HTMLResponse:
     try:
         scene = scenes.get_scene(session=session, slug=slug)
     except DomainError as error:
-        return _problem(request, error)
+        return problem_page(request, error)
     return _page(request, "scene.html", {"scene": scene, "form": {}, "problems": []})
 
 
@@ -52,7 +48,7 @@ async def calculate(request: Request, slug: str, session: SessionDep, clock: Clo
     try:
         scene = scenes.get_scene(session=session, slug=slug)
     except DomainError as error:
-        return _problem(request, error)
+        return problem_page(request, error)
     try:
         footprint, participation = scenes.participate(
             session=session, clock=clock, slug=slug, form=values, display_name=name
@@ -126,7 +122,7 @@ def scene_dashboard(
     try:
         board = scenes.dashboard(session=session, actor=actor, slug=slug)
     except DomainError as error:
-        return _problem(request, error)
+        return problem_page(request, error)
     url = f"{settings.public_url.rstrip('/')}/s/{slug}"
     return _page(request, "organiser_scene.html", {"board": board, "url": url})
 
@@ -170,5 +166,5 @@ def leaderboard(
     try:
         board = scenes.leaderboard(session=session, slug=slug, me=me)
     except DomainError as error:
-        return _problem(request, error)
+        return problem_page(request, error)
     return _page(request, "leaderboard.html", {"board": board})

@@ -16,6 +16,9 @@ from neutralize.web.security import CsrfChecked, csrf_token
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals["csrf_token"] = csrf_token
+# Every string a page shows goes through gettext: ``{{ _("…") }}`` or ``{% trans %}…{% endtrans %}``.
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 
 
 def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

@@ -148,3 +148,23 @@ def _participation(result: object) -> str:
     found = re.search(r'name="participation" value="([^"]+)"', result.text)  # type: ignore[attr-defined]
     assert found
     return found.group(1)
+
+
+def test_a_signed_in_guest_counts_for_their_organisation(client: TestClient, admin: dict[str, str]) -> None:
+    organiser = signed_in(client, Role.ORGANISER, organisation(client, admin)["id"])
+    slug = f"hotel-{next(_numbers)}"
+    body = {"name": "Lakeside Hotel", "slug": slug, "type": "hotel", "country": "CN",
+            "csrf_token": form_token(organiser, "/organiser")}  # fmt: skip
+    assert organiser.post("/organiser/scenes", data=body, follow_redirects=False).status_code == 303
+    company = organisation(client, admin)
+    member = signed_in(client, Role.MEMBER, company["id"])
+    stayed = member.post(f"/s/{slug}", data={"nights": "2", "csrf_token": form_token(member, f"/s/{slug}")})
+    assert stayed.status_code == 200
+    board = member.get(f"/leaderboards/{slug}", params={"by": "organisations"})
+    assert board.status_code == 200 and f"<td>{company['name']}</td>" in board.text
+    assert 'aria-current="page">Organisations' in board.text
+    people = member.get(f"/leaderboards/{slug}")
+    assert (
+        company["name"] not in people.text and f'href="/leaderboards/{slug}?by=organisations"' in people.text
+    )
+    assert member.get("/leaderboards", params={"by": "nobody"}).status_code == 422

@@ -49,6 +49,9 @@ class Participation(Base):
     by_mode: Mapped[dict[str, Any]] = mapped_column(JSON)  # travel only: flight, rail, car, bus, ...
     name: Mapped[str | None] = mapped_column(String(200))  # given by the guest, or the offset's beneficiary
     show_name: Mapped[bool] = mapped_column(Boolean, default=False)  # otherwise shown masked: 张*
+    # A signed-in guest's user and organisation: the organisation's leaderboards count the guest.
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), unique=True)
     offset_kg: Mapped[int] = mapped_column(BigInteger, default=0)
     reduction_g: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -66,3 +69,17 @@ class ParticipationRank(Base):
     overall_rank: Mapped[int] = mapped_column(BigInteger)
     reduction_g: Mapped[int] = mapped_column(BigInteger)
     offset_kg: Mapped[int] = mapped_column(BigInteger)
+
+
+class OrganisationTotal(Base):
+    """What an organisation's signed-in people did, per scene and across all (``scope`` "all"), kept
+    up to date as they take part and offset, so that the organisations' top 100 is an index scan."""
+
+    __tablename__ = "organisation_totals"
+    __table_args__ = (Index("ix_organisation_totals_rank", "scope", "reduction_g", "offset_kg"),)
+
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)  # a scene's id, or "all"
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    participants: Mapped[int] = mapped_column(BigInteger, default=0)
+    reduction_g: Mapped[int] = mapped_column(BigInteger, default=0)
+    offset_kg: Mapped[int] = mapped_column(BigInteger, default=0)

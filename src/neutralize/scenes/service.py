@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, func, insert, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
@@ -23,6 +25,7 @@ from neutralize.core.ids import new_id
 from neutralize.footprint import service as footprints
 from neutralize.footprint.schemas import FootprintPublic
 from neutralize.market import service as market
+from neutralize.registry.models import Organisation
 from neutralize.scenes.domain import (
     CATEGORY_OF_TYPE,
     TEMPLATES,
@@ -31,9 +34,10 @@ from neutralize.scenes.domain import (
     check_slug,
     mask_name,
 )
-from neutralize.scenes.models import Participation, ParticipationRank, Scene
+from neutralize.scenes.models import OrganisationTotal, Participation, ParticipationRank, Scene
 
 MAX_EXPORT_ROWS = 100_000
+ALL_SCENES = "all"  # the scope of an organisation's standing across every scene
 
 
 class SceneCreate(BaseModel):
@@ -134,10 +138,17 @@ def organised_scene(*, session: Session, actor: Actor, slug: str) -> ScenePublic
 
 
 def participate(
-    *, session: Session, clock: Clock, slug: str, form: Mapping[str, str], display_name: str | None = None
+    *,
+    session: Session,
+    clock: Clock,
+    slug: str,
+    form: Mapping[str, str],
+    display_name: str | None = None,
+    actor: Actor | None = None,
 ) -> tuple[FootprintPublic, str]:
     """A guest's footprint from the scene's calculator, kept with the scene; returns it and the
-    participation's id (which the guest's offset order is linked to)."""
+    participation's id (which the guest's offset order is linked to). A signed-in guest (``actor``)
+    counts for their organisation on the organisations' leaderboards."""
     scene = get_scene(session=session, slug=slug)
     activities = activities_from_form(scene.type, form, country=scene.country, region=scene.region)
     footprint = footprints.save(
@@ -160,10 +171,13 @@ def participate(
         by_mode={k: str(v) for k, v in by_mode.items()},
         name=display_name.strip()[:200] if display_name else None,
         show_name=bool(display_name),
+        user_id=actor.id if actor else None,
+        organisation_id=actor.organisation_id if actor else None,
         created_at=now,
     )
     session.add(participation)
     session.flush()
+    _count_for_organisation(session, participation, participants=1)
     return footprint, participation.id
 
 
@@ -252,6 +266,19 @@ class Leaderboard(BaseModel):
     me: Standing | None  # the asking guest's own standing, even outside the top
 
 
+class OrganisationStanding(BaseModel):
+    rank: int
+    name: str  # organisations are public, as on the registry's pages
+    participants: int
+    reduction_g: int
+    offset_kg: int
+
+
+class OrganisationBoard(BaseModel):
+    scene: ScenePublic | None  # None: across every scene
+    top: list[OrganisationStanding]
+
+
 def record_offsets(*, session: Session, order_ids: Sequence[str]) -> None:
     """Keep on each participation the kilograms its certified order retired (leaderboards rank by it)."""
     sold = market.sold_orders(session=session, order_ids=order_ids)
@@ -259,7 +286,45 @@ def record_offsets(*, session: Session, order_ids: Sequence[str]) -> None:
         return
     for row in session.scalars(select(Participation).where(Participation.order_id.in_(list(sold)))):
         assert row.order_id is not None
-        row.offset_kg = sold[row.order_id][0]
+        set_scores(session=session, row=row, offset_kg=sold[row.order_id][0], reduction_g=row.reduction_g)
+
+
+def set_scores(*, session: Session, row: Participation, offset_kg: int, reduction_g: int) -> None:
+    """A participation's offsets (kg retired for it) and verified reductions (g), and the change in
+    its organisation's totals: the one way leaderboard scores change."""
+    _count_for_organisation(
+        session, row, offset_kg=offset_kg - row.offset_kg, reduction_g=reduction_g - row.reduction_g
+    )
+    row.offset_kg, row.reduction_g = offset_kg, reduction_g
+
+
+def _count_for_organisation(
+    session: Session, row: Participation, *, participants: int = 0, offset_kg: int = 0, reduction_g: int = 0
+) -> None:
+    """Add a participation's change to its organisation's standings, in its scene and across all: one
+    upsert each, so concurrent guests of one organisation add up instead of overwriting each other."""
+    if row.organisation_id is None or not (participants or offset_kg or reduction_g):
+        return
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    for scope in (row.scene_id, ALL_SCENES):
+        statement = upsert(OrganisationTotal).values(
+            scope=scope,
+            organisation_id=row.organisation_id,
+            participants=participants,
+            reduction_g=reduction_g,
+            offset_kg=offset_kg,
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["scope", "organisation_id"],
+                set_={
+                    "participants": OrganisationTotal.participants + participants,
+                    "offset_kg": OrganisationTotal.offset_kg + offset_kg,
+                    "reduction_g": OrganisationTotal.reduction_g + reduction_g,
+                },
+            )
+        )
 
 
 def leaderboard(
@@ -284,6 +349,33 @@ def leaderboard(
         if asker is not None and (scene is None or asker.scene_id == scene.id):
             mine = _standing(asker, _my_rank(session, asker, scene.id if scene else None), me)
     return Leaderboard(scene=scene, top=top, me=mine)
+
+
+def organisation_leaderboard(*, session: Session, slug: str | None, limit: int = 100) -> OrganisationBoard:
+    """Organisations by what their signed-in people did in a scene (or in all): their reductions
+    first and offsets second, as for people; ties share a rank."""
+    scene = get_scene(session=session, slug=slug) if slug else None
+    totals = OrganisationTotal
+    rows = session.execute(
+        select(Organisation.name, totals.participants, totals.reduction_g, totals.offset_kg)
+        .join(Organisation, Organisation.id == totals.organisation_id)
+        .where(totals.scope == (scene.id if scene else ALL_SCENES))
+        .order_by(totals.reduction_g.desc(), totals.offset_kg.desc(), totals.organisation_id)
+        .limit(min(limit, 500))
+    ).all()
+    top: list[OrganisationStanding] = []
+    for position, (name, people, reduction_g, offset_kg) in enumerate(rows, start=1):
+        earlier = top[-1] if top else None
+        tied = earlier is not None and (earlier.reduction_g, earlier.offset_kg) == (reduction_g, offset_kg)
+        standing = OrganisationStanding(
+            rank=earlier.rank if tied and earlier else position,
+            name=name,
+            participants=people,
+            reduction_g=int(reduction_g or 0),
+            offset_kg=int(offset_kg or 0),
+        )
+        top.append(standing)
+    return OrganisationBoard(scene=scene, top=top)
 
 
 def refresh_ranks(*, session: Session) -> int | None:

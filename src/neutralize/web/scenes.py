@@ -40,7 +40,9 @@ def landing(request: Request, slug: str, session: SessionDep) -> HTMLResponse:
 
 
 @router.post("/s/{slug}", response_class=HTMLResponse, dependencies=[CsrfChecked])
-async def calculate(request: Request, slug: str, session: SessionDep, clock: ClockDep) -> HTMLResponse:
+async def calculate(
+    request: Request, slug: str, session: SessionDep, clock: ClockDep, who: SignedIn
+) -> HTMLResponse:
     form = await request.form(max_fields=MAX_FIELDS, max_files=0)
     values = {k: str(v)[:100] for k, v in form.items() if k != "csrf_token"}
     show_name = values.pop("show_name", "") == "true"
@@ -51,7 +53,12 @@ async def calculate(request: Request, slug: str, session: SessionDep, clock: Clo
         return problem_page(request, error)
     try:
         footprint, participation = scenes.participate(
-            session=session, clock=clock, slug=slug, form=values, display_name=name
+            session=session,
+            clock=clock,
+            slug=slug,
+            form=values,
+            display_name=name,
+            actor=who[0] if who else None,
         )
     except DomainError as error:
         session.rollback()
@@ -161,9 +168,14 @@ def leaderboard(
     session: SessionDep,
     slug: str | None = None,
     me: Annotated[str | None, Query(max_length=40)] = None,
+    by: Literal["people", "organisations"] = "people",
 ) -> HTMLResponse:
-    """Per scene, or across all: reductions first, offsets apart, and the asker's own rank."""
+    """Per scene, or across all, of people or of organisations: reductions first, offsets apart,
+    and the asker's own rank."""
     try:
+        if by == "organisations":
+            groups = scenes.organisation_leaderboard(session=session, slug=slug)
+            return _page(request, "leaderboard_organisations.html", {"board": groups})
         board = scenes.leaderboard(session=session, slug=slug, me=me)
     except DomainError as error:
         return problem_page(request, error)

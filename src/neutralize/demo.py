@@ -292,7 +292,10 @@ def _mirrored(session: Session, clock: Clock) -> None:
 DEMO_ACCOUNTS = [
     ("organiser@demo.neutralize.example", "Forum organiser", Role.ORGANISER, "demo-organiser-2026"),
     ("admin@demo.neutralize.example", "Platform operator", Role.ADMIN, "demo-admin-2026"),
+    ("member@demo.neutralize.example", "Li Wei", Role.MEMBER, "demo-member-2026"),
 ]
+# Forum guests who take part signed in, for their companies (the organisations' leaderboard).
+COMPANIES = {"Chengdu Green Logistics Co.": ["Li Wei", "Wang Fang"], "Sichuan Solar Institute": ["Chen Jie"]}
 SCENES = [
     ("tianfu-forum-2026", SceneType.CONFERENCE, "Tianfu Carbon Neutrality Forum 2026", "CN-SC"),
     ("dujiangyan", SceneType.SCENIC_SPOT, "Dujiangyan Irrigation System", "CN-SC"),
@@ -308,17 +311,31 @@ def _scenes(session: Session, clock: Clock, settings: Settings, keys: KeyRing) -
     organisation = service.create_organisation(
         session=session, clock=clock, actor=SYSTEM, cmd=OrganisationCreate(name="Tianfu Forum Secretariat")
     )
+    company_of: dict[str, str] = {}
+    for company, names in COMPANIES.items():
+        made = service.create_organisation(
+            session=session, clock=clock, actor=SYSTEM, cmd=OrganisationCreate(name=company)
+        )
+        company_of |= dict.fromkeys(names, made.id)
+    accounts = DEMO_ACCOUNTS + [
+        (f"{name.lower().replace(' ', '.')}@demo.neutralize.example", name, Role.MEMBER, "demo-member-2026")
+        for name in ("Wang Fang", "Chen Jie")
+    ]
     organiser = None
-    for email, name, role, password in DEMO_ACCOUNTS:
+    members = []
+    for email, name, role, password in accounts:
+        home = organisation.id if role is Role.ORGANISER else company_of.get(name)
         user = users.sign_up(
             session=session,
             clock=clock,
             cmd=users.SignUp(email=email, password=password, display_name=name),
             role=role,
-            organisation_id=organisation.id if role is Role.ORGANISER else None,
+            organisation_id=home,
         )
         if role is Role.ORGANISER:
-            organiser = Actor(id=user.id, role=role, organisation_id=organisation.id)
+            organiser = Actor(id=user.id, role=role, organisation_id=home)
+        elif role is Role.MEMBER:
+            members.append(Actor(id=user.id, role=role, organisation_id=home))
     assert organiser is not None
     for slug, kind, name, region in SCENES:
         scenes.create_scene(
@@ -332,6 +349,7 @@ def _scenes(session: Session, clock: Clock, settings: Settings, keys: KeyRing) -
         _footprint, participation = scenes.participate(
             session=session, clock=clock, slug="tianfu-forum-2026", form=form,
             display_name=f"Guest {n + 1}" if n % 3 == 0 else None,
+            actor=members[n // 4] if n % 4 == 0 and n // 4 < len(members) else None,
         )  # fmt: skip
         if n % 4 == 0:
             _offset(session, clock, settings, keys, _footprint.id or "", participation, n)

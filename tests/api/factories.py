@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from neutralize.access import users
 from neutralize.access.domain import Role
 from neutralize.access.service import create_key
 from neutralize.core.clock import FixedClock
@@ -16,6 +17,7 @@ from neutralize.core.db import make_session_factory, unit_of_work
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # the API tests' clock
 codes = itertools.count(1)  # unique names and codes across a module
+PASSWORD = "a long enough password"
 
 
 def key(client: TestClient, role: Role, organisation_id: str | None = None) -> dict[str, str]:
@@ -90,3 +92,18 @@ def form_token(client: TestClient, path: str = "/") -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert found, f"{path} has no form token"
     return found.group(1)
+
+
+def signed_in(client: TestClient, role: Role, organisation_id: str | None = None) -> TestClient:
+    """A browser of its own, signed in as a new account with ``role``."""
+    web = TestClient(client.app)
+    email = f"person{next(codes)}@example.org"
+    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
+    with unit_of_work(factory) as session:
+        cmd = users.SignUp(email=email, password=PASSWORD, display_name="Person")
+        users.sign_up(
+            session=session, clock=FixedClock(NOW), cmd=cmd, role=role, organisation_id=organisation_id
+        )
+    body = {"email": email, "password": PASSWORD, "csrf_token": form_token(web, "/login")}
+    assert web.post("/login", data=body, follow_redirects=False).status_code == 303
+    return web

@@ -8,28 +8,10 @@ import re
 
 from fastapi.testclient import TestClient
 
-from neutralize.access import users
 from neutralize.access.domain import Role
-from neutralize.core.clock import FixedClock
-from neutralize.core.db import make_session_factory, unit_of_work
-from tests.api.factories import NOW, form_token, organisation
+from tests.api.factories import form_token, organisation, signed_in
 
 _numbers = itertools.count(1)
-PASSWORD = "organiser password"
-
-
-def signed_in(client: TestClient, role: Role, organisation_id: str | None) -> TestClient:
-    web = TestClient(client.app)
-    email = f"org{next(_numbers)}@example.org"
-    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
-    with unit_of_work(factory) as session:
-        cmd = users.SignUp(email=email, password=PASSWORD, display_name="Organiser")
-        users.sign_up(
-            session=session, clock=FixedClock(NOW), cmd=cmd, role=role, organisation_id=organisation_id
-        )
-    body = {"email": email, "password": PASSWORD, "csrf_token": form_token(web, "/login")}
-    assert web.post("/login", data=body, follow_redirects=False).status_code == 303
-    return web
 
 
 def test_an_organiser_runs_a_conference_and_guests_offset(

@@ -20,6 +20,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
     ErrorCode.INVALID_TRANSITION: 409,
     ErrorCode.ALREADY_ISSUED: 409,
+    ErrorCode.ALREADY_CLAIMED: 409,
     ErrorCode.INSUFFICIENT_UNITS: 409,
     ErrorCode.UNITS_NOT_AVAILABLE: 409,
     ErrorCode.DUPLICATE: 409,

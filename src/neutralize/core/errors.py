@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     NOT_VERIFIED = "not_verified"
     PERIOD_NOT_ENDED = "period_not_ended"
     ALREADY_ISSUED = "already_issued"
+    ALREADY_CLAIMED = "already_claimed"
     INSUFFICIENT_UNITS = "insufficient_units"
     UNITS_NOT_AVAILABLE = "units_not_available"
     INVALID_SERIAL = "invalid_serial"

@@ -107,6 +107,17 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class OrderOwner(Base):
+    """The account an order belongs to: the signed-in buyer's, or a guest's who claimed it later
+    through the order's own link (whose id only the buyer was shown). One owner, never changed."""
+
+    __tablename__ = "order_owners"
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class OrderEvent(Base):
     """Every status change of an order, with when and why."""
 

@@ -1,4 +1,5 @@
-"""Accounts in the browser: sign up, sign in and out, reset a password, manage API keys."""
+"""Accounts in the browser: sign up, sign in and out, reset a password, the orders an account keeps,
+and its API keys."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from neutralize.access import users
+from neutralize.access.domain import Actor
 from neutralize.api.deps import ClockDep, SessionDep, SettingsDep
 from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.market import owners
 from neutralize.web.pages import page
 from neutralize.web.security import SESSION_COOKIE, CsrfChecked, SignedIn, client_address
 
@@ -104,9 +107,27 @@ def logout(request: Request, session: SessionDep) -> Response:
 def account(request: Request, session: SessionDep, who: SignedIn) -> Response:
     if who is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
+    return _account_page(request, session, who)
+
+
+def _account_page(
+    request: Request,
+    session: SessionDep,
+    who: tuple[Actor, users.UserPublic],
+    *,
+    new_token: str | None = None,
+    problem: DomainError | None = None,
+) -> HTMLResponse:
+    """The account page: who you are, the orders and certificates you keep, your API keys."""
     actor, user = who
-    keys = users.user_keys(session=session, actor=actor)
-    return page(request, "account.html", {"user": user, "keys": keys, "new_token": None})
+    context = {
+        "user": user,
+        "orders": owners.orders_of(session=session, user_id=user.id),
+        "keys": users.user_keys(session=session, actor=actor),
+        "new_token": new_token,
+        "problem": problem,
+    }
+    return page(request, "account.html", context, 422 if problem else 200)
 
 
 @router.post("/account/keys", dependencies=[CsrfChecked])
@@ -119,15 +140,11 @@ def create_key(
 ) -> Response:
     if who is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
-    actor, user = who
     try:
-        issued = users.create_user_key(session=session, clock=clock, actor=actor, label=label)
+        issued = users.create_user_key(session=session, clock=clock, actor=who[0], label=label)
     except DomainError as error:  # e.g. a role that needs an organisation the account lacks
-        keys = users.user_keys(session=session, actor=actor)
-        context = {"user": user, "keys": keys, "new_token": None, "problem": error}
-        return page(request, "account.html", context, 422)
-    keys = users.user_keys(session=session, actor=actor)
-    return page(request, "account.html", {"user": user, "keys": keys, "new_token": issued.token})
+        return _account_page(request, session, who, problem=error)
+    return _account_page(request, session, who, new_token=issued.token)
 
 
 @router.post("/account/keys/{key_id}/revoke", dependencies=[CsrfChecked])

@@ -17,13 +17,13 @@ from neutralize.api.market import pay_in_sandbox
 from neutralize.certificates import service as certificates
 from neutralize.certificates.render import qr_svg
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.market import service
+from neutralize.market import owners, service
 from neutralize.market.domain import Preference
 from neutralize.market.gateways.base import EventKind
 from neutralize.market.schemas import Beneficiary, OrderCreate, QuoteCreate
 from neutralize.scenes import service as scenes
 from neutralize.web.pages import page, problem_page
-from neutralize.web.security import CsrfChecked, client_address
+from neutralize.web.security import CsrfChecked, SignedIn, client_address
 
 router = APIRouter(include_in_schema=False)
 SEE_OTHER = 303
@@ -76,6 +76,7 @@ def place_order(
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
+    who: SignedIn,
     quote_id: Annotated[str, Form(max_length=40)],
     idempotency_key: Annotated[str, Form(max_length=120)],
     display_name: Annotated[str, Form(max_length=10_000)],
@@ -96,6 +97,8 @@ def place_order(
             idempotency_key=idempotency_key,
         )
         order = service.create_order(session=session, clock=clock, settings=settings, cmd=cmd)
+        if who is not None:  # a signed-in buyer keeps the order, and its certificate, in the account
+            owners.claim(session=session, clock=clock, order_id=order.id, user_id=who[1].id)
         if participation:  # the guest came from a scene: its dashboard counts this offset
             scenes.link_order(
                 session=session,
@@ -116,12 +119,29 @@ def place_order(
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
-def order_page(request: Request, order_id: str, session: SessionDep) -> HTMLResponse:
+def order_page(request: Request, order_id: str, session: SessionDep, who: SignedIn) -> HTMLResponse:
+    """An order's own page: its link is what the buyer keeps (and what lets a guest claim it)."""
     try:
         order = service.order_public(session=session, order_id=order_id)
     except DomainError as error:
         return problem_page(request, error, "/")
-    return page(request, "order.html", {"order": order})
+    owner = owners.owner_of(session=session, order_id=order_id)
+    context = {"order": order, "owner": owner, "me": who[1].id if who else None}
+    return page(request, "order.html", context)
+
+
+@router.post("/orders/{order_id}/claim", dependencies=[CsrfChecked])
+def claim_order(
+    request: Request, order_id: str, session: SessionDep, clock: ClockDep, who: SignedIn
+) -> Response:
+    """Keep a guest's order, and its certificate, in the signed-in account."""
+    if who is None:
+        return RedirectResponse("/login", status_code=SEE_OTHER)
+    try:
+        owners.claim(session=session, clock=clock, order_id=order_id, user_id=who[1].id)
+    except DomainError as error:
+        return problem_page(request, error, f"/orders/{order_id}")
+    return RedirectResponse(f"/orders/{order_id}", status_code=SEE_OTHER)
 
 
 @router.get("/sandbox/pay/{provider_ref}", response_class=HTMLResponse)

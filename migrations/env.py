@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import neutralize.access.models
+import neutralize.accounts.models
 import neutralize.certificates.models
 import neutralize.footprint.models
 import neutralize.market.models

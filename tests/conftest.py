@@ -30,7 +30,8 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests of PostgreSQL-only behaviour are not collected for SQLite at all (rather than skipped)."""
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         sqlite = "sqlite" in params.values()

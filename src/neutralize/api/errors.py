@@ -21,6 +21,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_TRANSITION: 409,
     ErrorCode.ALREADY_ISSUED: 409,
     ErrorCode.ALREADY_CLAIMED: 409,
+    ErrorCode.INSUFFICIENT_POINTS: 409,
+    ErrorCode.BENEFIT_UNAVAILABLE: 409,
     ErrorCode.INSUFFICIENT_UNITS: 409,
     ErrorCode.UNITS_NOT_AVAILABLE: 409,
     ErrorCode.DUPLICATE: 409,

@@ -78,6 +78,9 @@ class ErrorCode(StrEnum):
     CSRF_FAILED = "csrf_failed"
     WEAK_PASSWORD = "weak_password"
     TOKEN_INVALID = "token_invalid"
+    # Carbon accounts: points and partners' benefits.
+    INSUFFICIENT_POINTS = "insufficient_points"
+    BENEFIT_UNAVAILABLE = "benefit_unavailable"
     # Signing keys.
     SIGNING_KEY_INVALID = "signing_key_invalid"
     SIGNING_KEY_UNSAFE = "signing_key_unsafe"

@@ -1,0 +1,1 @@
+"""Carbon accounts: behaviour data in, verified reductions, green levels and benefits out."""

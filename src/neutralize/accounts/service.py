@@ -1,0 +1,556 @@
+"""Carbon-account use cases: partners' accounts, a person's links between them, balances and the
+green level, partners' benefits and their redemption, consents, and the reconciliation of running
+totals with the history. Services never commit.
+
+Who may do what: an integrator key acts for its own organisation (the partner) and only on that
+partner's accounts; a signed-in person acts on the accounts linked to them; an admin may read all.
+Someone else's account is ``not_found``, so that references do not leak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from neutralize.access.domain import Actor, Role
+from neutralize.access.service import require
+from neutralize.accounts.levels import WINDOW_DAYS, Activity, Reputation, reputation
+from neutralize.accounts.models import (
+    GRAMS_PER_POINT,
+    AccountEntry,
+    Benefit,
+    BundleTake,
+    CarbonAccount,
+    LevelConsent,
+    LinkCode,
+    Redemption,
+)
+from neutralize.core.clock import Clock, as_utc
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
+from neutralize.core.ids import new_id
+from neutralize.registry.schemas import Command
+
+LINK_CODE_TTL = timedelta(minutes=15)
+LINK_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
+LINK_CODE_LENGTH = 8
+HISTORY_SHOWN = 50
+
+
+class AccountView(BaseModel):
+    id: str
+    partner_id: str
+    reference: str
+    linked: bool
+    credited_g: int  # every verified gram
+    bundled_g: int  # grams turned into registry credits: no longer the person's claim
+    claim_g: int  # the person's reduction claim: credited - bundled
+    points: int  # earned (1 per 100 g credited) - spent
+    points_spent: int
+
+
+class EntryView(BaseModel):
+    id: int
+    external_id: str
+    behaviour: str
+    started_at: datetime
+    grams: int
+    code: str | None
+    methodology: str | None
+
+
+class BenefitCreate(Command):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    points: int = Field(gt=0, le=10**9)
+    stock: int | None = Field(default=None, ge=0, le=10**9)
+
+
+class BenefitPublic(BaseModel):
+    id: str
+    partner_id: str
+    title: str
+    description: str
+    points: int
+    stock: int | None
+    active: bool
+
+
+class RedemptionPublic(BaseModel):
+    id: str
+    account_id: str
+    benefit_id: str
+    points: int
+    created_at: datetime
+
+
+class ConsentPublic(BaseModel):
+    id: str
+    partner_id: str
+    granted_at: datetime
+    withdrawn_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Credited:
+    """What one record was credited (0 g and a code when rejected), ready to keep in the history."""
+
+    external_id: str
+    behaviour: str
+    started_at: datetime
+    ended_at: datetime
+    measures: dict[str, Any]
+    distance_m: int | None
+    grams: int
+    code: str | None
+    methodology: str | None
+    parameters_sha256: str | None
+    rules: dict[str, Any]
+
+
+class Finding(BaseModel):
+    code: str
+    message: str
+
+
+# --- accounts ---------------------------------------------------------------------------------------
+
+
+def open_account(*, session: Session, clock: Clock, partner_id: str, reference: str) -> CarbonAccount:
+    """The partner's account under ``reference``, opened the first time the partner names it."""
+    account = session.scalars(
+        select(CarbonAccount).where(
+            CarbonAccount.partner_id == partner_id, CarbonAccount.reference == reference
+        )
+    ).first()
+    if account is not None:
+        return account
+    now = clock.now()
+    account = CarbonAccount(
+        id=new_id("cac", now),
+        partner_id=partner_id,
+        reference=reference,
+        credited_g=0,
+        bundled_g=0,
+        points_spent=0,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():  # another upload may open it at the same moment
+            session.add(account)
+    except IntegrityError:
+        return open_account(session=session, clock=clock, partner_id=partner_id, reference=reference)
+    return account
+
+
+def keep(
+    *, session: Session, clock: Clock, partner_id: str, reference: str, outcomes: Sequence[Credited]
+) -> int:
+    """Keep what a partner's records for one account were credited, each (partner, external id) once:
+    a record seen before changes nothing. Returns how many were new."""
+    account = open_account(session=session, clock=clock, partner_id=partner_id, reference=reference)
+    ids = [o.external_id for o in outcomes]
+    seen = set(
+        session.scalars(
+            select(AccountEntry.external_id).where(
+                AccountEntry.partner_id == partner_id, AccountEntry.external_id.in_(ids)
+            )
+        )
+    )
+    now = clock.now()
+    fresh = {o.external_id: o for o in outcomes if o.external_id not in seen}  # and once per upload
+    session.add_all(
+        AccountEntry(
+            partner_id=partner_id,
+            external_id=o.external_id,
+            account_id=account.id,
+            behaviour=o.behaviour,
+            started_at=o.started_at,
+            ended_at=o.ended_at,
+            measures=o.measures,
+            distance_m=o.distance_m,
+            grams=o.grams,
+            code=o.code,
+            methodology=o.methodology,
+            parameters_sha256=o.parameters_sha256,
+            rules=o.rules,
+            received_at=now,
+        )
+        for o in fresh.values()
+    )
+    grams = sum(o.grams for o in fresh.values())
+    if grams:  # added in the database, so that uploads for one account at once add up
+        account.credited_g = CarbonAccount.credited_g + grams
+    session.flush()
+    return len(fresh)
+
+
+def account_of(
+    *, session: Session, actor: Actor, reference: str | None = None, account_id: str | None = None
+) -> CarbonAccount:
+    """An account the actor may see: by the partner's reference (integrators) or by id (the linked
+    person, the partner, an admin)."""
+    account: CarbonAccount | None
+    if reference is not None:
+        require(actor, Role.INTEGRATOR)
+        account = session.scalars(
+            select(CarbonAccount).where(
+                CarbonAccount.partner_id == actor.organisation_id, CarbonAccount.reference == reference
+            )
+        ).first()
+    else:
+        account = session.get(CarbonAccount, account_id) if account_id else None
+        if account is not None and not _may_see(actor, account):
+            account = None
+    if account is None:
+        raise NotFoundError(f"no carbon account {reference or account_id!r} of yours")
+    return account
+
+
+def _may_see(actor: Actor, account: CarbonAccount) -> bool:
+    if actor.is_admin:
+        return True
+    if actor.role is Role.INTEGRATOR:
+        return account.partner_id == actor.organisation_id
+    return account.user_id is not None and account.user_id == actor.id
+
+
+def view(account: CarbonAccount) -> AccountView:
+    return AccountView(
+        id=account.id,
+        partner_id=account.partner_id,
+        reference=account.reference,
+        linked=account.user_id is not None,
+        credited_g=account.credited_g,
+        bundled_g=account.bundled_g,
+        claim_g=account.credited_g - account.bundled_g,
+        points=account.credited_g // GRAMS_PER_POINT - account.points_spent,
+        points_spent=account.points_spent,
+    )
+
+
+def accounts_of_person(*, session: Session, user_id: str) -> list[CarbonAccount]:
+    return list(
+        session.scalars(
+            select(CarbonAccount).where(CarbonAccount.user_id == user_id).order_by(CarbonAccount.id)
+        )
+    )
+
+
+def history(*, session: Session, account: CarbonAccount, limit: int = HISTORY_SHOWN) -> list[EntryView]:
+    """The newest entries of an account, each with its grams, methodology version and code."""
+    rows = session.scalars(
+        select(AccountEntry)
+        .where(AccountEntry.account_id == account.id)
+        .order_by(AccountEntry.id.desc())
+        .limit(min(limit, 500))
+    )
+    return [
+        EntryView(
+            id=r.id,
+            external_id=r.external_id,
+            behaviour=r.behaviour,
+            started_at=as_utc(r.started_at),
+            grams=r.grams,
+            code=r.code,
+            methodology=r.methodology,
+        )
+        for r in rows
+    ]
+
+
+def reputation_of(*, session: Session, clock: Clock, accounts: Sequence[CarbonAccount]) -> Reputation:
+    """The green level and badges of a person's accounts taken together (or of one account)."""
+    ids = [a.id for a in accounts]
+    since = clock.now() - timedelta(days=WINDOW_DAYS)
+    entries = AccountEntry
+    credited = (entries.account_id.in_(ids), entries.grams > 0)
+    recent = session.execute(
+        select(entries.grams, entries.started_at).where(*credited, entries.started_at >= since)
+    ).all()
+    months = {(as_utc(at).year, as_utc(at).month) for _grams, at in recent}
+    by_behaviour = {
+        behaviour: (int(count), int(grams or 0), int(metres or 0))
+        for behaviour, count, grams, metres in session.execute(
+            select(entries.behaviour, func.count(), func.sum(entries.grams), func.sum(entries.distance_m))
+            .where(*credited)
+            .group_by(entries.behaviour)
+        )
+    }
+    activity = Activity(
+        grams_last_year=sum(int(grams) for grams, _at in recent),
+        active_months_last_year=len(months),
+        grams_ever=sum(grams for _count, grams, _m in by_behaviour.values()),
+        public_transport_trips=by_behaviour.get("public_transport", (0, 0, 0))[0],
+        active_travel_m=by_behaviour.get("active_travel", (0, 0, 0))[2],
+        freight_grams=by_behaviour.get("freight_matching", (0, 0, 0))[1],
+    )
+    return reputation(activity)
+
+
+# --- linking a person's accounts ----------------------------------------------------------------------
+
+
+def issue_link_code(*, session: Session, clock: Clock, actor: Actor, reference: str) -> tuple[str, datetime]:
+    """A one-time code (valid 15 minutes) the partner's app shows the person behind ``reference``."""
+    account = account_of(session=session, actor=actor, reference=reference)
+    code = "".join(secrets.choice(LINK_ALPHABET) for _ in range(LINK_CODE_LENGTH))
+    expires = clock.now() + LINK_CODE_TTL
+    session.add(LinkCode(code_sha256=_digest(code), account_id=account.id, expires_at=expires))
+    session.flush()
+    return code, expires
+
+
+def confirm_link(*, session: Session, clock: Clock, user_id: str, code: str) -> CarbonAccount:
+    """The signed-in person confirms a code: that account is theirs from now on. An account another
+    person linked first is ``already_claimed``."""
+    normalised = code.strip().upper().replace(" ", "").replace("-", "")
+    row = session.get(LinkCode, _digest(normalised), with_for_update=True)
+    now = clock.now()
+    if row is None or row.used_at is not None or as_utc(row.expires_at) <= now:
+        raise DomainError(code=ErrorCode.TOKEN_INVALID, message="this link code is unknown, used or expired")
+    account = session.get(CarbonAccount, row.account_id, with_for_update=True)
+    assert account is not None
+    if account.user_id not in (None, user_id):
+        raise DomainError(code=ErrorCode.ALREADY_CLAIMED, message="this account is linked to another person")
+    account.user_id = user_id
+    row.used_at = now
+    session.flush()
+    return account
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+# --- benefits and points --------------------------------------------------------------------------------
+
+
+def publish_benefit(*, session: Session, clock: Clock, actor: Actor, cmd: BenefitCreate) -> BenefitPublic:
+    """A partner's offer, priced in points."""
+    require(actor, Role.INTEGRATOR, Role.ADMIN)
+    if actor.organisation_id is None:
+        raise DomainError(code=ErrorCode.FORBIDDEN, message="a benefit is offered by an organisation")
+    now = clock.now()
+    benefit = Benefit(
+        id=new_id("ben", now),
+        partner_id=actor.organisation_id,
+        title=cmd.title,
+        description=cmd.description,
+        points=cmd.points,
+        stock=cmd.stock,
+        active=True,
+        created_at=now,
+    )
+    session.add(benefit)
+    session.flush()
+    return _benefit_public(benefit)
+
+
+def benefits(*, session: Session) -> list[BenefitPublic]:
+    """The offers people can redeem now."""
+    rows = session.scalars(
+        select(Benefit).where(Benefit.active.is_(True)).order_by(Benefit.points, Benefit.id)
+    )
+    return [_benefit_public(b) for b in rows]
+
+
+def _benefit_public(benefit: Benefit) -> BenefitPublic:
+    return BenefitPublic(
+        id=benefit.id,
+        partner_id=benefit.partner_id,
+        title=benefit.title,
+        description=benefit.description,
+        points=benefit.points,
+        stock=benefit.stock,
+        active=benefit.active,
+    )
+
+
+def redeem(
+    *, session: Session, clock: Clock, actor: Actor, account_id: str, benefit_id: str, idempotency_key: str
+) -> RedemptionPublic:
+    """Spend an account's points on a benefit, once per idempotency key: a retry returns the first
+    redemption, the same key for another benefit is ``idempotency_conflict``. Points never go below
+    zero (the account row is locked, and the database checks it too)."""
+    account = account_of(session=session, actor=actor, account_id=account_id)
+    earlier = _earlier_redemption(session, account.id, idempotency_key, benefit_id)
+    if earlier is not None:
+        return earlier
+    session.get(CarbonAccount, account.id, with_for_update=True, populate_existing=True)  # one at a time
+    benefit = session.get(Benefit, benefit_id, with_for_update=True)
+    if benefit is None or not benefit.active:
+        raise NotFoundError(f"no benefit {benefit_id!r} on offer")
+    if benefit.stock is not None and benefit.stock < 1:
+        raise DomainError(code=ErrorCode.BENEFIT_UNAVAILABLE, message=f"{benefit.title!r} is out of stock")
+    available = account.credited_g // GRAMS_PER_POINT - account.points_spent
+    if available < benefit.points:
+        raise DomainError(
+            code=ErrorCode.INSUFFICIENT_POINTS,
+            message=f"{benefit.points} points needed, {available} available",
+        )
+    now = clock.now()
+    redemption = Redemption(
+        id=new_id("red", now),
+        account_id=account.id,
+        benefit_id=benefit.id,
+        idempotency_key=idempotency_key,
+        points=benefit.points,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():  # the same key in flight elsewhere: its redemption wins
+            account.points_spent += benefit.points
+            if benefit.stock is not None:
+                benefit.stock -= 1
+            session.add(redemption)
+    except IntegrityError:
+        session.expire_all()
+        first = _earlier_redemption(session, account.id, idempotency_key, benefit_id)
+        if first is None:
+            raise
+        return first
+    return _redemption_public(redemption)
+
+
+def _earlier_redemption(
+    session: Session, account_id: str, key: str, benefit_id: str
+) -> RedemptionPublic | None:
+    earlier = session.scalars(
+        select(Redemption).where(Redemption.account_id == account_id, Redemption.idempotency_key == key)
+    ).first()
+    if earlier is None:
+        return None
+    if earlier.benefit_id != benefit_id:
+        raise DomainError(
+            code=ErrorCode.IDEMPOTENCY_CONFLICT, message="this idempotency key redeemed another benefit"
+        )
+    return _redemption_public(earlier)
+
+
+def _redemption_public(redemption: Redemption) -> RedemptionPublic:
+    return RedemptionPublic(
+        id=redemption.id,
+        account_id=redemption.account_id,
+        benefit_id=redemption.benefit_id,
+        points=redemption.points,
+        created_at=as_utc(redemption.created_at),
+    )
+
+
+# --- consents: partners reading a person's level ----------------------------------------------------------
+
+
+def grant_consent(*, session: Session, clock: Clock, user_id: str, partner_id: str) -> ConsentPublic:
+    """The person lets ``partner_id`` read their level; the grant's id is what they hand the partner."""
+    now = clock.now()
+    consent = LevelConsent(id=new_id("lvc", now), user_id=user_id, partner_id=partner_id, granted_at=now)
+    session.add(consent)
+    session.flush()
+    return _consent_public(consent)
+
+
+def withdraw_consent(*, session: Session, clock: Clock, user_id: str, consent_id: str) -> None:
+    consent = session.get(LevelConsent, consent_id)
+    if consent is None or consent.user_id != user_id:
+        raise NotFoundError(f"no consent {consent_id!r} of yours")
+    if consent.withdrawn_at is None:
+        consent.withdrawn_at = clock.now()
+
+
+def consents_of(*, session: Session, user_id: str) -> list[ConsentPublic]:
+    rows = session.scalars(
+        select(LevelConsent).where(LevelConsent.user_id == user_id).order_by(LevelConsent.id)
+    )
+    return [_consent_public(c) for c in rows]
+
+
+def level_for_partner(*, session: Session, clock: Clock, actor: Actor, consent_id: str) -> Reputation:
+    """What a partner may read with a person's consent: their level and badges, nothing else."""
+    require(actor, Role.INTEGRATOR)
+    consent = session.get(LevelConsent, consent_id)
+    if consent is None or consent.partner_id != actor.organisation_id or consent.withdrawn_at is not None:
+        raise NotFoundError(f"no consent {consent_id!r} for your organisation")
+    return reputation_of(
+        session=session, clock=clock, accounts=accounts_of_person(session=session, user_id=consent.user_id)
+    )
+
+
+def _consent_public(consent: LevelConsent) -> ConsentPublic:
+    return ConsentPublic(
+        id=consent.id,
+        partner_id=consent.partner_id,
+        granted_at=as_utc(consent.granted_at),
+        withdrawn_at=as_utc(consent.withdrawn_at) if consent.withdrawn_at else None,
+    )
+
+
+# --- reconciliation -----------------------------------------------------------------------------------------
+
+
+def check(*, session: Session) -> list[Finding]:
+    """Every running total equals its history: grams credited and bundled per account, points spent;
+    no entry bundled beyond its grams. An empty list means all is well."""
+    findings: list[Finding] = []
+    credited = (
+        select(AccountEntry.account_id, func.sum(AccountEntry.grams).label("grams"))
+        .group_by(AccountEntry.account_id)
+        .subquery()
+    )
+    bundled = (
+        select(BundleTake.account_id, func.sum(BundleTake.grams).label("grams"))
+        .group_by(BundleTake.account_id)
+        .subquery()
+    )
+    spent = (
+        select(Redemption.account_id, func.sum(Redemption.points).label("points"))
+        .group_by(Redemption.account_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            CarbonAccount.id,
+            CarbonAccount.credited_g,
+            func.coalesce(credited.c.grams, 0),
+            CarbonAccount.bundled_g,
+            func.coalesce(bundled.c.grams, 0),
+            CarbonAccount.points_spent,
+            func.coalesce(spent.c.points, 0),
+        )
+        .outerjoin(credited, credited.c.account_id == CarbonAccount.id)
+        .outerjoin(bundled, bundled.c.account_id == CarbonAccount.id)
+        .outerjoin(spent, spent.c.account_id == CarbonAccount.id)
+        .where(
+            (CarbonAccount.credited_g != func.coalesce(credited.c.grams, 0))
+            | (CarbonAccount.bundled_g != func.coalesce(bundled.c.grams, 0))
+            | (CarbonAccount.points_spent != func.coalesce(spent.c.points, 0))
+        )
+        .limit(100)
+    ).all()
+    for account_id, kept_g, history_g, kept_b, history_b, kept_p, history_p in rows:
+        findings.append(
+            Finding(
+                code="totals_differ",
+                message=f"{account_id}: credited {kept_g} vs {history_g} g, bundled {kept_b} vs "
+                f"{history_b} g, points spent {kept_p} vs {history_p}",
+            )
+        )
+    over = session.execute(
+        select(BundleTake.entry_id)
+        .join(AccountEntry, AccountEntry.id == BundleTake.entry_id)
+        .group_by(BundleTake.entry_id, AccountEntry.grams)
+        .having(func.sum(BundleTake.grams) > AccountEntry.grams)
+        .limit(100)
+    ).scalars()
+    findings.extend(
+        Finding(code="bundled_twice", message=f"entry {e} bundled beyond its grams") for e in over
+    )
+    return findings

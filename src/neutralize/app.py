@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from neutralize import __version__
-from neutralize.api import factors, footprints, health, market, registry, wellknown
+from neutralize.api import accounts, factors, footprints, health, market, registry, wellknown
 from neutralize.api.errors import install_error_handlers
 from neutralize.api.limits import BodyLimitMiddleware
 from neutralize.core.clock import Clock, SystemClock
@@ -92,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         factors.router,
         registry.router,
         market.router,
+        accounts.router,
         pages.router,
         market_pages.router,
         admin_pages.router,

@@ -1,0 +1,95 @@
+"""The carbon-account API for partners: balances and levels of their own accounts only, link codes,
+benefits, redemptions once per key, and levels read with a person's consent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from neutralize.access import users
+from neutralize.access.domain import Actor, Role
+from neutralize.accounts import service as accounts
+from neutralize.core.clock import FixedClock
+from neutralize.core.db import make_session_factory, unit_of_work
+from tests.api.factories import NOW, PASSWORD, codes, key, organisation
+
+
+def credit(client: TestClient, partner_id: str, reference: str, grams: int) -> None:
+    """What crediting a partner's records leaves in an account: ``grams`` over one metro trip."""
+    outcome = accounts.Credited(
+        external_id=f"trip-{next(codes)}", behaviour="public_transport", started_at=NOW, ended_at=NOW,
+        measures={"mode": "metro"}, distance_m=10_000, grams=grams, code=None,
+        methodology="public_transport@1.0.0", parameters_sha256=None, rules={},
+    )  # fmt: skip
+    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
+    with unit_of_work(factory) as session:
+        accounts.keep(session=session, clock=FixedClock(NOW), partner_id=partner_id, reference=reference,
+                      outcomes=[outcome])  # fmt: skip
+
+
+def partner(client: TestClient, admin: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    made = organisation(client, admin)
+    return made, key(client, Role.INTEGRATOR, made["id"])
+
+
+def test_partners_see_their_accounts_and_nobody_elses(client: TestClient, admin: dict[str, str]) -> None:
+    metro, metro_key = partner(client, admin)
+    credit(client, metro["id"], "rider-42", 12_345)
+    shown = client.get("/api/v1/accounts/rider-42", headers=metro_key)
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert body["account"]["credited_g"] == 12_345 and body["account"]["points"] == 123
+    assert (
+        body["reputation"]["level"] == "green_commuter" and "first_reduction" in body["reputation"]["badges"]
+    )
+    history = client.get("/api/v1/accounts/rider-42/history", headers=metro_key).json()
+    assert [h["grams"] for h in history] == [12_345] and history[0]["methodology"] == "public_transport@1.0.0"
+    _other, other_key = partner(client, admin)
+    assert client.get("/api/v1/accounts/rider-42", headers=other_key).json()["code"] == "not_found"
+    assert client.get("/api/v1/accounts/rider-42").status_code == 401
+    assert client.get("/api/v1/accounts/rider-42", headers=key(client, Role.MEMBER)).status_code == 403
+    code = client.post("/api/v1/accounts/rider-42/link-codes", headers=metro_key)
+    assert code.status_code == 201 and len(code.json()["code"]) == accounts.LINK_CODE_LENGTH
+
+
+def test_benefits_are_redeemed_once_and_need_the_points(client: TestClient, admin: dict[str, str]) -> None:
+    metro, metro_key = partner(client, admin)
+    _tyres, tyres_key = partner(client, admin)
+    credit(client, metro["id"], "driver-7", 30_000)  # 300 points
+    offer = client.post("/api/v1/benefits", headers=tyres_key, json={"title": "Tyre check", "points": 250})
+    assert offer.status_code == 201, offer.text
+    assert offer.json()["id"] in {b["id"] for b in client.get("/api/v1/benefits").json()}
+    body = {"benefit_id": offer.json()["id"], "idempotency_key": "redeem-0001"}
+    first = client.post("/api/v1/accounts/driver-7/redemptions", headers=metro_key, json=body)
+    again = client.post("/api/v1/accounts/driver-7/redemptions", headers=metro_key, json=body)
+    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+    second = client.post(
+        "/api/v1/accounts/driver-7/redemptions",
+        headers=metro_key,
+        json={**body, "idempotency_key": "redeem-0002"},
+    )
+    assert second.status_code == 409 and second.json()["code"] == "insufficient_points"
+    bad = client.post("/api/v1/benefits", headers=tyres_key, json={"title": "Free", "points": 0})
+    assert bad.status_code == 422
+
+
+def test_a_partner_reads_a_level_only_with_consent(client: TestClient, admin: dict[str, str]) -> None:
+    metro, metro_key = partner(client, admin)
+    bank, bank_key = partner(client, admin)
+    credit(client, metro["id"], "saver-1", 2_000)
+    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
+    with unit_of_work(factory) as session:
+        cmd = users.SignUp(email=f"saver{next(codes)}@example.org", password=PASSWORD, display_name="Saver")
+        person = users.sign_up(session=session, clock=FixedClock(NOW), cmd=cmd, role=Role.MEMBER).id
+        integrator = Actor(id="k", role=Role.INTEGRATOR, organisation_id=metro["id"])
+        code, _ = accounts.issue_link_code(
+            session=session, clock=FixedClock(NOW), actor=integrator, reference="saver-1"
+        )
+        accounts.confirm_link(session=session, clock=FixedClock(NOW), user_id=person, code=code)
+        consent = accounts.grant_consent(
+            session=session, clock=FixedClock(NOW), user_id=person, partner_id=bank["id"]
+        )
+    read = client.get(f"/api/v1/levels/{consent.id}", headers=bank_key)
+    assert read.status_code == 200 and read.json()["level"] == "green_step", read.text
+    assert client.get(f"/api/v1/levels/{consent.id}", headers=metro_key).json()["code"] == "not_found"

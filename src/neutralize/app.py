@@ -22,6 +22,7 @@ from neutralize.core.signing import KeyRing
 from neutralize.scenes import service as scenes
 from neutralize.web import account as account_pages
 from neutralize.web import admin as admin_pages
+from neutralize.web import carbon as carbon_pages
 from neutralize.web import market as market_pages
 from neutralize.web import pages
 from neutralize.web import registry as registry_pages
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         admin_pages.router,
         account_pages.router,
         scene_pages.router,
+        carbon_pages.router,
         registry_pages.router,
     ):
         app.include_router(router)

@@ -16,11 +16,13 @@ from tests.api.factories import NOW, PASSWORD, codes, key, organisation
 
 
 def credit(client: TestClient, partner_id: str, reference: str, grams: int) -> None:
-    """What crediting a partner's records leaves in an account: ``grams`` over one metro trip."""
+    """What crediting a partner's records leaves in an account: ``grams`` over one metro trip (a
+    rejected one when 0)."""
     outcome = accounts.Credited(
         external_id=f"trip-{next(codes)}", behaviour="public_transport", started_at=NOW, ended_at=NOW,
-        measures={"mode": "metro"}, distance_m=10_000, grams=grams, code=None,
-        methodology="public_transport@1.0.0", parameters_sha256=None, rules={},
+        measures={"mode": "metro"}, distance_m=10_000, grams=grams,
+        code=None if grams else "speed_implausible", methodology="public_transport@1.0.0",
+        parameters_sha256=None, rules={},
     )  # fmt: skip
     factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
     with unit_of_work(factory) as session:

@@ -36,7 +36,7 @@ PUBLIC = [
     "/password-reset",
     "/s/no-such-scene",
 ]
-ORGANISER = ["/account", "/organiser", f"/organiser/scenes/{FORUM}"]
+ORGANISER = ["/account", "/organiser", f"/organiser/scenes/{FORUM}", "/carbon"]
 ADMIN = ["/admin"]
 # Weight of what a page loads before images: the document, its style sheets, scripts and fetches.
 WEIGHT = """() => {

@@ -37,6 +37,7 @@ from neutralize.accounts.models import (
 from neutralize.core.clock import Clock, as_utc
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
+from neutralize.registry.models import Organisation
 from neutralize.registry.schemas import Command
 
 LINK_CODE_TTL = timedelta(minutes=15)
@@ -114,6 +115,15 @@ class Credited:
     methodology: str | None
     parameters_sha256: str | None
     rules: dict[str, Any]
+
+
+class PartnerSummary(BaseModel):
+    accounts: int
+    linked: int
+    credited_g: int
+    records: int
+    rejected_by_code: dict[str, int]
+    rejected: list[EntryView]  # the newest
 
 
 class Finding(BaseModel):
@@ -253,18 +263,19 @@ def history(*, session: Session, account: CarbonAccount, limit: int = HISTORY_SH
         .order_by(AccountEntry.id.desc())
         .limit(min(limit, 500))
     )
-    return [
-        EntryView(
-            id=r.id,
-            external_id=r.external_id,
-            behaviour=r.behaviour,
-            started_at=as_utc(r.started_at),
-            grams=r.grams,
-            code=r.code,
-            methodology=r.methodology,
-        )
-        for r in rows
-    ]
+    return [_entry_view(r) for r in rows]
+
+
+def _entry_view(row: AccountEntry) -> EntryView:
+    return EntryView(
+        id=row.id,
+        external_id=row.external_id,
+        behaviour=row.behaviour,
+        started_at=as_utc(row.started_at),
+        grams=row.grams,
+        code=row.code,
+        methodology=row.methodology,
+    )
 
 
 def reputation_of(*, session: Session, clock: Clock, accounts: Sequence[CarbonAccount]) -> Reputation:
@@ -294,6 +305,46 @@ def reputation_of(*, session: Session, clock: Clock, accounts: Sequence[CarbonAc
         freight_grams=by_behaviour.get("freight_matching", (0, 0, 0))[1],
     )
     return reputation(activity)
+
+
+def partner_summary(*, session: Session, actor: Actor) -> PartnerSummary:
+    """A partner's view of its accounts: how many, how many linked, grams credited, and the records
+    the rules rejected, by code and newest first."""
+    partner_id = require(actor, Role.INTEGRATOR).organisation_id
+    count, linked, grams = session.execute(
+        select(
+            func.count(),
+            func.count(CarbonAccount.user_id),
+            func.coalesce(func.sum(CarbonAccount.credited_g), 0),
+        ).where(CarbonAccount.partner_id == partner_id)
+    ).one()
+    ours = AccountEntry.partner_id == partner_id
+    records = session.scalar(select(func.count()).select_from(AccountEntry).where(ours)) or 0
+    rejected = AccountEntry.grams == 0
+    by_code = session.execute(
+        select(AccountEntry.code, func.count()).where(ours, rejected).group_by(AccountEntry.code)
+    ).all()
+    newest = session.scalars(
+        select(AccountEntry).where(ours, rejected).order_by(AccountEntry.id.desc()).limit(HISTORY_SHOWN)
+    )
+    return PartnerSummary(
+        accounts=int(count),
+        linked=int(linked),
+        credited_g=int(grams),
+        records=int(records),
+        rejected_by_code={str(code): int(n) for code, n in by_code},
+        rejected=[_entry_view(r) for r in newest],
+    )
+
+
+def partners_offering_benefits(*, session: Session) -> list[tuple[str, str]]:
+    """(id, name) of the organisations with a benefit on offer: whom a person may grant a consent."""
+    rows = session.execute(
+        select(Organisation.id, Organisation.name)
+        .where(Organisation.id.in_(select(Benefit.partner_id).where(Benefit.active.is_(True))))
+        .order_by(Organisation.name)
+    )
+    return [(str(i), str(n)) for i, n in rows]
 
 
 # --- linking a person's accounts ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ the identity, and a string missing from another catalogue shows in English rathe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -90,6 +91,18 @@ TERMS: Mapping[str, str] = {
     "expired": N_("expired"),
     "cancelled": N_("cancelled"),
     "refunded": N_("refunded"),
+    # the labels of listings and certificates (registry.domain.label_phrases)
+    "avoidance": N_("avoidance"),
+    "removal": N_("removal"),
+    "nature-based": N_("nature-based"),
+    "technological": N_("technological"),
+    "ICVCM CCP-approved": N_("ICVCM CCP-approved"),
+    "carbon-inclusive (behavioural)": N_("carbon-inclusive (behavioural)"),
+    "domestic use only": N_("domestic use only"),
+    "legacy CCER": N_("legacy CCER"),
+    "Article 6 authorised": N_("Article 6 authorised"),
+    "corresponding adjustment applied": N_("corresponding adjustment applied"),
+    "no corresponding adjustment": N_("no corresponding adjustment"),
     # certificates, listings, serial blocks, projects
     "valid": N_("valid"),
     "pending": N_("pending"),
@@ -238,11 +251,23 @@ def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
     return translations(_language(context)).ungettext(singular, plural, n)
 
 
+# Labels that carry a value: "vintage 2016", "CORSIA eligible (first phase)".
+_VINTAGE = re.compile(r"vintage (?P<year>\d{4})")
+_CORSIA = re.compile(r"CORSIA eligible \((?P<phase>[^)]*)\)")
+
+
 @pass_context
 def term(context: Context, value: object) -> str:
-    """A data word (``payment_pending``) in the page's language, or the value itself if unknown."""
+    """A data word (``payment_pending``) or label in the page's language, or the value itself if
+    unknown (underscores as spaces)."""
     text = str(value)
-    return _gettext(context, TERMS[text]) if text in TERMS else text.replace("_", " ")
+    if text in TERMS:
+        return _gettext(context, TERMS[text])
+    if vintage := _VINTAGE.fullmatch(text):
+        return _gettext(context, N_("vintage %(year)s")) % vintage.groupdict()
+    if corsia := _CORSIA.fullmatch(text):
+        return _gettext(context, N_("CORSIA eligible (%(phase)s)")) % corsia.groupdict()
+    return text.replace("_", " ")
 
 
 @pass_context

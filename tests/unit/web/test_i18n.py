@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -36,3 +37,33 @@ def test_the_choice_is_pure() -> None:
     assert choose_language("xx", "zh", "de") == "zh"
     assert choose_language(None, "xx", "de-AT") == "de"
     assert choose_language(None, None, "*") == "en"
+
+
+def render_as(language: str, source: str) -> str:
+    request = SimpleNamespace(state=SimpleNamespace(language=language))
+    return templates.env.from_string(source).render(request=request)
+
+
+def test_data_words_and_labels_are_translated_and_unknown_ones_shown_as_they_are() -> None:
+    source = (
+        "{{ 'payment_pending'|term }} · {{ 'vintage 2016'|term }} · {{ 'avoidance'|term }} · {{ 'VCS'|term }}"
+    )
+    assert render_as("de", source) == "Zahlung ausstehend · Jahrgang 2016 · Vermeidung · VCS"
+    assert render_as("en", source) == "payment pending · vintage 2016 · avoidance · VCS"
+
+
+def test_trans_blocks_and_problem_titles_follow_the_language() -> None:
+    source = (
+        "{% trans r='X-1' %}Replaced by <code>{{ r }}</code>{% endtrans %} · {{ problem_title('not_found') }}"
+    )
+    assert render_as("nl", source) == "Vervangen door <code>X-1</code> · Niet gevonden"
+    assert render_as("zh", source) == "已替换为 <code>X-1</code> · 未找到"
+
+
+def test_concurrent_renders_each_keep_their_own_language() -> None:
+    # The environment is shared by every request: the language travels with each render's context.
+    expected = {"zh": "计算", "en": "Calculate", "de": "Berechnen", "nl": "Berekenen"}
+    languages = list(expected) * 50
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        rendered = list(pool.map(lambda code: render_as(code, '{{ _("Calculate") }}'), languages))
+    assert rendered == [expected[code] for code in languages]

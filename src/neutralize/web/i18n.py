@@ -74,6 +74,17 @@ TERMS: Mapping[str, str] = {
     "organiser": N_("organiser"),
     "member": N_("member"),
     "integrator": N_("integrator"),
+    # dashboard categories (scenes.domain.CATEGORY_OF_TYPE)
+    "travel": N_("travel"),
+    "stay": N_("stay"),
+    "meals": N_("meals"),
+    "energy": N_("energy"),
+    "freight": N_("freight"),
+    "other": N_("other"),
+    "taxi": N_("taxi"),
+    "motorbike": N_("motorbike"),
+    "ferry": N_("ferry"),
+    "fuel": N_("fuel"),
     # kinds of scene
     "conference": N_("conference"),
     "scenic_spot": N_("scenic spot"),
@@ -92,7 +103,7 @@ TERMS: Mapping[str, str] = {
     "cancelled": N_("cancelled"),
     "refunded": N_("refunded"),
     # the labels of listings and certificates (registry.domain.label_phrases)
-    "avoidance": N_("avoidance"),
+    "avoidance": N_("avoidance"),  # also a project's credit type
     "removal": N_("removal"),
     "nature-based": N_("nature-based"),
     "technological": N_("technological"),
@@ -109,6 +120,10 @@ TERMS: Mapping[str, str] = {
     "replaced": N_("replaced"),
     "revoked": N_("revoked"),
     "signature": N_("signature"),
+    "beneficiary": N_("beneficiary"),
+    "home retirement": N_("home retirement"),
+    "share": N_("share"),
+    "shares within the retirement": N_("shares within the retirement"),
     "offer": N_("offer"),
     "flag": N_("flag"),
     "exclude": N_("exclude"),
@@ -251,8 +266,9 @@ def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
     return translations(_language(context)).ungettext(singular, plural, n)
 
 
-# Labels that carry a value: "vintage 2016", "CORSIA eligible (first phase)".
+# Words that carry a value: "vintage 2016", "CORSIA eligible (first phase)", "serial NZ-…".
 _VINTAGE = re.compile(r"vintage (?P<year>\d{4})")
+_SERIAL = re.compile(r"serial (?P<serial>\S+)")
 _CORSIA = re.compile(r"CORSIA eligible \((?P<phase>[^)]*)\)")
 
 
@@ -265,6 +281,8 @@ def term(context: Context, value: object) -> str:
         return _gettext(context, TERMS[text])
     if vintage := _VINTAGE.fullmatch(text):
         return _gettext(context, N_("vintage %(year)s")) % vintage.groupdict()
+    if serial := _SERIAL.fullmatch(text):
+        return _gettext(context, N_("serial %(serial)s")) % serial.groupdict()
     if corsia := _CORSIA.fullmatch(text):
         return _gettext(context, N_("CORSIA eligible (%(phase)s)")) % corsia.groupdict()
     return text.replace("_", " ")

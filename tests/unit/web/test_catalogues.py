@@ -39,6 +39,7 @@ SAME_IN = {
         "bus",
         "restaurant",
         "integrator",
+        "taxi",
         "version %(version)s",
     },
     "nl": {
@@ -59,6 +60,7 @@ SAME_IN = {
         "metro",
         "poster:",
         "restaurant",
+        "taxi",
     },
     "zh": set(),
 }

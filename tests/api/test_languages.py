@@ -120,3 +120,8 @@ def test_a_trans_block_and_a_data_word_are_translated(client: TestClient) -> Non
     offset = client.get("/offset", params={"kg_co2e": "12"}, headers={"Accept-Language": "nl"})
     if offset.status_code == 200:  # listings exist once the market tests have put some up
         assert "U betaalt" in offset.text and "gesimuleerd" in offset.text
+
+
+def test_the_json_api_is_not_translated(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"Accept-Language": "de"})
+    assert response.json() == {"status": "ok"} and "content-language" not in response.headers

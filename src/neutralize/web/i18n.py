@@ -232,8 +232,9 @@ class LanguageMiddleware(BaseHTTPMiddleware):
         language = choose_language(asked, remembered, request.headers.get("accept-language", ""))
         request.state.language = language
         response = await call_next(request)
-        response.headers["Content-Language"] = language
-        response.headers.append("Vary", "Accept-Language, Cookie")
+        if response.headers.get("content-type", "").startswith("text/html"):  # the API is not translated
+            response.headers["Content-Language"] = language
+            response.headers.append("Vary", "Accept-Language, Cookie")
         if asked == language and remembered != language:
             response.set_cookie(
                 LANGUAGE_COOKIE,

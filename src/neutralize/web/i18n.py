@@ -291,8 +291,11 @@ def term(context: Context, value: object) -> str:
 
 @pass_context
 def problem_title(context: Context, code: ErrorCode | str) -> str:
-    """The translated title of a kind of problem."""
-    title = PROBLEM_TITLES.get(ErrorCode(code), PROBLEM_TITLES[ErrorCode.INVALID_REQUEST])
+    """The translated title of a kind of problem (the general one for a code it does not know)."""
+    try:
+        title = PROBLEM_TITLES[ErrorCode(code)]
+    except ValueError:
+        title = PROBLEM_TITLES[ErrorCode.INVALID_REQUEST]
     return _gettext(context, title)
 
 

@@ -58,6 +58,7 @@ def test_trans_blocks_and_problem_titles_follow_the_language() -> None:
     )
     assert render_as("nl", source) == "Vervangen door <code>X-1</code> · Niet gevonden"
     assert render_as("zh", source) == "已替换为 <code>X-1</code> · 未找到"
+    assert render_as("de", "{{ problem_title('no_such_code') }}") == "Die Anfrage ist ungültig"
 
 
 def test_concurrent_renders_each_keep_their_own_language() -> None:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_URL := postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint format bench stress clean
+.PHONY: install run test lint format bench stress clean translations
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,15 @@ bench: install
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/orders.py
 	$(BIN)/python bench/leaderboard.py
+
+# The pages' words: extract every marked string (templates and web modules, see babel.cfg) and
+# merge it into the four catalogues; then translate what is new or fuzzy (docs/i18n.md).
+LOCALES := src/neutralize/web/locales
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --project=Neutralize --version=0.1.0 \
+		--copyright-holder="Neutralize contributors" -o $(LOCALES)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) --ignore-obsolete
+	rm $(LOCALES)/messages.pot
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,8 +5,8 @@ Usage:  .venv/bin/python bench/leaderboard.py [--participants 1000000] [--runs 2
 
 It migrates a schema of its own in the database ``neutralize_bench`` (created if missing), inserts
 the participants with ``generate_series`` (one scene holding half of them, random offsets and
-reductions, a third with their names shown, a tenth signed in for one of 2,000 organisations, whose totals
-are kept as the app keeps them), runs ``ANALYZE``, then times each query ``--runs``
+reductions, a third with their names shown, a tenth signed in for one of 2,000 organisations,
+whose totals are kept as the app keeps them), runs ``ANALYZE``, then times each query ``--runs``
 times. The baseline, measured in the same run on the same rows, is a primary-key read of one
 participation. Ranks are refreshed once (as the app does periodically) and that time is reported.
 Goal: top 100 and "my rank" each under 20 ms (median and p99 are reported). Results
@@ -56,7 +56,8 @@ SELECT 'par_' || lpad(n::text, 10, '0'),
        CASE WHEN n % 2 = 0 THEN 'scn_big' ELSE 'scn_rest' END,
        'fp_bench', 300, '{}', '{}', 'Guest ' || n, n % 3 = 0,
        (hashint4(n) & 4095), CASE WHEN n % 5 = 0 THEN (hashint4(n + 7) & 1048575) ELSE 0 END,
-       CASE WHEN n % 10 = 0 THEN 'org_' || lpad((1 + (hashint4(n + 3) & 2147483647) % 2000)::text, 5, '0') END,
+       CASE WHEN n % 10 = 0
+            THEN 'org_' || lpad((1 + (hashint4(n + 3) & 2147483647) % 2000)::text, 5, '0') END,
        now()
 FROM generate_series(1, :participants) AS n;
 INSERT INTO organisation_totals (scope, organisation_id, participants, reduction_g, offset_kg)

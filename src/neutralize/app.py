@@ -27,6 +27,7 @@ from neutralize.web import market as market_pages
 from neutralize.web import pages
 from neutralize.web import registry as registry_pages
 from neutralize.web import scenes as scene_pages
+from neutralize.web.i18n import LanguageMiddleware
 from neutralize.web.security import CsrfCookieMiddleware
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(CsrfCookieMiddleware, secure=settings.public_url.startswith("https://"))
+    app.add_middleware(LanguageMiddleware, secure=settings.public_url.startswith("https://"))
     for router in (
         health.router,
         wellknown.router,

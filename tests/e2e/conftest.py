@@ -124,18 +124,25 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def phone(browser: Browser, base_url: str) -> Iterator[Page]:
-    """A fresh page on a phone-sized touch screen; each test gets its own cookies and storage."""
+def phone_context(browser: Browser, base_url: str, locale: str) -> BrowserContext:
+    """A phone-sized touch screen whose browser asks for ``locale`` (its Accept-Language)."""
     context: BrowserContext = browser.new_context(
         base_url=base_url,
         viewport=PHONE,
         is_mobile=True,
         has_touch=True,
         device_scale_factor=3,
-        locale="zh-CN",
+        locale=locale,
     )
     context.set_default_timeout(10_000)
+    return context
+
+
+@pytest.fixture
+def phone(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A fresh page on a phone-sized touch screen; each test gets its own cookies and storage.
+    Its browser asks for English, the language the flows' assertions read."""
+    context = phone_context(browser, base_url, "en-GB")
     page = context.new_page()
     try:
         yield page

@@ -11,14 +11,15 @@ from fastapi.templating import Jinja2Templates
 
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.footprint import service
+from neutralize.web.i18n import install
 from neutralize.web.security import CsrfChecked, csrf_token
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals["csrf_token"] = csrf_token
-# Every string a page shows goes through gettext: ``{{ _("…") }}`` or ``{% trans %}…{% endtrans %}``.
-templates.env.add_extension("jinja2.ext.i18n")
-templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+# Every string a page shows goes through gettext: ``{{ _("…") }}`` or ``{% trans %}…{% endtrans %}``,
+# in the language chosen for the request (web/i18n.py).
+install(templates.env)
 
 
 def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from babel.messages.pofile import read_po
 
 from neutralize.certificates.domain import (
     ClaimFacts,
@@ -21,6 +22,7 @@ from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import FixedClock
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.core.signing import KeyRing
+from neutralize.web.i18n import LANGUAGES
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "neutralize"
 FACTS = ClaimFacts(
@@ -45,13 +47,27 @@ def test_no_claim_template_uses_reserved_wording(kind: str) -> None:
 
 
 def test_templates_and_pages_never_use_reserved_wording() -> None:
-    """Every shipped template (and, once they exist, translation catalogue) is scanned."""
+    """Every shipped template and translation catalogue is scanned, as text, for every language."""
     scanned = 0
     for path in [*SRC.rglob("*.html"), *SRC.rglob("*.po")]:
         found = reserved_phrases_in(path.read_text("utf-8"), claims_policy())
         assert found == [], f"{path.relative_to(SRC)} uses {found}"
         scanned += 1
     assert scanned > 0
+
+
+@pytest.mark.parametrize("language", list(LANGUAGES))
+def test_no_catalogue_translates_a_page_into_reserved_wording(language: str) -> None:
+    """Each page catalogue's translations, scanned with its own language's list and every other's."""
+    path = SRC / "web" / "locales" / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as po:
+        messages = [m for m in read_po(po, locale=language) if m.id]
+    assert len(messages) > 100
+    policy = claims_policy()
+    for message in messages:
+        shown = message.string or str(message.id)  # English falls back to the source text
+        for lists in (language, None):
+            assert reserved_phrases_in(shown, policy, lists) == [], (language, message.id)
 
 
 def test_the_scan_finds_what_it_looks_for() -> None:

@@ -552,3 +552,31 @@ def test_each_actor_gets_what_the_rule_says(world: World, method: str, path: str
         f"{actor} {'should' if want else 'should not'} get past the rule {rule.access}: "
         f"{response.status_code} {response.text[:300]}"
     )
+
+
+# --- what a rule's line cannot say alone ------------------------------------------------------------------
+
+
+def test_a_draft_project_is_its_owners_and_admins_only(world: World) -> None:
+    # given a draft of organisation A (registered projects are public: the matrix shows them)
+    code = world.draft_project()
+    people = world.people
+    # then the API shows it to organisation A and admins, and to anyone else it does not exist
+    for name, status in (("anonymous", 404), ("member", 404), ("project_owner@B", 404),
+                         ("project_owner", 200), ("verifier", 200), ("admin", 200)):  # fmt: skip
+        response = world.client.get(f"/api/v1/registry/projects/{code}", headers=people[name].headers)
+        assert response.status_code == status, (name, response.text)
+        if status == 404:
+            assert response.json()["code"] == "not_found"
+    # and so does its page
+    for name, status in (
+        ("anonymous", 404),
+        ("project_owner@B", 404),
+        ("project_owner", 200),
+        ("admin", 200),
+    ):
+        assert people[name].web.get(f"/registry/projects/{code}").status_code == status, name
+    # and the public export of projects leaves it out; an admin's has it
+    assert code not in world.client.get("/api/v1/registry/exports/projects.csv").text
+    assert world.project in world.client.get("/api/v1/registry/exports/projects.csv").text
+    assert code in world.client.get("/api/v1/registry/exports/projects.csv", headers=world.admin).text

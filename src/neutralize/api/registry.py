@@ -61,8 +61,9 @@ def list_projects(
 
 
 @router.get("/projects/{code}")
-def read_project(code: str, session: SessionDep) -> ProjectPublic:
-    return service.get_project(session=session, code=code)
+def read_project(code: str, session: SessionDep, actor: ActorDep) -> ProjectPublic:
+    """A project; a draft only for its owner organisation and admins (``not_found`` to others)."""
+    return service.visible_project(session=session, code=code, actor=actor)
 
 
 @router.get("/serials/{serial}")
@@ -240,7 +241,8 @@ def download(kind: str, fmt: str, session: SessionDep, actor: ActorDep) -> Respo
     """Projects (public), or unit blocks and journal transactions (admins), as CSV or JSON."""
     if kind != "projects":
         require(actor, Role.ADMIN)
-    text = exports.export(session=session, kind=kind, fmt=fmt)
+    drafts = actor is not None and actor.is_admin
+    text = exports.export(session=session, kind=kind, fmt=fmt, drafts=drafts)
     media = "text/csv" if fmt == "csv" else "application/json"
     return Response(
         content=text,

@@ -552,6 +552,8 @@ def test_each_actor_gets_what_the_rule_says(world: World, method: str, path: str
         f"{actor} {'should' if want else 'should not'} get past the rule {rule.access}: "
         f"{response.status_code} {response.text[:300]}"
     )
+    if actor.endswith("@B") and method == "GET":  # reading what is another's: as if it did not exist
+        assert response.status_code == 404, response.text[:300]
 
 
 # --- what a rule's line cannot say alone ------------------------------------------------------------------

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from neutralize.access.domain import Role
 from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
-from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
@@ -88,9 +88,10 @@ def create_organisation(
 
 @router.get("/organisations/{organisation_id}")
 def read_organisation(organisation_id: str, session: SessionDep, actor: ActorDep) -> OrganisationPublic:
+    """Your own organisation (admins: any); another's answers ``not_found``, as if it did not exist."""
     who = require(actor, *Role)
     if not who.is_admin and who.organisation_id != organisation_id:
-        raise DomainError(code=ErrorCode.FORBIDDEN, message="you may read your own organisation only")
+        raise NotFoundError(f"no organisation {organisation_id!r} of yours")
     return service.organisation_public(session=session, organisation_id=organisation_id)
 
 

@@ -216,8 +216,7 @@ def authorise(request: Request, session: SessionDep) -> None:
     no one (the test names it first). Public routes touch no database here: some (payments) open
     units of work of their own, and an open read would hold SQLite's lock against them."""
     route = request.scope.get("route")
-    method = "GET" if request.method == "HEAD" else request.method
-    rule = RULES.get((method, getattr(route, "path", "")))
+    rule = RULES.get((request.method, getattr(route, "path", "")))
     if rule is None:
         raise DomainError(code=ErrorCode.FORBIDDEN, message="this route has no authorisation rule")
     if rule.access in (Access.PUBLIC, Access.LINK):

@@ -8,11 +8,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from neutralize import __version__
 from neutralize.api import accounts, factors, footprints, health, market, registry, wellknown
+from neutralize.api.authorisation import authorise
 from neutralize.api.errors import install_error_handlers
 from neutralize.api.limits import BodyLimitMiddleware
 from neutralize.core.clock import Clock, SystemClock
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(CsrfCookieMiddleware, secure=settings.public_url.startswith("https://"))
     app.add_middleware(LanguageMiddleware, secure=settings.public_url.startswith("https://"))
+    # The JSON routes enforce their rule of api/authorisation.RULES at the door; pages check theirs.
     for router in (
         health.router,
         wellknown.router,
@@ -96,6 +98,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         registry.router,
         market.router,
         accounts.router,
+    ):
+        app.include_router(router, dependencies=[Depends(authorise)])
+    for router in (
         pages.router,
         market_pages.router,
         admin_pages.router,

@@ -68,5 +68,6 @@ def test_a_partner_sees_its_accounts_and_rejected_records(client: TestClient, ad
         and 'id="accounts">2<' in overview.text
         and "speed_implausible" in overview.text
     )
-    assert signed_in(client, Role.MEMBER).get("/partner").status_code == 404
+    member = signed_in(client, Role.MEMBER).get("/partner", follow_redirects=False)
+    assert member.status_code == 303 and member.headers["location"] == "/login"
     assert TestClient(client.app).get("/partner", follow_redirects=False).headers["location"] == "/login"

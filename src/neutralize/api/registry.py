@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from neutralize.access.domain import Role
 from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
-from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
@@ -61,8 +61,9 @@ def list_projects(
 
 
 @router.get("/projects/{code}")
-def read_project(code: str, session: SessionDep) -> ProjectPublic:
-    return service.get_project(session=session, code=code)
+def read_project(code: str, session: SessionDep, actor: ActorDep) -> ProjectPublic:
+    """A project; a draft only for its owner organisation and admins (``not_found`` to others)."""
+    return service.visible_project(session=session, code=code, actor=actor)
 
 
 @router.get("/serials/{serial}")
@@ -87,9 +88,10 @@ def create_organisation(
 
 @router.get("/organisations/{organisation_id}")
 def read_organisation(organisation_id: str, session: SessionDep, actor: ActorDep) -> OrganisationPublic:
+    """Your own organisation (admins: any); another's answers ``not_found``, as if it did not exist."""
     who = require(actor, *Role)
     if not who.is_admin and who.organisation_id != organisation_id:
-        raise DomainError(code=ErrorCode.FORBIDDEN, message="you may read your own organisation only")
+        raise NotFoundError(f"no organisation {organisation_id!r} of yours")
     return service.organisation_public(session=session, organisation_id=organisation_id)
 
 
@@ -240,7 +242,8 @@ def download(kind: str, fmt: str, session: SessionDep, actor: ActorDep) -> Respo
     """Projects (public), or unit blocks and journal transactions (admins), as CSV or JSON."""
     if kind != "projects":
         require(actor, Role.ADMIN)
-    text = exports.export(session=session, kind=kind, fmt=fmt)
+    drafts = actor is not None and actor.is_admin
+    text = exports.export(session=session, kind=kind, fmt=fmt, drafts=drafts)
     media = "text/csv" if fmt == "csv" else "application/json"
     return Response(
         content=text,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.registry.domain import KG_PER_TONNE, BlockState, Span, serial
+from neutralize.registry.domain import KG_PER_TONNE, BlockState, ProjectStatus, Span, serial
 from neutralize.registry.journal import hashed_fields
 from neutralize.registry.models import (
     Account,
@@ -52,10 +52,13 @@ def unit_type(project: Project) -> str:
     return f"{kind} - {'nature' if project.nature_based else 'technical'}"
 
 
-def project_rows(session: Session) -> list[dict[str, Any]]:
+def project_rows(session: Session, *, drafts: bool = True) -> list[dict[str, Any]]:
     owners = dict(session.execute(select(Organisation.id, Organisation.name)).all())
+    query = select(Project).order_by(Project.code)
+    if not drafts:
+        query = query.where(Project.status != ProjectStatus.DRAFT.value)
     rows = []
-    for project in session.scalars(select(Project).order_by(Project.code)):
+    for project in session.scalars(query):
         labels = project.labels or {}
         rows.append(
             {
@@ -192,14 +195,16 @@ def transaction_rows(session: Session) -> list[dict[str, Any]]:
 BUILDERS = {"projects": project_rows, "units": unit_rows, "transactions": transaction_rows}
 
 
-def export(*, session: Session, kind: str, fmt: str) -> str:
-    """One export as text: ``kind`` is projects, units or transactions; ``fmt`` csv or json."""
+def export(*, session: Session, kind: str, fmt: str, drafts: bool = True) -> str:
+    """One export as text: ``kind`` is projects, units or transactions; ``fmt`` csv or json. The
+    public export of projects leaves drafts out (``drafts=False``): they are their owners' until
+    submitted."""
     if kind not in BUILDERS or fmt not in ("csv", "json"):
         raise DomainError(
             code=ErrorCode.UNSUPPORTED_FORMAT,
             message="export projects, units or transactions, as csv or json",
         )
-    rows = BUILDERS[kind](session)
+    rows = project_rows(session, drafts=drafts) if kind == "projects" else BUILDERS[kind](session)
     if fmt == "json":
         return json.dumps(rows, indent=2, ensure_ascii=False, default=str)
     return _csv(rows)

@@ -231,6 +231,18 @@ def get_project(*, session: Session, code: str) -> ProjectPublic:
     return project_public(_project(session, code))
 
 
+def visible_project(*, session: Session, code: str, actor: Actor | None) -> ProjectPublic:
+    """A project as ``actor`` may see it: a draft is its owner organisation's and admins' only;
+    to anyone else it answers ``NOT_FOUND``, as if it did not exist."""
+    project = get_project(session=session, code=code)
+    owner = project.owner_organisation_id
+    if project.status == ProjectStatus.DRAFT and not (
+        actor is not None and (actor.is_admin or actor.organisation_id == owner)
+    ):
+        raise NotFoundError(f"no project {code!r}")
+    return project
+
+
 def project_by_id(*, session: Session, project_id: str) -> ProjectPublic:
     project = session.get(Project, project_id)
     if project is None:

@@ -1,8 +1,8 @@
 """The operator's page: alerts (shares waiting too long for a home retirement, stuck orders), the
 tonnes to retire at home, reconciliation and settlements.
 
-Until user accounts arrive, an admin signs in with an admin API key, kept in an HttpOnly,
-SameSite=Strict cookie scoped to ``/admin``.
+An admin user's session opens it; so does an admin API key given at ``/admin/login``, kept in an
+HttpOnly, SameSite=Strict cookie scoped to ``/admin`` (for operators without an account).
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from neutralize.api.deps import ClockDep, SessionDep, SettingsDep
 from neutralize.core.errors import DomainError
 from neutralize.market import service
 from neutralize.web.pages import templates
-from neutralize.web.security import CsrfChecked
+from neutralize.web.security import CsrfChecked, SignedIn
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 COOKIE = "nz_admin_key"
 SEE_OTHER = 303
 
 
-def _admin(request: Request, session: SessionDep) -> Actor | None:
+def _admin(request: Request, session: SessionDep, who: SignedIn) -> Actor | None:
+    if who is not None and who[0].is_admin:
+        return who[0]
     token = request.cookies.get(COOKIE, "")
     if not token:
         return None
@@ -36,8 +38,10 @@ def _admin(request: Request, session: SessionDep) -> Actor | None:
 
 
 @router.get("", response_class=HTMLResponse)
-def admin_page(request: Request, session: SessionDep, clock: ClockDep, settings: SettingsDep) -> HTMLResponse:
-    if _admin(request, session) is None:
+def admin_page(
+    request: Request, session: SessionDep, clock: ClockDep, settings: SettingsDep, who: SignedIn
+) -> HTMLResponse:
+    if _admin(request, session, who) is None:
         return templates.TemplateResponse(request, "admin_login.html", {"problem": None}, status_code=401)
     context = {
         "alerts": service.alerts(session=session, clock=clock, settings=settings),

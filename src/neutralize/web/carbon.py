@@ -14,7 +14,7 @@ from neutralize.access.users import UserPublic
 from neutralize.accounts import service as accounts
 from neutralize.api.deps import ClockDep, SessionDep
 from neutralize.core.clock import Clock
-from neutralize.core.errors import DomainError, NotFoundError
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.web.pages import page, problem_page
 from neutralize.web.security import CsrfChecked, SignedIn
 
@@ -46,7 +46,8 @@ def _carbon_page(
         "problem": problem,
         "notice": notice,
     }
-    return page(request, "carbon.html", context, 422 if problem else 200)
+    status = 200 if problem is None else 404 if problem.code is ErrorCode.NOT_FOUND else 422
+    return page(request, "carbon.html", context, status)
 
 
 @router.get("/carbon", response_class=HTMLResponse)
@@ -89,6 +90,8 @@ def redeem(
     if who is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     try:
+        if account_id not in {a.id for a in accounts.accounts_of_person(session=session, user_id=who[1].id)}:
+            raise NotFoundError(f"no carbon account {account_id!r} of yours")  # this page is the person's
         accounts.redeem(
             session=session,
             clock=clock,
@@ -131,9 +134,7 @@ def withdraw(
 @router.get("/partner", response_class=HTMLResponse)
 def partner(request: Request, session: SessionDep, who: SignedIn) -> Response:
     """A partner's overview: its accounts, grams credited, and the records the rules rejected."""
-    if who is None:
+    if who is None or who[0].role is not Role.INTEGRATOR:  # the page of partners' integrator accounts
         return RedirectResponse("/login", status_code=SEE_OTHER)
-    if who[0].role is not Role.INTEGRATOR:
-        return problem_page(request, NotFoundError("this page is for partners' integrator accounts"), "/")
     summary = accounts.partner_summary(session=session, actor=who[0])
     return page(request, "partner.html", {"summary": summary})

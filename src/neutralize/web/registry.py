@@ -12,6 +12,7 @@ from neutralize.core.errors import DomainError
 from neutralize.market import service as market
 from neutralize.registry import mirror, service
 from neutralize.web.pages import templates
+from neutralize.web.security import SignedIn
 
 router = APIRouter(prefix="/registry", include_in_schema=False)
 
@@ -23,9 +24,11 @@ def projects(request: Request, session: SessionDep) -> HTMLResponse:
 
 
 @router.get("/projects/{code}", response_class=HTMLResponse)
-def project(request: Request, code: str, session: SessionDep) -> HTMLResponse:
+def project(request: Request, code: str, session: SessionDep, who: SignedIn) -> HTMLResponse:
+    """A project's page; a draft only for its owner organisation and admins (``not_found`` to others)."""
+    actor = who[0] if who is not None else None
     context = {
-        "p": service.get_project(session=session, code=code),
+        "p": service.visible_project(session=session, code=code, actor=actor),
         "issuances": service.issuances_of(session=session, project_code=code),
         "retirements": service.retirements_of(session=session, project_code=code),
         "sales": market.project_sales(session=session, project_code=code),

@@ -134,10 +134,17 @@ def organised_scene(*, session: Session, actor: Actor, slug: str) -> ScenePublic
 
 
 def participate(
-    *, session: Session, clock: Clock, slug: str, form: Mapping[str, str], display_name: str | None = None
+    *,
+    session: Session,
+    clock: Clock,
+    slug: str,
+    form: Mapping[str, str],
+    display_name: str | None = None,
+    registration_ref: str | None = None,
 ) -> tuple[FootprintPublic, str]:
     """A guest's footprint from the scene's calculator, kept with the scene; returns it and the
-    participation's id (which the guest's offset order is linked to)."""
+    participation's id (which the guest's offset order is linked to). A guest of an event may give
+    their registration reference: their answers then replace the registration list's estimate."""
     scene = get_scene(session=session, slug=slug)
     activities = activities_from_form(scene.type, form, country=scene.country, region=scene.region)
     footprint = footprints.save(
@@ -160,6 +167,7 @@ def participate(
         by_mode={k: str(v) for k, v in by_mode.items()},
         name=display_name.strip()[:200] if display_name else None,
         show_name=bool(display_name),
+        registration_ref=registration_ref.strip()[:60] or None if registration_ref else None,
         created_at=now,
     )
     session.add(participation)

@@ -40,9 +40,11 @@ def market(session: Session) -> Market:
 @pytest.fixture
 def organiser(session: Session, market: Market) -> Actor:
     user = users.sign_up(
-        session=session, clock=market.clock, role=Role.ORGANISER,
+        session=session,
+        clock=market.clock,
+        role=Role.ORGANISER,
         cmd=users.SignUp(email="forum@example.org", password="a long password", display_name="Forum"),
-    )  # fmt: skip
+    )
     return Actor(id=user.id, role=Role.ORGANISER)
 
 
@@ -50,15 +52,27 @@ def forum(
     session: Session, market: Market, organiser: Actor, slug: str = "green-forum", country: str = "CN"
 ) -> str:
     scenes.create_scene(
-        session=session, clock=market.clock, actor=organiser,
-        cmd=scenes.SceneCreate(slug=slug, type=SceneType.CONFERENCE, name="Green Forum", country=country,
-                               region="CN-SC"),
-    )  # fmt: skip
+        session=session,
+        clock=market.clock,
+        actor=organiser,
+        cmd=scenes.SceneCreate(
+            slug=slug, type=SceneType.CONFERENCE, name="Green Forum", country=country, region="CN-SC"
+        ),
+    )
     events.record_plan(
-        session=session, clock=market.clock, actor=organiser, slug=slug,
-        cmd=events.PlanCmd(expected_attendees=6, expected_kg=3_000, reduction_plan="Rail first; vegetarian lunch",
-                           destination_airport="TFU", starts_on=date(2026, 11, 20), ends_on=date(2026, 11, 21)),
-    )  # fmt: skip
+        session=session,
+        clock=market.clock,
+        actor=organiser,
+        slug=slug,
+        cmd=events.PlanCmd(
+            expected_attendees=6,
+            expected_kg=3_000,
+            reduction_plan="Rail first; vegetarian lunch",
+            destination_airport="TFU",
+            starts_on=date(2026, 11, 20),
+            ends_on=date(2026, 11, 21),
+        ),
+    )
     return slug
 
 
@@ -84,9 +98,19 @@ def test_an_event_goes_through_every_step_to_its_claim(
     assert events.import_registrations(**ctx, text=REGISTRATIONS) == 5
     # a guest on the list reports by QR (twice), another guest is not on the list
     for _ in range(2):
-        scenes.participate(session=session, clock=market.clock, slug=slug, registration_ref="R2",
-                           form={"travel_mode": "rail", "distance_km": "310", "round_trip": "true", "nights": "1",
-                                 "meals": "3"})  # fmt: skip
+        scenes.participate(
+            session=session,
+            clock=market.clock,
+            slug=slug,
+            registration_ref="R2",
+            form={
+                "travel_mode": "rail",
+                "distance_km": "310",
+                "round_trip": "true",
+                "nights": "1",
+                "meals": "3",
+            },
+        )
     scenes.participate(session=session, clock=market.clock, slug=slug, form={"nights": "1", "meals": "2"})
     before = state(session, market, slug)
     assert before.counted == {"self_reported": 2, "registration": 2, "extrapolated": 2}
@@ -100,8 +124,15 @@ def test_an_event_goes_through_every_step_to_its_claim(
     events.record_item(
         **ctx, cmd=events.ItemCmd(kind="catering", qualifier="vegetarian", quantity=Decimal(360))
     )
-    events.record_item(**ctx, cmd=events.ItemCmd(kind="declared", qualifier="waste", quantity=Decimal(40),
-                                                 source="Venue waste contractor's statement"))  # fmt: skip
+    events.record_item(
+        **ctx,
+        cmd=events.ItemCmd(
+            kind="declared",
+            qualifier="waste",
+            quantity=Decimal(40),
+            source="Venue waste contractor's statement",
+        ),
+    )
     now = state(session, market, slug)
     assert [i["key"] for i in now.items] == ["catering:vegetarian", "declared:waste", "electricity:CN-SC"]
     assert now.items[0]["quantity"] == 360  # entered again: replaced, not added
@@ -111,17 +142,25 @@ def test_an_event_goes_through_every_step_to_its_claim(
     # offsetting the whole upper bound with eligible credits, paid and certified
     seller = market.native_seller(kg=50_000)
     eligible(session, seller)
-    order = events.offset_with_order(**ctx, settings=market.settings, listing_id=seller.listing.id,
-                                     kg=now.required_kg, idempotency_key="offset-all-1")  # fmt: skip
+    order = events.offset_with_order(
+        **ctx,
+        settings=market.settings,
+        listing_id=seller.listing.id,
+        kg=now.required_kg,
+        idempotency_key="offset-all-1",
+    )
     assert state(session, market, slug).offset_kg == 0  # not paid yet: not counted
     market.notify(order)
     market.fulfil(order)
     paid = state(session, market, slug)
     assert paid.offset_kg == now.required_kg and paid.offsets[0].certificate_number
     assert paid.steps[3]["complete"] and not paid.complete and paid.claim is None
-    events.record_evaluation(**ctx, cmd=events.EvaluationCmd(kind=EvaluationKind.THIRD_PARTY,
-                                                              evaluator="Sichuan Verification Centre",
-                                                              reference="SVC-2026-118"))  # fmt: skip
+    events.record_evaluation(
+        **ctx,
+        cmd=events.EvaluationCmd(
+            kind=EvaluationKind.THIRD_PARTY, evaluator="Sichuan Verification Centre", reference="SVC-2026-118"
+        ),
+    )
     done = state(session, market, slug)
     assert done.complete and done.claim is not None and "碳中和" in done.claim["zh"]
     assert f"{done.required_kg:,} kg" in done.claim["en"]
@@ -169,12 +208,22 @@ def test_only_the_organiser_changes_an_event(session: Session, market: Market, o
     slug = forum(session, market, organiser)
     rival = Actor(id="usr_rival", role=Role.ORGANISER)
     with pytest.raises(DomainError) as hidden:
-        events.add_measure(session=session, clock=market.clock, actor=rival, slug=slug,
-                           cmd=events.MeasureCmd(description="x", evidence="y"))  # fmt: skip
+        events.add_measure(
+            session=session,
+            clock=market.clock,
+            actor=rival,
+            slug=slug,
+            cmd=events.MeasureCmd(description="x", evidence="y"),
+        )
     assert hidden.value.code is ErrorCode.NOT_FOUND
     admin = Actor(id="usr_admin", role=Role.ADMIN)
-    events.add_measure(session=session, clock=market.clock, actor=admin, slug=slug,
-                       cmd=events.MeasureCmd(description="LED lighting", evidence="invoice 42"))  # fmt: skip
+    events.add_measure(
+        session=session,
+        clock=market.clock,
+        actor=admin,
+        slug=slug,
+        cmd=events.MeasureCmd(description="LED lighting", evidence="invoice 42"),
+    )
     assert len(state(session, market, slug).measures) == 1
 
 

@@ -25,10 +25,16 @@ def test_a_registration_list_reads_flights_ground_trips_and_non_respondents() ->
     ]
     flight = rules.registration_activities(rows[0], destination_airport="TFU", country="CN")
     assert flight == [
-        {"type": "flight", "origin": "PEK", "destination": "TFU", "round_trip": True, "cabin": "economy",
-         "ref": "A1"},
+        {
+            "type": "flight",
+            "origin": "PEK",
+            "destination": "TFU",
+            "round_trip": True,
+            "cabin": "economy",
+            "ref": "A1",
+        },
         {"type": "hotel", "country": "CN", "nights": 2, "ref": "A1"},
-    ]  # fmt: skip
+    ]
     rail = rules.registration_activities(rows[1], destination_airport="TFU", country="CN")
     assert rail[0] == {"type": "rail", "mode": "national_rail", "distance_km": "600", "ref": "A2"}
     assert rules.registration_activities(rows[2], destination_airport="TFU", country="CN") == []
@@ -107,8 +113,14 @@ def test_bounds_add_extrapolation_and_the_published_uncertainty() -> None:
 
 
 def origin(**change: object) -> CreditOrigin:
-    fields: dict[str, object] = {"standard": "CCER", "project_type": "onshore wind", "credit_type": "avoidance",
-              "nature_based": False, "country": "CN", "carbon_inclusive": False}  # fmt: skip
+    fields: dict[str, object] = {
+        "standard": "CCER",
+        "project_type": "onshore wind",
+        "credit_type": "avoidance",
+        "nature_based": False,
+        "country": "CN",
+        "carbon_inclusive": False,
+    }
     return CreditOrigin(**{**fields, **change})  # type: ignore[arg-type]
 
 
@@ -116,13 +128,18 @@ def origin(**change: object) -> CreditOrigin:
     ("change", "instrument"),
     [
         ({}, Instrument.CCER),
-        ({"project_type": "afforestation", "credit_type": "removal", "nature_based": True}, Instrument.NEW_FORESTRY),
+        (
+            {"project_type": "afforestation", "credit_type": "removal", "nature_based": True},
+            Instrument.NEW_FORESTRY,
+        ),
         ({"standard": "CDCER", "carbon_inclusive": True}, Instrument.CARBON_INCLUSIVE),
         ({"standard": "CDM"}, Instrument.CHINESE_CDM),
-        ({"standard": "FFCER", "project_type": "林业碳汇", "credit_type": "removal", "nature_based": True},
-         Instrument.NEW_FORESTRY),
+        (
+            {"standard": "FFCER", "project_type": "林业碳汇", "credit_type": "removal", "nature_based": True},
+            Instrument.NEW_FORESTRY,
+        ),
     ],
-)  # fmt: skip
+)
 def test_eligible_instruments(change: dict[str, object], instrument: Instrument) -> None:
     assert rules.instrument_of(origin(**change)) is instrument
 
@@ -134,10 +151,15 @@ def test_eligible_instruments(change: dict[str, object], instrument: Instrument)
         {"standard": "GS"},
         {"standard": "CDM", "country": "IN"},
         {"standard": "VCS", "carbon_inclusive": True, "country": "DE"},
-        {"standard": "VCS", "project_type": "afforestation", "credit_type": "removal", "nature_based": True,
-         "country": "BR"},
+        {
+            "standard": "VCS",
+            "project_type": "afforestation",
+            "credit_type": "removal",
+            "nature_based": True,
+            "country": "BR",
+        },
     ],
-)  # fmt: skip
+)
 def test_other_credits_are_not_eligible(change: dict[str, object]) -> None:
     with pytest.raises(DomainError) as refused:
         rules.instrument_of(origin(**change))
@@ -176,8 +198,15 @@ def test_reminders_90_30_and_7_days_before_each_once() -> None:
 
 def test_the_offset_step_needs_the_whole_upper_bound_and_a_complete_account() -> None:
     def offset(kg: int, required: int, ready: bool = True) -> bool:
-        status = rules.steps(planned=True, measures=1, account_ready=ready, account_note="",
-                             offset_kg=kg, required_kg=required, evaluated=True)  # fmt: skip
+        status = rules.steps(
+            planned=True,
+            measures=1,
+            account_ready=ready,
+            account_note="",
+            offset_kg=kg,
+            required_kg=required,
+            evaluated=True,
+        )
         return next(s.complete for s in status if s.step is rules.Step.OFFSET)
 
     assert offset(1_000, 1_000) and offset(1_001, 1_000)

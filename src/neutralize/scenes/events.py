@@ -21,12 +21,12 @@ from neutralize.certificates import service as certificates
 from neutralize.certificates.domain import word_neutrality_claim
 from neutralize.core.clock import Clock
 from neutralize.core.config import Settings
-from neutralize.core.errors import DomainError, ErrorCode, Problem
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Problem
 from neutralize.core.ids import new_id
 from neutralize.footprint import service as footprints
 from neutralize.footprint.schemas import FootprintLine
 from neutralize.market import service as market
-from neutralize.market.schemas import Beneficiary, OrderCreate, OrderPublic, QuoteCreate
+from neutralize.market.schemas import Beneficiary, ListingPublic, OrderCreate, OrderPublic, QuoteCreate
 from neutralize.registry import service as registry
 from neutralize.scenes import neutrality as rules
 from neutralize.scenes.domain import DIETS, SceneType
@@ -355,6 +355,34 @@ def offset_with_order(
     return order
 
 
+class EventListing(BaseModel):
+    listing: ListingPublic
+    instrument: str | None  # None: may not offset this event
+    refused: str | None  # why not, with the rule's code
+    refused_code: str | None
+
+
+def event_listings(*, session: Session, actor: Actor, slug: str) -> list[EventListing]:
+    """The listings on offer, each with whether it may offset this event and, if not, why."""
+    scene = _event(session, actor, slug)
+    result = []
+    for listing in market.list_listings(session=session):
+        project = registry.get_project(session=session, code=listing.project_code)
+        try:
+            instrument = rules.check_offset_credit(_origin(project.model_dump()), (scene.id, scene.slug))
+        except DomainError as refused:
+            result.append(
+                EventListing(
+                    listing=listing, instrument=None, refused=refused.message, refused_code=refused.code.value
+                )
+            )
+            continue
+        result.append(
+            EventListing(listing=listing, instrument=instrument.value, refused=None, refused_code=None)
+        )
+    return result
+
+
 def _origin(project: Mapping[str, Any]) -> rules.CreditOrigin:
     """A project's declared origin. ``source_scenes`` names the event boundaries its reductions came
     from (bundled carbon-account credits declare them); other projects declare none."""
@@ -426,6 +454,8 @@ def organised_neutrality(
 def neutrality(*, session: Session, clock: Clock, settings: Settings, slug: str) -> Neutrality:
     """Where an event stands on every step: public (no attendee is named)."""
     scene = get_scene(session=session, slug=slug)
+    if scene.type is not SceneType.CONFERENCE:
+        raise NotFoundError(f"no event {slug!r}")
     plan = session.get(EventPlan, scene.id)
     measures = _measures(session, scene.id)
     registrations = {

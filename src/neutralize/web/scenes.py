@@ -45,13 +45,19 @@ async def calculate(request: Request, slug: str, session: SessionDep, clock: Clo
     values = {k: str(v)[:100] for k, v in form.items() if k != "csrf_token"}
     show_name = values.pop("show_name", "") == "true"
     name = values.pop("display_name", "")[:200] if show_name else None
+    reference = values.pop("registration_ref", "")[:60] or None
     try:
         scene = scenes.get_scene(session=session, slug=slug)
     except DomainError as error:
         return problem_page(request, error)
     try:
         footprint, participation = scenes.participate(
-            session=session, clock=clock, slug=slug, form=values, display_name=name
+            session=session,
+            clock=clock,
+            slug=slug,
+            form=values,
+            display_name=name,
+            registration_ref=reference,
         )
     except DomainError as error:
         session.rollback()
@@ -65,7 +71,8 @@ async def calculate(request: Request, slug: str, session: SessionDep, clock: Clo
 # --- organisers ------------------------------------------------------------------------------------
 
 
-def _organiser(who: Any) -> Any:
+def signed_in_organiser(who: Any) -> Any:
+    """The signed-in organiser or admin, or None (the page then sends them to sign in)."""
     if who is None or who[0].role not in (Role.ORGANISER, Role.ADMIN):
         return None
     return who[0]
@@ -73,7 +80,7 @@ def _organiser(who: Any) -> Any:
 
 @router.get("/organiser", response_class=HTMLResponse)
 def organiser_home(request: Request, session: SessionDep, who: SignedIn) -> Response:
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     return _page(
@@ -93,7 +100,7 @@ def create_scene(
     country: Annotated[str, Form(max_length=2)] = "CN",
     region: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     try:
@@ -116,7 +123,7 @@ def create_scene(
 def scene_dashboard(
     request: Request, slug: str, session: SessionDep, settings: SettingsDep, who: SignedIn
 ) -> Response:
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     try:
@@ -129,7 +136,7 @@ def scene_dashboard(
 
 @router.get("/organiser/scenes/{slug}/participants.csv")
 def participants(slug: str, session: SessionDep, who: SignedIn) -> Response:
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     text = scenes.participants_csv(session=session, actor=actor, slug=slug)
@@ -142,7 +149,7 @@ def poster(
     slug: str, kind: Literal["png", "svg", "pdf"], session: SessionDep, settings: SettingsDep, who: SignedIn
 ) -> Response:
     """The scene's QR code as PNG or SVG, or a printable A4 poster (PDF)."""
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     scene = scenes.organised_scene(session=session, actor=actor, slug=slug)

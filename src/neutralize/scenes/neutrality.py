@@ -459,7 +459,7 @@ def steps(
     """Where the event stands on each step; the offset is complete at 100 % of the upper bound."""
     return [
         StepStatus(Step.PLAN, planned, "plan recorded" if planned else "no plan yet"),
-        StepStatus(Step.REDUCE, measures > 0, f"{measures} measures with evidence"),
+        StepStatus(Step.REDUCE, measures > 0, f"measures with evidence: {measures}"),
         StepStatus(Step.ACCOUNT, account_ready, account_note),
         StepStatus(
             Step.OFFSET,

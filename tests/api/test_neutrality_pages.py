@@ -70,11 +70,28 @@ def test_an_organiser_takes_an_event_to_its_claim_and_report(
         assert post(organiser, slug, "items", item).status_code == 303
     undeclared = post(organiser, slug, "items", {"kind": "declared", "qualifier": "waste", "quantity": "5"})
     assert undeclared.status_code == 422 and 'data-code="missing_field"' in undeclared.text
+    # a guest on the list reports by QR with their registration number: counted once, self-reported
+    guest = TestClient(client.app)
+    answers = {
+        "travel_mode": "rail",
+        "distance_km": "150",
+        "round_trip": "true",
+        "nights": "1",
+        "registration_ref": "R2",
+        "csrf_token": form_token(guest, f"/s/{slug}"),
+    }
+    assert 'name="registration_ref"' in guest.get(f"/s/{slug}").text
+    assert guest.post(f"/s/{slug}", data=answers).status_code == 200
     page = organiser.get(f"/organiser/scenes/{slug}/neutrality")
+    assert "1 self-reported, 1 from the registration list, 1 extrapolated" in page.text
     assert 'id="extrapolated"' in page.text and 'id="status-account" data-complete="yes"' in page.text
     required = int(re.search(r'id="required-kg">(\d+)<', page.text).group(1))  # type: ignore[union-attr]
     # offset the upper bound: order, then pay in the sandbox
     key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    nonsense = post(
+        organiser, slug, "offsets", {"listing_id": listing["id"], "kg": "-5", "idempotency_key": key}
+    )
+    assert nonsense.status_code == 422 and 'data-code="out_of_range"' in nonsense.text
     ordered = post(
         organiser, slug, "offsets", {"listing_id": listing["id"], "kg": str(required), "idempotency_key": key}
     )
@@ -129,3 +146,5 @@ def test_neutrality_forms_need_their_token_and_their_organiser(
     }
     owner.post("/organiser/scenes", data=hotel)
     assert anonymous.get(f"/s/{hotel['slug']}/neutrality").status_code == 404
+    hotel_report = owner.get(f"/organiser/scenes/{hotel['slug']}/report.pdf")
+    assert hotel_report.status_code == 200 and hotel_report.content.startswith(b"%PDF")

@@ -158,7 +158,7 @@ def item(
 @router.post("/organiser/scenes/{slug}/neutrality/offsets", dependencies=[CsrfChecked])
 def offset(
     request: Request, slug: str, session: SessionDep, clock: ClockDep, settings: SettingsDep, who: SignedIn,
-    listing_id: Annotated[str, Form(max_length=40)], kg: Annotated[int, Form(gt=0, le=10**9)],
+    listing_id: Annotated[str, Form(max_length=40)], kg: Annotated[str, Form(max_length=12)],
     idempotency_key: Annotated[str, Form(min_length=8, max_length=60)],
 ) -> Response:  # fmt: skip
     """Order credits for the event; the organiser then pays on the order's page."""
@@ -167,7 +167,7 @@ def offset(
     def action(actor: Actor) -> None:
         order = events.offset_with_order(
             session=session, clock=clock, settings=settings, actor=actor, slug=slug,
-            listing_id=listing_id, kg=kg, idempotency_key=idempotency_key,
+            listing_id=listing_id, kg=_whole(kg, "kg"), idempotency_key=idempotency_key,
         )  # fmt: skip
         placed.append(order.id)
 
@@ -180,11 +180,11 @@ def offset(
 @router.post("/organiser/scenes/{slug}/neutrality/allowances", dependencies=[CsrfChecked])
 def allowance(
     request: Request, slug: str, session: SessionDep, clock: ClockDep, settings: SettingsDep, who: SignedIn,
-    reference: Annotated[str, Form(max_length=120)], tonnes: Annotated[int, Form(gt=0, le=10**7)],
+    reference: Annotated[str, Form(max_length=120)], tonnes: Annotated[str, Form(max_length=12)],
 ) -> Response:  # fmt: skip
     def action(actor: Actor) -> None:
         events.record_allowance(session=session, clock=clock, actor=actor, slug=slug, reference=reference,
-                                tonnes=tonnes)  # fmt: skip
+                                tonnes=_whole(tonnes, "tonnes"))  # fmt: skip
 
     return _act(request, session, clock, settings, who, slug, "step-offset", action)
 
@@ -221,6 +221,13 @@ def report(slug: str, session: SessionDep, clock: ClockDep, settings: SettingsDe
     pdf = report_pdf(title=board.scene.name, sections=sections)
     headers = {"Content-Disposition": f'inline; filename="{slug}-report.pdf"'}
     return Response(pdf, media_type="application/pdf", headers=headers)
+
+
+def _whole(text: str, field: str) -> int:
+    """A whole number typed in a form, or ``out_of_range`` naming the field."""
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise DomainError(code=ErrorCode.OUT_OF_RANGE, message=f"{field}: a whole number above zero")
+    return int(text)
 
 
 def _kg(value: Decimal | int | None) -> str:

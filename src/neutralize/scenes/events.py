@@ -683,8 +683,11 @@ def send_deadline_reminders(*, session: Session, clock: Clock, settings: Setting
         state = neutrality(session=session, clock=clock, settings=settings, slug=scene.slug)
         if state.steps[3]["complete"]:
             continue
-        session.add(EventReminder(scene_id=scene.id, days_before=days, sent_at=clock.now()))
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(EventReminder(scene_id=scene.id, days_before=days, sent_at=clock.now()))
+        except IntegrityError:  # another process sent this one a moment ago
+            continue
         _remind(session, clock, settings, scene, state, deadline)
         sent.append((scene.slug, days))
     return sent

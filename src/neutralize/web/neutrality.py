@@ -13,9 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor
 from neutralize.api.deps import ClockDep, SessionDep, SettingsDep
+from neutralize.core.clock import Clock
+from neutralize.core.config import Settings
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.scenes import events
 from neutralize.scenes import service as scenes
@@ -34,7 +37,7 @@ def _path(slug: str) -> str:
 
 
 def _organiser_page(
-    request: Request, session: Any, clock: Any, settings: Any, actor: Actor, slug: str,
+    request: Request, session: Session, clock: Clock, settings: Settings, actor: Actor, slug: str,
     problem: DomainError | None = None,
 ) -> Response:  # fmt: skip
     """The organiser's neutrality page, with the problem of the last form if it had one (422)."""
@@ -53,7 +56,7 @@ def _organiser_page(
 
 
 def _act(
-    request: Request, session: Any, clock: Any, settings: Any, who: Any, slug: str, anchor: str,
+    request: Request, session: Session, clock: Clock, settings: Settings, who: object, slug: str, anchor: str,
     action: Callable[[Actor], object],
 ) -> Response:  # fmt: skip
     """Run one step's form: back to its part of the page, or the page again with the problem."""

@@ -110,6 +110,7 @@ def test_an_organiser_takes_an_event_to_its_claim_and_report(
     public = TestClient(client.app).get(f"/s/{slug}/neutrality")
     assert public.status_code == 200 and 'id="claim"' in public.text and "碳中和" in public.text
     assert "Sichuan Verification Centre" in public.text and "/certificates/NZC-" in public.text
+    assert "800 kWh" in public.text and "9 meals" in public.text
     report = organiser.get(f"/organiser/scenes/{slug}/report.pdf")
     assert report.status_code == 200 and report.content.startswith(b"%PDF") and len(report.content) > 2_000
 

@@ -287,7 +287,10 @@ def _account_lines(state: events.Neutrality) -> list[str]:
         f"{counted['extrapolated']} extrapolated.",
         f"Extrapolated ({ex.get('method', 'not possible yet')}): "
         f"{_kg(ex.get('low_kg'))} – {_kg(ex.get('high_kg'))}",
-        *(f"{i['key']}: {i['quantity']} {i['unit']} → {_kg(i['kg'])} ({i['source']})" for i in state.items),
+        *(
+            f"{i['key']}: {i['quantity'].normalize():,f} {i['unit']} → {_kg(i['kg'])} ({i['source']})"
+            for i in state.items
+        ),
         f"Footprint: lower bound {_kg(state.low_kg)}, central {_kg(state.central_kg)}, "
         f"upper bound {_kg(state.high_kg)}; to offset: {state.required_kg:,} kg",
     ]

@@ -2,7 +2,7 @@
 participation, and each organisation's standing per scene and across all
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-25 06:30:00.000000+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

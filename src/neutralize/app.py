@@ -20,11 +20,13 @@ from neutralize.core.clock import Clock, SystemClock
 from neutralize.core.config import Settings
 from neutralize.core.db import make_engine, make_session_factory, unit_of_work
 from neutralize.core.signing import KeyRing
+from neutralize.scenes import events
 from neutralize.scenes import service as scenes
 from neutralize.web import account as account_pages
 from neutralize.web import admin as admin_pages
 from neutralize.web import carbon as carbon_pages
 from neutralize.web import market as market_pages
+from neutralize.web import neutrality as neutrality_pages
 from neutralize.web import pages
 from neutralize.web import registry as registry_pages
 from neutralize.web import scenes as scene_pages
@@ -36,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the periodic jobs beside the app while it serves: the market's, and the leaderboards' ranks."""
+    """Run the periodic jobs beside the app while it serves: the market's, the leaderboards' ranks and
+    the events' offset-deadline reminders."""
     interval = app.state.settings.market_jobs_seconds
     task = asyncio.create_task(_jobs(app, interval)) if interval else None
     yield
@@ -55,6 +58,7 @@ async def _jobs(app: FastAPI, interval: int) -> None:
             )
             if time.monotonic() - ranked_at >= state.settings.ranks_refresh_seconds:
                 await asyncio.to_thread(_refresh_ranks, state.session_factory)
+                await asyncio.to_thread(_remind, state.session_factory, state.clock, state.settings)
                 ranked_at = time.monotonic()
         except Exception:  # a failed round is logged and retried next time; it must not stop the loop
             logger.exception("periodic jobs failed")
@@ -63,6 +67,11 @@ async def _jobs(app: FastAPI, interval: int) -> None:
 def _refresh_ranks(factory: sessionmaker[Session]) -> None:
     with unit_of_work(factory) as session:
         scenes.refresh_ranks(session=session)
+
+
+def _remind(factory: sessionmaker[Session], clock: Clock, settings: Settings) -> None:
+    with unit_of_work(factory) as session:
+        events.send_deadline_reminders(session=session, clock=clock, settings=settings)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -107,6 +116,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         account_pages.router,
         scene_pages.router,
         carbon_pages.router,
+        neutrality_pages.router,
         registry_pages.router,
     ):
         app.include_router(router)

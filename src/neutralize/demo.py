@@ -7,6 +7,7 @@ Loading is idempotent: if the demo organisations exist, nothing is added.
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from importlib import resources
 
 from sqlalchemy import select
@@ -33,8 +34,10 @@ from neutralize.registry.schemas import (
     Units,
     VerificationCreate,
 )
+from neutralize.scenes import events
 from neutralize.scenes import service as scenes
 from neutralize.scenes.domain import SceneType
+from neutralize.scenes.neutrality import EvaluationKind
 
 PLATFORM = "Neutralize demo platform"
 VERIFIER = Actor(id="demo-verifier", role=Role.VERIFIER)
@@ -344,15 +347,137 @@ def _scenes(session: Session, clock: Clock, settings: Settings, keys: KeyRing) -
             actor=organiser,
             cmd=scenes.SceneCreate(slug=slug, type=kind, name=name, country="CN", region=region),
         )
+    _forum_plan(session, clock, organiser)
     for n in range(36):
         form = _guest_form(n)
         _footprint, participation = scenes.participate(
             session=session, clock=clock, slug="tianfu-forum-2026", form=form,
             display_name=f"Guest {n + 1}" if n % 3 == 0 else None,
             actor=members[n // 4] if n % 4 == 0 and n // 4 < len(members) else None,
+            registration_ref=f"TF-{n + 1:03d}" if n % 2 == 0 else None,
         )  # fmt: skip
         if n % 4 == 0:
             _offset(session, clock, settings, keys, _footprint.id or "", participation, n)
+    _salon(session, clock, settings, keys, organiser)
+
+
+FORUM_DATES = (date(2026, 11, 20), date(2026, 11, 21))
+_REDUCTION_PLAN = (
+    "Venue on the metro line; shuttle buses from the high-speed rail station; vegetarian lunches by "
+    "default; no printed programmes; reusable badges and stage sets."
+)
+FORUM_MEASURES = [
+    ("Shuttle buses from Chengdu East station instead of taxis", "Bus contract TF-BUS-2026-07", 1_800),
+    ("Vegetarian lunches by default (meat on request)", "Caterer's menu and order sheet, 20 Nov 2026", 900),
+    (
+        "Digital programme only; badges collected for reuse",
+        "Photo of the badge return box; print order of 0",
+        None,
+    ),
+]
+FORUM_ITEMS = [
+    events.ItemCmd(kind="electricity", qualifier="CN-SC", quantity=Decimal(6_400)),
+    events.ItemCmd(kind="catering", qualifier="vegetarian", quantity=Decimal(180)),
+    events.ItemCmd(kind="catering", qualifier="medium_meat", quantity=Decimal(60)),
+    events.ItemCmd(kind="fuel", qualifier="diesel", quantity=Decimal(40)),
+    events.ItemCmd(kind="declared", qualifier="waste", quantity=Decimal(95),
+                   source="Venue waste contractor's statement for 20-21 Nov 2026 (demo figure)"),
+]  # fmt: skip
+_CITIES = [("CHONGQING", 300, "rail"), ("LESHAN", 150, "car"), ("MIANYANG", 130, "bus")]
+
+
+def forum_registrations(count: int = 44) -> str:
+    """The demo forum's registration list: most fly in, some come by rail, car or coach, and every
+    seventh attendee gave no origin (extrapolated)."""
+    lines = ["reference,origin,distance_km,mode,nights,hotel_country"]
+    for n in range(count):
+        ref, nights = f"TF-{n + 1:03d}", 1 + n % 3
+        if n % 7 == 6:
+            lines.append(f"{ref},,,,,")
+        elif n % 5 == 3:
+            city, km, mode = _CITIES[n % len(_CITIES)]
+            lines.append(f"{ref},{city},{km},{mode},{nights},")
+        else:
+            lines.append(f"{ref},{_AIRPORTS[n % len(_AIRPORTS)]},,,{nights},{'SG' if n % 11 == 10 else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def _forum_plan(session: Session, clock: Clock, organiser: Actor) -> None:
+    """The forum's neutrality in progress: plan, measures, registration list and venue items, no
+    offset yet."""
+    slug = "tianfu-forum-2026"
+    plan = events.PlanCmd(
+        expected_attendees=48,
+        expected_kg=40_000,
+        reduction_plan=_REDUCTION_PLAN,
+        destination_airport="TFU",
+        starts_on=FORUM_DATES[0],
+        ends_on=FORUM_DATES[1],
+    )
+    events.record_plan(session=session, clock=clock, actor=organiser, slug=slug, cmd=plan)
+    for description, evidence, saved in FORUM_MEASURES:
+        measure = events.MeasureCmd(description=description, evidence=evidence, saved_kg=saved)
+        events.add_measure(session=session, clock=clock, actor=organiser, slug=slug, cmd=measure)
+    events.import_registrations(
+        session=session, clock=clock, actor=organiser, slug=slug, text=forum_registrations()
+    )
+    for item in FORUM_ITEMS:
+        events.record_item(session=session, clock=clock, actor=organiser, slug=slug, cmd=item)
+
+
+SALON = "chengdu-green-salon-2026"
+SALON_REGISTRATIONS = """reference,origin,distance_km,mode,nights,hotel_country
+GS-1,PEK,,,1,
+GS-2,CHONGQING,300,rail,1,
+GS-3,MIANYANG,130,rail,0,
+GS-4,LESHAN,150,rail,0,
+GS-5,,,,,
+"""
+
+
+def _salon(session: Session, clock: Clock, settings: Settings, keys: KeyRing, organiser: Actor) -> None:
+    """A second, small event taken through every step: offset with new-forestry credits, paid and
+    certified, and evaluated by a named third party, so its public page may use neutrality wording."""
+    cmd = scenes.SceneCreate(
+        slug=SALON, type=SceneType.CONFERENCE, name="Chengdu Green Finance Salon 2026", region="CN-SC"
+    )
+    scenes.create_scene(session=session, clock=clock, actor=organiser, cmd=cmd)
+    plan = events.PlanCmd(
+        expected_attendees=6,
+        expected_kg=3_000,
+        reduction_plan="Metro and rail only; a vegetarian buffet.",
+        destination_airport="TFU",
+        starts_on=date(2026, 11, 10),
+        ends_on=date(2026, 11, 10),
+    )
+    events.record_plan(session=session, clock=clock, actor=organiser, slug=SALON, cmd=plan)
+    measure = events.MeasureCmd(
+        description="Venue by a metro station; no car park", evidence="Booking CGF-11"
+    )
+    events.add_measure(session=session, clock=clock, actor=organiser, slug=SALON, cmd=measure)
+    events.import_registrations(
+        session=session, clock=clock, actor=organiser, slug=SALON, text=SALON_REGISTRATIONS
+    )
+    for kind, qualifier, quantity in (("electricity", "CN-SC", 400), ("catering", "vegetarian", 12)):
+        item = events.ItemCmd.model_validate({"kind": kind, "qualifier": qualifier, "quantity": quantity})
+        events.record_item(session=session, clock=clock, actor=organiser, slug=SALON, cmd=item)
+    required = events.neutrality(session=session, clock=clock, settings=settings, slug=SALON).required_kg
+    forest = next(x for x in market.list_listings(session=session) if x.project_code == "CN-SC-FOREST-01")
+    order = events.offset_with_order(
+        session=session,
+        clock=clock,
+        actor=organiser,
+        slug=SALON,
+        settings=settings,
+        listing_id=forest.id,
+        kg=required,
+        idempotency_key="demo-salon-offset",
+    )
+    _pay(session, clock, settings, keys, order, "demo-salon-event")
+    evaluation = events.EvaluationCmd(
+        kind=EvaluationKind.THIRD_PARTY, evaluator="Demo Verification Centre", reference="DVC-2026-031 (demo)"
+    )
+    events.record_evaluation(session=session, clock=clock, actor=organiser, slug=SALON, cmd=evaluation)
 
 
 def _guest_form(n: int) -> dict[str, str]:

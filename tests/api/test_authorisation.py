@@ -278,6 +278,11 @@ class Case:
     own_browser: bool = False  # signs in or out: a browser of its own, so the actor's stays as it is
 
 
+PLAN = {"expected_attendees": "10", "expected_kg": "500", "reduction_plan": "Trains",
+        "starts_on": "2026-11-20", "ends_on": "2026-11-21"}  # fmt: skip
+REGISTRATIONS = b"reference,origin,distance_km,mode,nights,hotel_country\nR-1,PEK,,,1,\n"
+
+
 def _units() -> dict[str, Any]:
     return {"project_code": "NOPE", "vintage": 2025, "quantity_kg": 1}
 
@@ -538,6 +543,61 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/carbon/consents"): Case(lambda w: Call("/carbon/consents", data={"partner_id": w.org_a})),
     ("POST", "/carbon/consents/{consent_id}/withdraw"): Case(
         lambda w: Call(f"/carbon/consents/{w.withdrawable}/withdraw", data={}), owner_role=Role.MEMBER
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/plan"): Case(
+        lambda w: Call(
+            f"/organiser/scenes/{w.scene}/neutrality/plan",
+            data={
+                "expected_attendees": "10",
+                "expected_kg": "500",
+                "reduction_plan": "Trains",
+                "starts_on": "2026-11-20",
+                "ends_on": "2026-11-21",
+            },
+        ),
+        owner_role=Role.ORGANISER,
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/measures"): Case(
+        lambda w: Call(
+            f"/organiser/scenes/{w.scene}/neutrality/measures",
+            data={"description": "Reusable cups", "evidence": "x"},
+        ),
+        owner_role=Role.ORGANISER,
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/registrations"): Case(
+        lambda w: Call(
+            f"/organiser/scenes/{w.scene}/neutrality/registrations",
+            data={},
+            files={"registration_list": ("list.csv", REGISTRATIONS, "text/csv")},
+        ),
+        owner_role=Role.ORGANISER,
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/items"): Case(
+        lambda w: Call(
+            f"/organiser/scenes/{w.scene}/neutrality/items",
+            data={"kind": "electricity", "qualifier": "CN-SC", "quantity": "100"},
+        ),
+        owner_role=Role.ORGANISER,
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/offsets"): Case(
+        lambda w: Call(
+            f"/organiser/scenes/{w.scene}/neutrality/offsets",
+            data={"listing_id": w.listing, "kg": "1", "idempotency_key": "authz-event-offset"},
+        ),
+        owner_role=Role.ORGANISER,
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/allowances"): Case(
+        lambda w: Call(
+            f"/organiser/scenes/{w.scene}/neutrality/allowances", data={"reference": _n(), "tonnes": "1"}
+        ),
+        owner_role=Role.ORGANISER,
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/evaluation"): Case(
+        lambda w: Call(
+            f"/organiser/scenes/{w.scene}/neutrality/evaluation",
+            data={"kind": "self", "evaluator": "Us", "reference": "report"},
+        ),
+        owner_role=Role.ORGANISER,
     ),
     ("GET", "/leaderboards"): Case(lambda w: Call("/leaderboards")),
     ("GET", "/leaderboards/{slug}"): Case(lambda w: Call(f"/leaderboards/{w.scene}")),

@@ -218,3 +218,118 @@ def test_guest_on_a_phone_sees_the_forum_leaderboard_with_masked_and_shown_names
     assert set(names) <= {*masked, *shown}, set(names) - {*masked, *shown}
     assert phone.locator("#my-rank").count() == 0
     fit.assert_all_fit()
+
+
+def submit(page: Page, form: str, url: str | re.Pattern[str]) -> None:
+    """Click the submit button of the form posting to ``form`` and wait for where it leads."""
+    with page.expect_navigation():
+        page.locator(f"form[action$='{form}'] button[type=submit]").click()
+    page.wait_for_url(url)
+
+
+def step_done(page: Page, step: str) -> bool:
+    return page.locator(f"#status-{step}").get_attribute("data-complete") == "yes"
+
+
+REGISTRATION_LIST = b"""reference,origin,distance_km,mode,nights,hotel_country
+S-1,PEK,,,2,
+S-2,CHONGQING,300,rail,1,
+S-3,LESHAN,150,car,0,
+S-4,,,,,
+"""
+
+
+def test_forum_shows_its_neutrality_steps_in_progress(desk: Page, tmp_path: Path) -> None:
+    # Given the demo organiser on the forum's dashboard, who follows the event-neutrality link
+    sign_in(desk)
+    desk.goto(f"/organiser/scenes/{FORUM}")
+    with desk.expect_navigation():
+        desk.locator("#neutrality").click()
+    # Then the forum has a plan, measures and a complete account with bounds, but no offset yet
+    assert all(step_done(desk, s) for s in ("plan", "reduce", "account"))
+    assert not step_done(desk, "offset") and not step_done(desk, "evaluate")
+    low, high = (Decimal(desk.locator(f"#{b}-kg").inner_text().replace(",", "")) for b in ("low", "high"))
+    assert 0 < low < high
+    assert desk.locator("#extrapolated").is_visible()
+    assert desk.locator("#claim-refused").is_visible()
+    desk.screenshot(path=tmp_path / "forum-neutrality.png", full_page=True)
+
+
+def test_organiser_takes_a_new_event_to_carbon_neutrality(desk: Page, phone: Page, tmp_path: Path) -> None:
+    slug = f"e2e-event-{uuid.uuid4().hex[:10]}"
+    path = f"/organiser/scenes/{slug}/neutrality"
+    # Given a new conference scene, the organiser opens its neutrality page: every step is open
+    sign_in(desk)
+    create_conference(desk, "Chengdu Climate Dialogue", slug)
+    desk.goto(path)
+    assert not any(step_done(desk, s) for s in ("plan", "reduce", "account", "offset", "evaluate"))
+
+    # When they record the plan and a reduction measure with its evidence
+    desk.get_by_label("Expected attendees").fill("5")
+    desk.get_by_label("Expected footprint, kg CO2e").fill("2000")
+    desk.get_by_label("First day").fill("2026-11-20")
+    desk.get_by_label("Last day").fill("2026-11-21")
+    desk.get_by_label("Airport attendees fly to").fill("TFU")
+    desk.get_by_label("Reduction plan").fill("Rail and metro first; vegetarian lunch")
+    submit(desk, "/neutrality/plan", re.compile(rf"{path}#step-plan$"))
+    desk.get_by_label("Measure", exact=True).fill("Shuttle bus from the station")
+    desk.get_by_label("Evidence (reference, address or note)").fill("Bus contract CCD-7")
+    submit(desk, "/neutrality/measures", re.compile(rf"{path}#step-reduce$"))
+    assert step_done(desk, "plan") and step_done(desk, "reduce")
+
+    # And upload the registration list and enter venue electricity and catering
+    desk.get_by_label("Registration list (CSV)").set_input_files(
+        {"name": "registrations.csv", "mimeType": "text/csv", "buffer": REGISTRATION_LIST}
+    )
+    submit(desk, "/neutrality/registrations", re.compile(rf"{path}#step-account$"))
+    for kind, qualifier, quantity in (("electricity", "CN-SC", "900"), ("catering", "vegetarian", "10")):
+        desk.locator("form[action$='/neutrality/items'] select[name=kind]").select_option(kind)
+        desk.get_by_label("Region, diet, fuel, or materials/waste").fill(qualifier)
+        desk.get_by_label("Quantity", exact=True).fill(quantity)
+        submit(desk, "/neutrality/items", re.compile(rf"{path}#step-account$"))
+
+    # Then the account is complete with a lower and upper bound, one attendee extrapolated
+    assert step_done(desk, "account")
+    assert desk.locator("#extrapolated").is_visible()
+    required = int(desk.locator("#required-kg").inner_text())
+    assert required >= Decimal(desk.locator("#high-kg").inner_text().replace(",", ""))
+
+    # And Verra credits are not offered for an event, with the rule's code
+    assert desk.locator("#ineligible li[data-code=instrument_not_eligible]").count() >= 1
+    assert desk.locator("#listing option[disabled]").count() >= 1
+
+    # When they order the upper bound in new-forestry credits and pay in the sandbox
+    forest = desk.locator("#listing option", has_text="CN-SC-FOREST-01").get_attribute("value")
+    assert forest
+    desk.locator("#listing").select_option(forest)
+    assert desk.locator("input[name=kg]").input_value() == str(required)
+    submit(desk, "/neutrality/offsets", re.compile(r"/orders/[^/]+$"))
+    with desk.expect_navigation():
+        desk.locator("#pay").click()
+    with desk.expect_navigation():
+        desk.locator("#approve").click()
+    assert desk.locator("#certificate").is_visible()
+
+    # Then the offset step is complete; no claim until the evaluation is recorded
+    desk.goto(path)
+    assert step_done(desk, "offset") and not step_done(desk, "evaluate")
+    desk.locator("form[action$='/neutrality/evaluation'] select[name=kind]").select_option("third_party")
+    desk.get_by_label("Evaluator's name").fill("Sichuan Verification Centre")
+    desk.get_by_label("Report reference or evidence").fill("SVC-2026-118")
+    submit(desk, "/neutrality/evaluation", re.compile(rf"{path}#step-evaluate$"))
+    assert step_done(desk, "evaluate")
+    desk.screenshot(path=tmp_path / "event-neutral.png", full_page=True)
+
+    # And the public event page, on a phone, states the claim with its certificate and evaluator
+    fit = PhoneFit(phone)
+    phone.goto(f"/s/{slug}/neutrality")
+    fit.check()
+    phone.screenshot(path=tmp_path / "event-public.png", full_page=True)
+    assert "碳中和" in phone.locator("#claim").inner_text()
+    assert phone.locator("#offsets a[href^='/certificates/NZC-']").count() == 1
+    assert "Sichuan Verification Centre" in phone.locator("#evaluation").inner_text()
+
+    # And the organiser's PDF report downloads
+    report = desk.context.request.get(f"/organiser/scenes/{slug}/report.pdf")
+    assert report.status == 200 and report.body().startswith(b"%PDF")
+    fit.assert_all_fit()

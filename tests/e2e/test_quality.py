@@ -35,8 +35,16 @@ PUBLIC = [
     "/signup",
     "/password-reset",
     "/s/no-such-scene",
+    f"/s/{FORUM}/neutrality",
+    "/s/chengdu-green-salon-2026/neutrality",
 ]
-ORGANISER = ["/account", "/organiser", f"/organiser/scenes/{FORUM}", "/carbon"]
+ORGANISER = [
+    "/account",
+    "/organiser",
+    f"/organiser/scenes/{FORUM}",
+    f"/organiser/scenes/{FORUM}/neutrality",
+    "/carbon",
+]
 ADMIN = ["/admin"]
 # Weight of what a page loads before images: the document, its style sheets, scripts and fetches.
 WEIGHT = """() => {

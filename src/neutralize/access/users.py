@@ -158,11 +158,22 @@ def request_password_reset(
     link = f"{base_url.rstrip('/')}/password-reset/{token}"
     body = f"Someone asked to reset the password of {user.email} on Neutralize.\n\n{link}\n\n" \
         f"The link works for {RESET_HOURS} hours. If it was not you, ignore this message."  # fmt: skip
-    session.add(
-        OutboxMessage(recipient=user.email, subject="Reset your password", body=body, created_at=clock.now())
-    )
+    send_mail(session=session, clock=clock, settings=settings, to=user.email,
+              subject="Reset your password", body=body)  # fmt: skip
+
+
+def send_mail(
+    *, session: Session, clock: Clock, settings: Settings, to: str, subject: str, body: str
+) -> None:
+    """Put an e-mail in the outbox for the mailer (and, in development, in the log)."""
+    session.add(OutboxMessage(recipient=to, subject=subject, body=body, created_at=clock.now()))
     if settings.environment == "development":
-        logger.info("outbox: password reset for %s: %s", user.email, link)
+        logger.info("outbox: %s to %s:\n%s", subject, to, body)
+
+
+def email_of(*, session: Session, user_id: str) -> str | None:
+    """The e-mail address of a user account (None for an API key's id or an unknown user)."""
+    return session.scalars(select(User.email).where(User.id == user_id)).first()
 
 
 def reset_password(*, session: Session, clock: Clock, settings: Settings, token: str, password: str) -> None:

@@ -223,6 +223,30 @@ RULES: dict[tuple[str, str], Rule] = {
         Role.ORGANISER, reason="the scene's organiser: the attendee list is theirs"
     ),
     ("GET", "/organiser/scenes/{slug}/poster.{kind}"): owner(Role.ORGANISER, reason="the scene's organiser"),
+    ("GET", "/organiser/scenes/{slug}/report.pdf"): owner(Role.ORGANISER, reason="the scene's organiser"),
+    ("GET", "/organiser/scenes/{slug}/neutrality"): owner(Role.ORGANISER, reason="the event's organiser"),
+    ("POST", "/organiser/scenes/{slug}/neutrality/plan"): owner(
+        Role.ORGANISER, reason="the event's organiser"
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/measures"): owner(
+        Role.ORGANISER, reason="the event's organiser"
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/registrations"): owner(
+        Role.ORGANISER, reason="the event's organiser: the attendee list is theirs"
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/items"): owner(
+        Role.ORGANISER, reason="the event's organiser"
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/offsets"): owner(
+        Role.ORGANISER, reason="the event's organiser"
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/allowances"): owner(
+        Role.ORGANISER, reason="the event's organiser"
+    ),
+    ("POST", "/organiser/scenes/{slug}/neutrality/evaluation"): owner(
+        Role.ORGANISER, reason="the event's organiser"
+    ),
+    ("GET", "/s/{slug}/neutrality"): public("an event's neutrality steps and claim are public"),
     ("GET", "/leaderboards"): public("names masked unless a guest opted in"),
     ("GET", "/leaderboards/{slug}"): public("names masked unless a guest opted in"),
     # --- pages: carbon accounts

@@ -62,11 +62,15 @@ def demo() -> None:
             session=session, clock=clock, settings=settings, keys=KeyRing.from_settings(settings, clock=clock)
         )
     out.print("demo data loaded" if added else "demo data already there")
-    from neutralize.demo import DEMO_ACCOUNTS, SCENES
+    from neutralize.demo import DEMO_ACCOUNTS, SALON, SCENES
 
     for email, _name, role, password in DEMO_ACCOUNTS:
         out.print(f"  sign in at /login as {email} / {password} ({role})")
     out.print(f"  guests start at /s/{SCENES[0][0]} (the QR poster is on the organiser's dashboard)")
+    out.print(
+        f"  event neutrality: /organiser/scenes/{SCENES[0][0]}/neutrality (in progress), "
+        f"/s/{SALON}/neutrality (every step done)"
+    )
 
 
 @db_app.command("upgrade")

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # How often leaderboard ranks are computed again (about 12 s of database work at a million
     # participants; one process at a time does it).
     ranks_refresh_seconds: int = Field(default=300, ge=10)
+    # An event offsets its footprint within this many months after its last day (MEE guidelines:
+    # in principle within one year); organisers are reminded 90, 30 and 7 days before.
+    event_offset_deadline_months: int = Field(default=12, ge=1, le=60)
     # Payment gateways on offer (the first is the default), and their secrets. The sandbox is a
     # simulation for the demo and tests: production refuses to start with it.
     payment_gateways: list[Literal["sandbox", "offline"]] = ["sandbox", "offline"]

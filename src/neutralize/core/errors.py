@@ -73,6 +73,9 @@ class ErrorCode(StrEnum):
     CERTIFICATE_UNREADABLE = "certificate_unreadable"
     FONT_MISSING = "font_missing"
     CLAIM_NOT_SUPPORTED = "claim_not_supported"
+    # Event neutrality: credits an event may not be offset with.
+    INSTRUMENT_NOT_ELIGIBLE = "instrument_not_eligible"
+    OWN_BOUNDARY_CREDIT = "own_boundary_credit"
     # User accounts.
     RATE_LIMITED = "rate_limited"
     CSRF_FAILED = "csrf_failed"

@@ -145,10 +145,12 @@ def participate(
     form: Mapping[str, str],
     display_name: str | None = None,
     actor: Actor | None = None,
+    registration_ref: str | None = None,
 ) -> tuple[FootprintPublic, str]:
     """A guest's footprint from the scene's calculator, kept with the scene; returns it and the
     participation's id (which the guest's offset order is linked to). A signed-in guest (``actor``)
-    counts for their organisation on the organisations' leaderboards."""
+    counts for their organisation on the organisations' leaderboards. A guest of an event may give
+    their registration reference: their answers then replace the registration list's estimate."""
     scene = get_scene(session=session, slug=slug)
     activities = activities_from_form(scene.type, form, country=scene.country, region=scene.region)
     footprint = footprints.save(
@@ -173,6 +175,7 @@ def participate(
         show_name=bool(display_name),
         user_id=actor.id if actor else None,
         organisation_id=actor.organisation_id if actor else None,
+        registration_ref=registration_ref.strip()[:60] or None if registration_ref else None,
         created_at=now,
     )
     session.add(participation)

@@ -135,6 +135,12 @@ TERMS: Mapping[str, str] = {
     "registered": N_("registered"),
     "rejected": N_("rejected"),
     "suspended": N_("suspended"),
+    # what may offset an event (scenes.neutrality.Instrument)
+    "ccer": N_("CCER"),
+    "carbon_inclusive": N_("approved carbon-inclusive credits"),
+    "new_forestry": N_("new-forestry sink"),
+    "chinese_cdm": N_("CER of a Chinese CDM project"),
+    "allowance": N_("allowance cancelled elsewhere"),
     # carbon accounts: behaviours, green levels and badges
     "public_transport": N_("public transport"),
     "active_travel": N_("walking and cycling"),
@@ -203,6 +209,8 @@ PROBLEM_TITLES: Mapping[ErrorCode, str] = {
     ErrorCode.CERTIFICATE_UNREADABLE: N_("Unreadable certificate"),
     ErrorCode.FONT_MISSING: N_("Font missing"),
     ErrorCode.CLAIM_NOT_SUPPORTED: N_("Claim not supported"),
+    ErrorCode.INSTRUMENT_NOT_ELIGIBLE: N_("These credits cannot offset an event"),
+    ErrorCode.OWN_BOUNDARY_CREDIT: N_("Credits from the event's own reductions"),
     ErrorCode.RATE_LIMITED: N_("Too many attempts: try again later"),
     ErrorCode.CSRF_FAILED: N_("The form has expired: reload the page"),
     ErrorCode.WEAK_PASSWORD: N_("Password too weak"),

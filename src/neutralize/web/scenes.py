@@ -47,6 +47,7 @@ async def calculate(
     values = {k: str(v)[:100] for k, v in form.items() if k != "csrf_token"}
     show_name = values.pop("show_name", "") == "true"
     name = values.pop("display_name", "")[:200] if show_name else None
+    reference = values.pop("registration_ref", "")[:60] or None
     try:
         scene = scenes.get_scene(session=session, slug=slug)
     except DomainError as error:
@@ -59,6 +60,7 @@ async def calculate(
             form=values,
             display_name=name,
             actor=who[0] if who else None,
+            registration_ref=reference,
         )
     except DomainError as error:
         session.rollback()
@@ -72,7 +74,8 @@ async def calculate(
 # --- organisers ------------------------------------------------------------------------------------
 
 
-def _organiser(who: Any) -> Any:
+def signed_in_organiser(who: Any) -> Any:
+    """The signed-in organiser or admin, or None (the page then sends them to sign in)."""
     if who is None or who[0].role not in (Role.ORGANISER, Role.ADMIN):
         return None
     return who[0]
@@ -80,7 +83,7 @@ def _organiser(who: Any) -> Any:
 
 @router.get("/organiser", response_class=HTMLResponse)
 def organiser_home(request: Request, session: SessionDep, who: SignedIn) -> Response:
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     return _page(
@@ -100,7 +103,7 @@ def create_scene(
     country: Annotated[str, Form(max_length=2)] = "CN",
     region: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     try:
@@ -123,7 +126,7 @@ def create_scene(
 def scene_dashboard(
     request: Request, slug: str, session: SessionDep, settings: SettingsDep, who: SignedIn
 ) -> Response:
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     try:
@@ -136,7 +139,7 @@ def scene_dashboard(
 
 @router.get("/organiser/scenes/{slug}/participants.csv")
 def participants(slug: str, session: SessionDep, who: SignedIn) -> Response:
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     text = scenes.participants_csv(session=session, actor=actor, slug=slug)
@@ -149,7 +152,7 @@ def poster(
     slug: str, kind: Literal["png", "svg", "pdf"], session: SessionDep, settings: SettingsDep, who: SignedIn
 ) -> Response:
     """The scene's QR code as PNG or SVG, or a printable A4 poster (PDF)."""
-    actor = _organiser(who)
+    actor = signed_in_organiser(who)
     if actor is None:
         return RedirectResponse("/login", status_code=SEE_OTHER)
     scene = scenes.organised_scene(session=session, actor=actor, slug=slug)

@@ -1,0 +1,1 @@
+"""Carbon accounts: behaviour records in, verified reductions (whole grams) out."""

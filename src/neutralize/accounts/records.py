@@ -83,10 +83,10 @@ MAX_DURATION = timedelta(days=7)
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
 REGION_PATTERN = r"^CN(-[A-Z]{2})?$"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
-# Half-open bounds of each number field: (minimum, minimum is allowed, maximum).
+# Bounds of each number field: (minimum, minimum is allowed, maximum). A trip is at least a metre.
 NUMBER_BOUNDS: dict[str, tuple[float, bool, float]] = {
-    "distance_km": (0.0, False, MAX_TRIP_KM),
-    "loaded_km": (0.0, False, MAX_LEG_KM),
+    "distance_km": (0.001, True, MAX_TRIP_KM),
+    "loaded_km": (0.001, True, MAX_LEG_KM),
     "empty_km": (0.0, True, MAX_LEG_KM),
     "cargo_tonnes": (0.0, True, MAX_CARGO_TONNES),
     "fuel_litres": (0.0, True, MAX_FUEL_LITRES),

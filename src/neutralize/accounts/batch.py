@@ -129,8 +129,7 @@ def _coerced(schema: pl.Schema) -> list[pl.Expr]:
             continue
         column = pl.col(name)
         if name in TEXT_FIELDS:
-            text = column.cast(pl.String).str.strip_chars()
-            out.append(pl.when(text != "").then(text).alias(name))
+            out.append((column if schema[name] == pl.String else column.cast(pl.String)).alias(name))
             out.append(pl.lit(False).alias(f"_bad_{name}"))
         elif name in NUMBER_BOUNDS:
             is_text = schema[name] == pl.String
@@ -153,7 +152,7 @@ def _epoch_seconds(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         if dtype.time_zone is None:
             return pl.lit(None, dtype=pl.Int64)  # naive times are refused, as in the reference
         return column.dt.epoch("us") // 1_000_000
-    text = column.cast(pl.String).str.strip_chars()
+    text = column.cast(pl.String)
     parsed = text.str.replace(r"Z$", "+00:00").str.to_datetime(
         "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC", time_unit="us"
     )
@@ -199,6 +198,7 @@ def _field_cases(name: str) -> list[tuple[pl.Expr, str]]:
         cases.append((column.is_null() & ~pl.col(f"_bad_{name}"), ErrorCode.MISSING_FIELD))
     if name in TEXT_BOUNDS:
         max_length, pattern = TEXT_BOUNDS[name]
+        cases.append((column == "", ErrorCode.MISSING_FIELD))
         cases.append((column.str.len_chars() > max_length, ErrorCode.OUT_OF_RANGE))
         cases.append((~column.str.contains(pattern), ErrorCode.INVALID_TEXT))
     elif name == "behaviour":

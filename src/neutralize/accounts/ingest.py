@@ -25,18 +25,16 @@ MAX_LINE_BYTES = 16 * 1024
 
 
 def text_value(value: object) -> str | None:
-    """A JSON scalar as CSV text (trimmed; empty is absent); objects and arrays as text no field accepts."""
+    """A JSON scalar as CSV text (strings as given); objects and arrays as text no field accepts."""
     if value is None:
         return None
     if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = value.strip()
-    elif isinstance(value, int | float):
-        text = repr(value)
-    else:
-        text = "<" + type(value).__name__ + ">"
-    return text or None
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return repr(value)
+    return "<" + type(value).__name__ + ">"
 
 
 def text_row(record: Mapping[str, object]) -> dict[str, str | None]:

@@ -1,6 +1,6 @@
 """The behaviour record a partner pushes, and its validation one record at a time.
 
-A record names the partner's pseudonymous account reference (no names or phone numbers are
+Values are taken as given, never trimmed: " metro" is not a mode. A record names the partner's pseudonymous account reference (no names or phone numbers are
 needed), the partner's own record id, the behaviour, when it happened and its measures. Measures
 arrive as decimal kilometres, litres and kWh; the engine works on whole metres, millilitres and
 watt-hours, truncated (never rounded up) by ``whole_units``. That conversion is the only float
@@ -159,7 +159,7 @@ def _text(max_length: int) -> Any:
 class Record(BaseModel):
     """One behaviour a partner reports, validated; measures in the units the partner uses."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     partner: _text(MAX_TEXT)  # type: ignore[valid-type]
     account_ref: _text(MAX_TEXT)  # type: ignore[valid-type]
@@ -186,8 +186,8 @@ class Record(BaseModel):
     @classmethod
     def _rfc3339(cls, value: object) -> object:
         # Only RFC 3339 text with an offset: epoch numbers and naive times are ambiguous.
-        if isinstance(value, str) and re.fullmatch(TIME_PATTERN, value.strip()):
-            return value.strip()
+        if isinstance(value, str) and re.fullmatch(TIME_PATTERN, value):
+            return value
         if isinstance(value, datetime):
             return value
         raise PydanticCustomError(ErrorCode.WRONG_TYPE.value, "give a time like 2026-03-01T08:30:00+08:00")
@@ -195,8 +195,8 @@ class Record(BaseModel):
     @field_validator("mode", mode="before")
     @classmethod
     def _known_mode(cls, value: object) -> object:
-        if value is None or (isinstance(value, str) and value.strip() in ALL_MODES):
-            return value.strip() if isinstance(value, str) else value
+        if value is None or (isinstance(value, str) and value in ALL_MODES):
+            return value
         raise PydanticCustomError(
             ErrorCode.UNKNOWN_VALUE.value, "mode must be one of " + ", ".join(ALL_MODES)
         )
@@ -204,8 +204,8 @@ class Record(BaseModel):
     @field_validator("region", mode="before")
     @classmethod
     def _region_code(cls, value: object) -> object:
-        if value is None or (isinstance(value, str) and re.fullmatch(REGION_PATTERN, value.strip())):
-            return value.strip() if isinstance(value, str) else value
+        if value is None or (isinstance(value, str) and re.fullmatch(REGION_PATTERN, value)):
+            return value
         raise PydanticCustomError(
             ErrorCode.UNKNOWN_REGION.value, "region must be CN or an ISO 3166-2 code like CN-GD"
         )

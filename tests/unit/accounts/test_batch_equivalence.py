@@ -67,11 +67,11 @@ def records(draw: st.DrawFn) -> object:
     start, end = moment(draw)
     out: dict[str, Any] = {
         "partner": draw(st.sampled_from(["metro", "freight", "wallet"])),
-        "account_ref": draw(mostly(["a1", "a2", "a3"], ["bad ref", None])),
+        "account_ref": draw(mostly(["a1", "a2", "a3"], ["bad ref", None, "", " a1"])),
         "external_id": draw(st.sampled_from([f"r{i}" for i in range(12)])),
         "person": draw(st.sampled_from([None, None, "p1", "p2"])),
         "behaviour": behaviour,
-        "mode": draw(mostly(MODES.get(behaviour, [None]), ["walking", "rocket"])),
+        "mode": draw(mostly(MODES.get(behaviour, [None]), ["walking", "rocket", " metro", ""])),
         "start_time": start,
         "end_time": end,
     }

@@ -68,9 +68,14 @@ TEXT_FIELDS = (
     "region",
 )
 TIME_FIELDS = ("start_time", "end_time")
-BEHAVIOURS = pl.Enum([b.value for b in Behaviour])
+BEHAVIOUR_NAMES = [b.value for b in Behaviour]
+BEHAVIOURS = pl.Enum(BEHAVIOUR_NAMES)
 CODES = pl.Enum([c.value for c in ErrorCode])
-_NOW = "_now_s"
+CAP_KEY_NAMES = ["", *ALL_MODES]
+CAP_KEYS = pl.Enum(CAP_KEY_NAMES)
+CHUNK_ROWS = 500_000
+PART_ROWS = 4_000_000
+GROUP_STRIDE_S = 2**35  # more seconds than any valid end time: keeps each group's running values apart
 
 
 @dataclass(frozen=True)
@@ -81,36 +86,50 @@ class BatchResult:
     totals: pl.DataFrame
 
 
-def credit_frame(raw: pl.DataFrame | pl.LazyFrame, book: Book, *, now_s: int) -> BatchResult:
-    """Validate, check, de-duplicate and credit every row of ``raw`` (see the module docstring)."""
-    frame = raw.lazy().sort(ROW)
-    frame = frame.with_columns(_coerced(frame.collect_schema()))
-    frame = frame.with_columns(_measure_columns()).with_columns(_validation().alias("code"))
-    frame = frame.with_columns(pl.col("code").is_null().alias("_valid")).with_columns(_duplicate_code())
-    frame = _plausibility(frame, book.rules, now_s)
-    frame = _priced(frame, book)
-    frame = _overlaps_and_caps(frame)
-    credits = frame.select(
-        ROW,
-        pl.col("code").cast(CODES),
-        "partner",
-        "account_ref",
-        "external_id",
-        "methodology",
-        "parameters_sha256",
-        "reduction_g",
-        "credited_g",
-    ).sort(ROW)
-    collected = credits.collect()
+def credit_frame(
+    raw: pl.DataFrame | pl.LazyFrame,
+    book: Book,
+    *,
+    now_s: int,
+    chunk_rows: int = CHUNK_ROWS,
+    part_rows: int = PART_ROWS,
+) -> BatchResult:
+    """Validate, check, de-duplicate and credit every row of ``raw`` (see the module docstring).
+
+    The row-by-row steps run on slices of ``chunk_rows`` rows, so a lazy scan of a large file is
+    never held whole; the cross-row steps then work on narrow integer and categorical columns,
+    overlaps and caps in parts of about ``part_rows`` rows (see ``_overlaps_and_caps``).
+    """
+    lazy = raw.lazy()
+    total = lazy.select(pl.len()).collect().item()
+    parts = [
+        _row_steps(lazy.slice(offset, chunk_rows), book, now_s).collect()
+        for offset in range(0, max(total, 1), chunk_rows)
+    ]
+    rows = pl.concat(parts, rechunk=False)
+    del parts
+    if not rows[ROW].is_sorted():
+        rows = rows.sort(ROW)
+    rows = _duplicates(rows, part_rows)
+    late = _overlaps_and_caps(rows, book, part_rows)
+    credits = _with_late_columns(rows, late).select(_output_columns(book))
     totals = (
-        collected.lazy()
+        credits.lazy()
         .filter(pl.col("credited_g") > 0)
         .group_by("partner", "account_ref")
         .agg(pl.col("credited_g").sum())
         .sort("partner", "account_ref")
         .collect()
     )
-    return BatchResult(credits=collected, totals=totals)
+    return BatchResult(credits=credits, totals=totals)
+
+
+def _row_steps(frame: pl.LazyFrame, book: Book, now_s: int) -> pl.LazyFrame:
+    """Everything decided by one row alone: validation, plausibility, methodology."""
+    frame = frame.with_columns(_coerced(frame.collect_schema()))
+    frame = frame.with_columns(_measure_columns()).with_columns(_validation().alias("code"))
+    frame = frame.with_columns(pl.col("code").is_null().alias("_valid"))
+    return _priced(_plausibility(frame, book.rules, now_s), book).select(_narrow_columns(book))
 
 
 # --- coercion -----------------------------------------------------------------------------------
@@ -244,19 +263,6 @@ def _cross_field_cases() -> list[tuple[pl.Expr, str]]:
     return [(condition.fill_null(False), code) for condition, code in cases]
 
 
-def _duplicate_code() -> pl.Expr:
-    """A valid row whose (partner, external id) an earlier valid row already used."""
-    valid = pl.col("code").is_null()
-    ids = pl.struct("partner", "external_id")
-    first = ids.is_first_distinct().over(valid)
-    return (
-        pl.when(valid & ~first)
-        .then(pl.lit(ErrorCode.DUPLICATE_RECORD.value))
-        .otherwise(pl.col("code"))
-        .alias("code")
-    )
-
-
 # --- plausibility -------------------------------------------------------------------------------
 
 
@@ -297,11 +303,7 @@ def _plausibility(frame: pl.LazyFrame, rules: ParameterSet, now_s: int) -> pl.La
             (pl.col("origin_lat").is_not_null() & outside, ErrorCode.ROUTE_DISTANCE_IMPLAUSIBLE),
         ]
     )
-    return frame.with_columns(
-        pl.col("code").fill_null(code),
-        mode.alias("mode"),
-        pl.coalesce(pl.col("person"), pl.concat_str("partner", pl.lit("/"), "account_ref")).alias("person"),
-    )
+    return frame.with_columns(pl.col("code").fill_null(code), mode.alias("mode"))
 
 
 def _great_circle_m() -> pl.Expr:
@@ -338,24 +340,6 @@ def coefficient_table(book: Book) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _caps(book: Book) -> pl.DataFrame:
-    rows = []
-    for behaviour, (methodology, parameters) in book.methodologies.items():
-        for mode in MODES[behaviour]:
-            cap_key, cap = daily_cap(parameters, mode)
-            rows.append(
-                {
-                    "behaviour": behaviour.value,
-                    "mode": mode,
-                    "_cap_key": cap_key,
-                    "_cap_g": cap,
-                    "methodology": methodology.ref,
-                    "parameters_sha256": parameters.sha256,
-                }
-            )
-    return pl.DataFrame(rows)
-
-
 def _priced(frame: pl.LazyFrame, book: Book) -> pl.LazyFrame:
     year = pl.from_epoch(pl.col("start_time") + CHINA_OFFSET_S, time_unit="s").dt.year().cast(pl.String)
     behaviour = pl.col("behaviour")
@@ -381,45 +365,185 @@ def _priced(frame: pl.LazyFrame, book: Book) -> pl.LazyFrame:
     )
     total = pl.sum_horizontal([pl.col(f"_c_{m}") * pl.col(m) for m in MEASURES])
     grams = pl.max_horizontal(total, pl.lit(0, dtype=pl.Int64)) // pl.col("_denominator")
-    frame = frame.with_columns(
-        pl.when(pl.col("code").is_null()).then(grams).otherwise(0).alias("reduction_g")
-    )
-    return frame.join(_caps(book).lazy(), on=["behaviour", "mode"], how="left", maintain_order="left")
+    return frame.with_columns(pl.when(pl.col("code").is_null()).then(grams).otherwise(0).alias("reduction_g"))
 
 
-# --- overlaps and daily caps --------------------------------------------------------------------
+# --- the cross-row steps ---------------------------------------------------------------------------
 
 
-def _overlaps_and_caps(frame: pl.LazyFrame) -> pl.LazyFrame:
-    order = ["person", "behaviour", "start_time", "end_time", "partner", "external_id"]
-    priced = pl.col("code").is_null()
-    frame = frame.sort(order)
-    group = [pl.col("person"), pl.col("behaviour"), priced]
-    latest_end = pl.col("end_time").cum_max().shift(1).over(group)
-    overlapping = priced & (pl.col("start_time") < latest_end).fill_null(False)
-    frame = frame.with_columns(
-        pl.when(overlapping)
-        .then(pl.lit(ErrorCode.OVERLAPPING_BEHAVIOUR.value))
-        .otherwise(pl.col("code"))
-        .alias("code")
-    )
-    credited = pl.col("code").is_null()
-    day = (pl.col("start_time") + CHINA_OFFSET_S) // DAY_S
-    cap_group = [pl.col("person"), pl.col("behaviour"), pl.col("_cap_key"), day, credited]
-    before = (pl.col("reduction_g").cum_sum() - pl.col("reduction_g")).over(cap_group)
-    allowed = pl.min_horizontal(pl.col("reduction_g"), pl.max_horizontal(pl.col("_cap_g") - before, 0))
-    frame = frame.with_columns(pl.when(credited).then(allowed).otherwise(0).alias("credited_g"))
-    capped = credited & (pl.col("credited_g") < pl.col("reduction_g"))
-    return frame.with_columns(
-        pl.when(capped)
-        .then(pl.lit(ErrorCode.DAILY_CAP_REACHED.value))
+def _cap_tables(book: Book) -> tuple[dict[str, str], dict[str, int]]:
+    """Per "behaviour:mode": the cap key (the mode if it has its own cap, else "") and the cap in grams."""
+    keys: dict[str, str] = {}
+    caps: dict[str, int] = {}
+    for behaviour, (_, parameters) in book.methodologies.items():
+        for mode in MODES[behaviour]:
+            keys[f"{behaviour.value}:{mode}"], caps[f"{behaviour.value}:{mode}"] = daily_cap(parameters, mode)
+    return keys, caps
+
+
+def _narrow_columns(book: Book) -> list[pl.Expr]:
+    """What the cross-row steps and the output need, in compact types."""
+    keys, _ = _cap_tables(book)
+    behaviour_mode = pl.concat_str("behaviour", pl.lit(":"), "mode")
+    valid = pl.col("_valid")
+    return [
+        pl.col(ROW).cast(pl.Int64),
+        pl.col("code").cast(CODES),
+        valid,
+        *(
+            pl.when(valid).then(pl.col(name)).cast(pl.Categorical).alias(name)
+            for name in ("partner", "account_ref")
+        ),
+        pl.when(valid).then(pl.col("external_id")).alias("external_id"),
+        pl.col("person").cast(pl.Categorical),
+        pl.col("behaviour").cast(BEHAVIOURS, strict=False),
+        pl.col("start_time"),
+        pl.col("end_time"),
+        pl.col("reduction_g"),
+        behaviour_mode.replace_strict(keys, default=None, return_dtype=CAP_KEYS).alias("_cap_key"),
+    ]
+
+
+def _duplicates(rows: pl.DataFrame, part_rows: int) -> pl.DataFrame:
+    """Valid rows whose (partner, external id) an earlier valid row used: ``duplicate_record``.
+
+    Rows are found by a 64-bit hash first, a part of the hash range at a time; only rows whose
+    hash repeats are compared exactly.
+    """
+    ids = pl.struct(pl.col("partner").to_physical(), "external_id")
+    hashed = rows.select(pl.when(pl.col("_valid")).then(ids.hash()).alias("_h")).to_series()
+    parts = max(1, -(-rows.height // part_rows))
+    repeated = pl.repeat(False, rows.height, dtype=pl.Boolean, eager=True)
+    for index in range(parts):
+        mine = (hashed % parts == index).fill_null(False)
+        repeated = repeated.scatter(mine.arg_true(), hashed.filter(mine).is_duplicated())
+    if not repeated.any():
+        return rows
+    suspects = rows.filter(repeated).select(ROW, first=ids.is_first_distinct())
+    again = suspects.filter(~pl.col("first"))[ROW].implode()
+    return rows.with_columns(
+        pl.when(pl.col(ROW).is_in(again))
+        .then(pl.lit(ErrorCode.DUPLICATE_RECORD.value, dtype=CODES))
         .otherwise(pl.col("code"))
         .alias("code"),
-        pl.when(credited).then(pl.col("reduction_g")).otherwise(0).alias("reduction_g"),
-        pl.when(credited).then(pl.col("methodology")).alias("methodology"),
-        pl.when(credited).then(pl.col("parameters_sha256")).alias("parameters_sha256"),
-        *(
-            pl.when(pl.col("_valid")).then(pl.col(name)).alias(name)
-            for name in ("partner", "account_ref", "external_id")
-        ),
+        pl.when(pl.col(ROW).is_in(again)).then(0).otherwise(pl.col("reduction_g")).alias("reduction_g"),
     )
+
+
+def _overlaps_and_caps(rows: pl.DataFrame, book: Book, part_rows: int) -> pl.DataFrame:
+    """Per priced row: ``overlapping_behaviour``, or the grams left under its daily cap.
+
+    People never interact, so the priced rows are split by a hash of who did them into parts of
+    about ``part_rows`` rows, and each part is sorted and credited on its own (bounded memory).
+
+    """
+    unlinked = pl.col("person").is_null()
+    keys = [
+        pl.col("person").to_physical().alias("_k1"),
+        pl.when(unlinked).then(pl.col("partner").to_physical()).alias("_k2"),
+        pl.when(unlinked).then(pl.col("account_ref").to_physical()).alias("_k3"),
+        pl.col("behaviour").to_physical().alias("_k4"),
+    ]
+    order = ["_k1", "_k2", "_k3", "_k4", "start_time", "end_time", ROW]
+    keys_by_mode, caps_by_mode = _cap_tables(book)
+    cap_keys = sorted(set(keys_by_mode.values()))
+    # The cap of a row, by (behaviour, cap key) positions in their Enums.
+    caps = {
+        BEHAVIOUR_NAMES.index(bm.split(":")[0]) * 16 + CAP_KEY_NAMES.index(keys_by_mode[bm]): cap
+        for bm, cap in caps_by_mode.items()
+    }
+    cap_g = (
+        pl.col("behaviour").to_physical().cast(pl.Int64) * 16 + pl.col("_cap_key").to_physical()
+    ).replace_strict(caps, return_dtype=pl.Int64)
+    priced = rows.lazy().filter(pl.col("code").is_null())
+    parts = max(1, -(-rows.height // part_rows))
+    part = pl.struct(keys[:3]).hash() % parts
+    columns = [pl.col(ROW, "start_time", "end_time", "reduction_g", "_cap_key"), cap_g.alias("_cap_g"), *keys]
+    credited = [
+        _credit_part(priced.filter(part == index).select(columns).sort(order, nulls_last=True), cap_keys)
+        for index in range(parts)
+    ]
+    return pl.concat(credited)
+
+
+def _credit_part(frame: pl.LazyFrame, cap_keys: list[str]) -> pl.DataFrame:
+    """Overlaps and caps of the rows of whole (person, behaviour) groups, sorted as the reference.
+
+    Sorted by person (a linked person, else the partner's account), behaviour, start, end and row,
+    each (person, behaviour) is a contiguous group, numbered where the sorted keys change. Windows
+    over groups are then running values over the whole column, offset so that they restart at
+    each group: no hash tables over millions of groups.
+    """
+    changed = pl.any_horizontal(
+        [pl.col(k).ne_missing(pl.col(k).shift(1)) for k in ("_k1", "_k2", "_k3", "_k4")]
+    )
+    frame = frame.with_columns(changed.fill_null(True).cum_sum().cast(pl.Int64).alias("_group"))
+    frame = frame.drop("_k1", "_k2", "_k3", "_k4")
+    # Overlap: the latest end so far, keyed by group so that an earlier group's ends never count.
+    keyed_end = pl.col("_group") * GROUP_STRIDE_S + pl.col("end_time")
+    overlap = (pl.col("_group") * GROUP_STRIDE_S + pl.col("start_time")) < keyed_end.cum_max().shift(1)
+    frame = frame.with_columns(overlap.fill_null(False).alias("_overlap"))
+    # Caps: per cap key, the running sum of credited-to-be grams, restarted at each (group, day).
+    day = (pl.col("start_time") + CHINA_OFFSET_S) // DAY_S
+    frame = frame.with_columns(day.alias("_day"))
+    starts = (pl.col("_group") != pl.col("_group").shift(1)) | (pl.col("_day") != pl.col("_day").shift(1))
+    before: pl.Expr = pl.lit(0, dtype=pl.Int64)
+    for cap_key in cap_keys:
+        own = (
+            pl.when(~pl.col("_overlap") & (pl.col("_cap_key") == cap_key))
+            .then(pl.col("reduction_g"))
+            .otherwise(0)
+        )
+        running = own.cum_sum() - own
+        at_start = pl.when(starts.fill_null(True)).then(running).forward_fill()
+        before = pl.when(pl.col("_cap_key") == cap_key).then(running - at_start).otherwise(before)
+    allowed = pl.min_horizontal("reduction_g", pl.max_horizontal(pl.col("_cap_g") - before, 0))
+    credited = pl.when(pl.col("_overlap")).then(0).otherwise(allowed)
+    code = (
+        pl.when(pl.col("_overlap"))
+        .then(pl.lit(ErrorCode.OVERLAPPING_BEHAVIOUR.value, dtype=CODES))
+        .when(credited < pl.col("reduction_g"))
+        .then(pl.lit(ErrorCode.DAILY_CAP_REACHED.value, dtype=CODES))
+    )
+    return frame.select(ROW, credited.alias("credited_g"), code.alias("_late_code")).collect()
+
+
+def _with_late_columns(rows: pl.DataFrame, late: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with the credited grams and late codes of its priced rows, placed by position.
+
+    Both frames are in row order and ``late`` holds exactly the rows of ``rows`` without a code,
+    so the values scatter into place without a join.
+    """
+    late = late.sort(ROW)
+    positions = rows.select(pl.col("code").is_null().arg_true()).to_series()
+    credited = pl.zeros(rows.height, dtype=pl.Int64, eager=True).scatter(positions, late["credited_g"])
+    codes = pl.Series("_late_code", [None] * rows.height, dtype=CODES).scatter(positions, late["_late_code"])
+    return rows.with_columns(credited.alias("credited_g"), codes)
+
+
+def _output_columns(book: Book) -> list[pl.Expr]:
+    methodologies = {b.value: m.ref for b, (m, _) in book.methodologies.items()}
+    hashes = {b.value: p.sha256 for b, (_, p) in book.methodologies.items()}
+    refs, digests = pl.Enum(sorted(set(methodologies.values()))), pl.Enum(sorted(set(hashes.values())))
+    # Looked up by the behaviour's position in its Enum: no text column per row on the way.
+    behaviour = pl.col("behaviour").to_physical()
+    by_position = dict(enumerate(BEHAVIOUR_NAMES))
+    code = pl.coalesce("_late_code", "code")
+    counted = code.is_null() | (code == ErrorCode.DAILY_CAP_REACHED.value)
+    return [
+        pl.col(ROW),
+        code.alias("code"),
+        pl.col("partner"),
+        pl.col("account_ref"),
+        pl.col("external_id"),
+        pl.when(counted)
+        .then(
+            behaviour.replace_strict({i: methodologies[b] for i, b in by_position.items()}, return_dtype=refs)
+        )
+        .alias("methodology"),
+        pl.when(counted)
+        .then(behaviour.replace_strict({i: hashes[b] for i, b in by_position.items()}, return_dtype=digests))
+        .alias("parameters_sha256"),
+        pl.when(counted).then(pl.col("reduction_g")).otherwise(0).alias("reduction_g"),
+        pl.col("credited_g"),
+    ]

@@ -10,7 +10,8 @@ The steps, in order, each keeping the reason a record is not (fully) credited:
 4. methodology: the mode, truck class or region must be one the methodology covers
    (``unknown_value`` / ``unknown_region``); the reduction in whole grams, rounded down;
 5. overlap: the same behaviour by the same person at overlapping times — from two linked partners,
-   or twice from one — is credited once (``overlapping_behaviour``, see ``overlapping``);
+   or twice from one — is credited once (``overlapping_behaviour``, see ``overlapping``); records
+   with the same start and end are taken in row order;
 6. daily caps per person, behaviour cap key and day in China Standard Time: a record past the cap
    is credited what is left (``daily_cap_reached``, possibly 0 g).
 
@@ -124,21 +125,21 @@ def plausibility_problem(record: Record, rules: ParameterSet, now_s: int) -> Err
     return None
 
 
-def overlapping(spans: Iterable[tuple[str, str, int, int, str, str]]) -> set[tuple[str, str]]:
-    """Which (partner, external id) overlap an earlier record of the same person and behaviour.
+def overlapping(spans: Iterable[tuple[str, str, int, int, int]]) -> set[int]:
+    """Which rows overlap an earlier record of the same person and behaviour.
 
-    ``spans`` are (person, behaviour, start_s, end_s, partner, external_id). Within one person and
-    behaviour, records are taken by (start, end, partner, external id); a record is refused when it
-    starts before the latest end seen so far, so a chain of overlaps is credited once, at its first
-    record. Spans that only touch (one ends when the next starts) do not overlap.
+    ``spans`` are (person, behaviour, start_s, end_s, row). Within one person and behaviour,
+    records are taken by (start, end, row); a record is refused when it starts before the latest
+    end seen so far, so a chain of overlaps is credited once, at its first record. Spans that only
+    touch (one ends when the next starts) do not overlap.
     """
-    refused: set[tuple[str, str]] = set()
+    refused: set[int] = set()
     latest_end: dict[tuple[str, str], int] = {}
-    for person, behaviour, start_s, end_s, partner, external_id in sorted(spans):
+    for person, behaviour, start_s, end_s, row in sorted(spans):
         group = (person, behaviour)
         seen = latest_end.get(group)
         if seen is not None and start_s < seen:
-            refused.add((partner, external_id))
+            refused.add(row)
         latest_end[group] = end_s if seen is None else max(seen, end_s)
     return refused
 
@@ -173,12 +174,10 @@ def credit(rows: Sequence[tuple[int, Record | Problem]], book: Book, *, now_s: i
             out[number] = _refused(number, record, code)
             continue
         priced.append((number, record, methodology.reference(measures(record), parameters, key)))
-    refused = overlapping(
-        (r.person_key, r.behaviour.value, r.start_s, r.end_s, r.partner, r.external_id) for _, r, _ in priced
-    )
-    capped = [(n, r, g) for n, r, g in priced if (r.partner, r.external_id) not in refused]
+    refused = overlapping((r.person_key, r.behaviour.value, r.start_s, r.end_s, n) for n, r, _ in priced)
+    capped = [(n, r, g) for n, r, g in priced if n not in refused]
     for number, record, _ in priced:
-        if (record.partner, record.external_id) in refused:
+        if number in refused:
             out[number] = _refused(number, record, ErrorCode.OVERLAPPING_BEHAVIOUR)
     out.update(_apply_caps(capped, book))
     credits = [out[number] for number in sorted(out)]
@@ -201,13 +200,13 @@ def _refused(number: int, record: Record, code: ErrorCode) -> Credit:
 
 
 def _apply_caps(priced: list[tuple[int, Record, int]], book: Book) -> dict[int, Credit]:
-    """Credit in (person, behaviour, cap key, day, start, end, partner, external id) order up to each cap."""
+    """Credit in (person, behaviour, cap key, day, start, end, row) order up to each cap."""
 
     def order(item: tuple[int, Record, int]) -> tuple[object, ...]:
-        _, r, _ = item
+        number, r, _ = item
         cap_key, _ = daily_cap(book.methodologies[r.behaviour][1], r.mode_or_default)
         day = (r.start_s + CHINA_OFFSET_S) // DAY_S
-        return (r.person_key, r.behaviour.value, cap_key, day, r.start_s, r.end_s, r.partner, r.external_id)
+        return (r.person_key, r.behaviour.value, cap_key, day, r.start_s, r.end_s, number)
 
     out: dict[int, Credit] = {}
     used: dict[tuple[object, ...], int] = {}

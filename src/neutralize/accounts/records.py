@@ -1,11 +1,12 @@
 """The behaviour record a partner pushes, and its validation one record at a time.
 
-Values are taken as given, never trimmed: " metro" is not a mode. A record names the partner's pseudonymous account reference (no names or phone numbers are
-needed), the partner's own record id, the behaviour, when it happened and its measures. Measures
-arrive as decimal kilometres, litres and kWh; the engine works on whole metres, millilitres and
-watt-hours, truncated (never rounded up) by ``whole_units``. That conversion is the only float
-arithmetic on the way to grams, and the column-wise engine (``accounts.batch``) does exactly the
-same operations, so both paths see the same integers.
+A record names the partner's pseudonymous account reference (no names or phone numbers are
+needed), the partner's own record id, the behaviour, when it happened and its measures. Values are
+taken as given, never trimmed: " metro" is not a mode. Measures arrive as decimal kilometres and
+kWh; the methodologies work on whole metres and watt-hours, truncated (never rounded up) by
+``whole_units``. That conversion is the only float arithmetic on the way to grams, and the
+column-wise engine (``accounts.batch``) does exactly the same operations, so both paths see the
+same integers. Cargo tonnes and fuel litres are kept as the partner states them (bounded).
 
 ``parse_record`` is the reference validation: the batch engine must accept and reject the same
 rows with the same first code. Checks run in ``FIELD_ORDER`` and then the cross-field checks of

@@ -123,13 +123,14 @@ def test_back_to_back_rides_do_not_overlap() -> None:
 
 def test_overlap_is_a_pure_function_over_spans_with_a_person_key() -> None:
     spans = [
-        ("p", "public_transport", 0, 100, "a", "1"),
-        ("p", "public_transport", 50, 150, "b", "1"),  # overlaps the first
-        ("p", "public_transport", 120, 200, "a", "2"),  # overlaps the second, though it is refused
-        ("p", "active_travel", 50, 60, "a", "3"),  # another behaviour
-        ("q", "public_transport", 50, 60, "b", "2"),  # another person
+        ("p", "public_transport", 0, 100, 1),
+        ("p", "public_transport", 50, 150, 2),  # overlaps the first
+        ("p", "public_transport", 120, 200, 3),  # overlaps the second, though it is refused
+        ("p", "active_travel", 50, 60, 4),  # another behaviour
+        ("q", "public_transport", 50, 60, 5),  # another person
+        ("q", "public_transport", 50, 60, 6),  # the same span again: the later row is refused
     ]
-    assert overlapping(spans) == {("b", "1"), ("a", "2")}
+    assert overlapping(spans) == {2, 3, 6}
 
 
 def test_walking_is_capped_per_day_at_the_published_ant_forest_cap() -> None:

@@ -67,18 +67,19 @@ RESENT_SHARE = 0.0005
 # --- the generated month --------------------------------------------------------------------------
 
 
-def generate(accounts: int, records: int, seed: int) -> pl.DataFrame:
+def generate(accounts: int, records: int, seed: int) -> pl.LazyFrame:
     """The month's records: freight orders and transit trips, with re-reports and bad rows.
 
     Record ``i`` belongs to account ``i % accounts`` and is that account's ``i // accounts``-th of
     the month, placed in its own slot of the month so that one person's trips do not overlap.
+    Low-cardinality columns are categorical, as a partner's Parquet export would have them.
     """
     d = Draws(seed)
     slots = -(-records // accounts)
-    base = pl.select(i=pl.int_range(records, dtype=pl.UInt64)).lazy()
+    base = pl.LazyFrame().select(i=pl.int_range(records, dtype=pl.UInt64))
     frame = base.with_columns(account=pl.col("i") % accounts, slot=pl.col("i") // accounts)
     frame = frame.with_columns(driver=pl.col("account") < accounts // 2)
-    rows = frame.with_columns(_columns(d, pl.col("account"), pl.col("driver"), slots)).collect()
+    rows = frame.with_columns(_columns(d, pl.col("account"), pl.col("driver"), slots))
     linked = rows.filter(pl.col("person").is_not_null() & (d.u(30) < 0.5))
     wallet = linked.with_columns(
         partner=pl.lit("wallet-app"),
@@ -86,8 +87,12 @@ def generate(accounts: int, records: int, seed: int) -> pl.DataFrame:
         external_id=pl.concat_str([pl.lit("w"), pl.col("i").cast(pl.String)]),
     )
     resent = rows.filter(d.u(31) < RESENT_SHARE)
-    out = pl.concat([rows, wallet, resent]).sort("start_time")  # partners send in time order
-    return out.select(COLUMNS)
+    categorical = ["partner", "person", "behaviour", "mode", "truck_class", "region"]
+    return (
+        pl.concat([rows, wallet, resent])
+        .select(COLUMNS)
+        .with_columns(pl.col(categorical).cast(pl.Categorical))
+    )
 
 
 def _columns(d: Draws, account: pl.Expr, driver: pl.Expr, slots: int) -> list[pl.Expr]:
@@ -162,7 +167,7 @@ def input_file(accounts: int, records: int, seed: int) -> tuple[Path, dict[str, 
 
 def generate_worker(accounts: int, records: int, seed: int, path: Path) -> dict[str, Any]:
     partial = path.with_suffix(".partial.parquet")
-    generate(accounts, records, seed).write_parquet(partial)
+    generate(accounts, records, seed).sink_parquet(partial)
     partial.replace(path)
     return {"written": str(path)}
 

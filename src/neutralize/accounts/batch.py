@@ -106,7 +106,7 @@ def credit_frame(
         _row_steps(lazy.slice(offset, chunk_rows), book, now_s).collect()
         for offset in range(0, max(total, 1), chunk_rows)
     ]
-    rows = pl.concat(parts, rechunk=False)
+    rows = pl.concat(parts)  # one chunk per column: the later steps then copy nothing to align them
     del parts
     if not rows[ROW].is_sorted():
         rows = rows.sort(ROW)
@@ -517,7 +517,8 @@ def _with_late_columns(rows: pl.DataFrame, late: pl.DataFrame) -> pl.DataFrame:
     late = late.sort(ROW)
     positions = rows.select(pl.col("code").is_null().arg_true()).to_series()
     credited = pl.zeros(rows.height, dtype=pl.Int64, eager=True).scatter(positions, late["credited_g"])
-    codes = pl.Series("_late_code", [None] * rows.height, dtype=CODES).scatter(positions, late["_late_code"])
+    codes = pl.repeat(None, rows.height, dtype=CODES, eager=True).alias("_late_code")
+    codes = codes.scatter(positions, late["_late_code"])
     return rows.with_columns(credited.alias("credited_g"), codes)
 
 

@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/orders.py
 	$(BIN)/python bench/leaderboard.py
+	$(BIN)/python bench/accounts.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

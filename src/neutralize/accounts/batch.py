@@ -10,7 +10,9 @@ Every step is a column expression or a sort, never a Python loop over rows:
   ``records.whole_units``; from there on everything is Int64 arithmetic;
 * each methodology's formula enters as integer coefficients per key (``coefficient_table``): grams =
   max(0, sum of coefficient x measure) // denominator, exactly the reference's floor of fractions;
-* overlaps and daily caps come from one sort by (person, behaviour, start, end, partner, id).
+* duplicates come from a 64-bit hash of (partner, external id), confirmed exactly;
+* overlaps and daily caps come from one sort by (person, behaviour, start, end, row), in parts
+  split by person.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from neutralize.accounts.batch import coefficient_table
 from neutralize.accounts.domain import RULES_REF, Book
 from neutralize.accounts.methodologies import Parameter, ParameterSet, parameters_invalid
 from neutralize.accounts.methodologies.formulas import DEFAULT_FOR, GRID_EF, methodology
@@ -171,7 +172,9 @@ def load_book(
         found.check(parameters)
         methodologies[behaviour] = (found, parameters)
     rules = parameter_set(RULES_REF, overrides=overrides.get(RULES_REF, ()), catalogue=catalogue)
-    return Book(methodologies=methodologies, rules=rules)
+    book = Book(methodologies=methodologies, rules=rules)
+    coefficient_table(book)  # refuses values too fine for the batch engine's exact integer arithmetic
+    return book
 
 
 @lru_cache(maxsize=1)

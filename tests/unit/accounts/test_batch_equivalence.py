@@ -162,7 +162,9 @@ def plausible_records(draw: st.DrawFn) -> dict[str, Any]:
 def test_overlaps_and_caps_agree_with_the_reference(batch_records: list[dict[str, Any]]) -> None:
     # Small slices: the cross-row steps must see across the row-by-row slices.
     expected, expected_totals = reference_rows(list(batch_records))
-    result = credit_frame(records_frame(batch_records), default_book(), now_s=NOW_S, chunk_rows=7, part_rows=5)
+    result = credit_frame(
+        records_frame(batch_records), default_book(), now_s=NOW_S, chunk_rows=7, part_rows=5
+    )
     assert result.credits.to_dicts() == expected
     totals = {(r["partner"], r["account_ref"]): r["credited_g"] for r in result.totals.iter_rows(named=True)}
     assert totals == expected_totals

@@ -150,6 +150,14 @@ def test_a_packaged_diesel_factor_that_differs_from_ipcc_is_refused() -> None:
     assert caught.value.code == ErrorCode.METHODOLOGY_PARAMETERS_INVALID
 
 
+def test_a_value_too_fine_for_exact_integer_arithmetic_is_refused() -> None:
+    value = Decimal("46.70000000000000001")
+    fine = Parameter("reduction_factor_g_per_pkm", "metro", value, "g CO2 per passenger-km", ASSUMPTION, "x")
+    with pytest.raises(DomainError) as caught:
+        load_book(overrides={"public_transport_shenzhen@1.0.0": [fine]})
+    assert caught.value.code == ErrorCode.METHODOLOGY_PARAMETERS_INVALID
+
+
 def test_an_unknown_methodology_is_refused() -> None:
     with pytest.raises(DomainError) as caught:
         methodology("public_transport_shenzhen@9.9.9")

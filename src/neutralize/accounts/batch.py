@@ -77,6 +77,7 @@ CAP_KEY_NAMES = ["", *ALL_MODES]
 CAP_KEYS = pl.Enum(CAP_KEY_NAMES)
 CHUNK_ROWS = 500_000
 PART_ROWS = 4_000_000
+OUTPUT_INPUTS = ("code", "partner", "account_ref", "external_id", "behaviour", "reduction_g")
 GROUP_STRIDE_S = 2**35  # more seconds than any valid end time: keeps each group's running values apart
 
 
@@ -113,8 +114,12 @@ def credit_frame(
     if not rows[ROW].is_sorted():
         rows = rows.sort(ROW)
     rows = _duplicates(rows, part_rows)
-    late = _overlaps_and_caps(rows, book, part_rows)
-    credits = _with_late_columns(rows, late).select(_output_columns(book))
+    late = _overlaps_and_caps(rows, book, part_rows).sort(ROW)
+    # Only what the output needs stays: the columns of the cross-row steps are freed before it is built.
+    rows = _with_late_columns(rows.select(ROW, *OUTPUT_INPUTS), late)
+    del late
+    credits = rows.select(_output_columns(book))
+    del rows
     totals = (
         credits.lazy()
         .filter(pl.col("credited_g") > 0)
@@ -516,7 +521,6 @@ def _with_late_columns(rows: pl.DataFrame, late: pl.DataFrame) -> pl.DataFrame:
     Both frames are in row order and ``late`` holds exactly the rows of ``rows`` without a code,
     so the values scatter into place without a join.
     """
-    late = late.sort(ROW)
     positions = rows.select(pl.col("code").is_null().arg_true()).to_series()
     credited = pl.zeros(rows.height, dtype=pl.Int64, eager=True).scatter(positions, late["credited_g"])
     codes = pl.repeat(None, rows.height, dtype=CODES, eager=True).alias("_late_code")

@@ -120,3 +120,14 @@ def test_too_many_records_are_refused(tmp_path: Path, suffix: str) -> None:
     with pytest.raises(DomainError) as caught:
         read_records(path, max_records=3)
     assert caught.value.code == ErrorCode.TOO_MANY_RECORDS
+
+
+def test_categorical_columns_credit_like_text(tmp_path: Path) -> None:
+    path = tmp_path / "categorical.parquet"
+    trips = [record(), record(external_id="t2", mode="hovercraft")]
+    frame = pl.DataFrame(trips).with_columns(
+        pl.col("partner", "behaviour", "mode").cast(pl.Categorical),
+        pl.col("start_time", "end_time").str.to_datetime(time_zone="UTC"),
+    )
+    frame.write_parquet(path)
+    assert credited(path) == [(1, None, 467), (2, "unknown_value", 0)]

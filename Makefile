@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/orders.py
 	$(BIN)/python bench/leaderboard.py
+	$(BIN)/python bench/accounts.py
 
 # The pages' words: extract every marked string (templates and web modules, see babel.cfg) and
 # merge it into the four catalogues; then translate what is new or fuzzy (docs/i18n.md).

@@ -29,6 +29,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.CONSERVATION_BROKEN: 500,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.TOO_MANY_ACTIVITIES: 413,
+    ErrorCode.TOO_MANY_RECORDS: 413,
     ErrorCode.UNSUPPORTED_FORMAT: 415,
     ErrorCode.FACTOR_DATA_INVALID: 500,
     ErrorCode.RATE_LIMITED: 429,

@@ -87,6 +87,18 @@ class ErrorCode(StrEnum):
     # Signing keys.
     SIGNING_KEY_INVALID = "signing_key_invalid"
     SIGNING_KEY_UNSAFE = "signing_key_unsafe"
+    # Carbon accounts: behaviour records, methodologies and the plausibility rules before crediting.
+    MALFORMED_ROW = "malformed_row"
+    TOO_MANY_RECORDS = "too_many_records"
+    UNKNOWN_METHODOLOGY = "unknown_methodology"
+    METHODOLOGY_PARAMETERS_INVALID = "methodology_parameters_invalid"
+    DUPLICATE_RECORD = "duplicate_record"
+    OVERLAPPING_BEHAVIOUR = "overlapping_behaviour"
+    TIME_IN_FUTURE = "time_in_future"
+    TIME_BEFORE_EPOCH = "time_before_epoch"
+    SPEED_IMPLAUSIBLE = "speed_implausible"
+    ROUTE_DISTANCE_IMPLAUSIBLE = "route_distance_implausible"
+    DAILY_CAP_REACHED = "daily_cap_reached"
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def _coerced(schema: pl.Schema) -> list[pl.Expr]:
             out.append(typed.alias(name))
             out.append((column.is_not_null() & typed.is_null()).alias(f"_bad_{name}"))
         else:
-            seconds = _epoch_seconds(column, schema[name])
+            seconds = epoch_seconds(column, schema[name])
             out.append(seconds.alias(name))
             out.append((column.is_not_null() & seconds.is_null()).alias(f"_bad_{name}"))
     for reserved in (UNKNOWN_COLUMN, MALFORMED_COLUMN):
@@ -172,7 +172,7 @@ def _coerced(schema: pl.Schema) -> list[pl.Expr]:
     return out
 
 
-def _epoch_seconds(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def epoch_seconds(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Whole seconds since 1970 (floored); null when the text is not RFC 3339 with an offset."""
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:

@@ -1,0 +1,367 @@
+"""Taking in a partner's records: credit them column-wise and keep every outcome in the history.
+
+``ingest`` is the one way records enter the platform (the API, the CLI and the demo use it):
+
+1. the partner is the integrator key's organisation, whatever a row says;
+2. a record whose (partner, external id) was received before is left alone: re-sending a file
+   changes nothing;
+3. a person's linked accounts share one person key (the user), so the same behaviour reported by
+   two linked partners is credited once;
+4. the batch engine (``accounts.batch``) validates, checks, de-duplicates and credits the rest;
+5. what earlier uploads credited still counts: a new record that overlaps a credited one of the same
+   person and behaviour is ``overlapping_behaviour``, and a daily cap counts the grams credited
+   earlier that day (``daily_cap_reached``);
+6. every identifiable row is kept once in ``account_entries`` (with 0 g and its code when refused),
+   and the accounts' running totals grow by what was credited. Rows that cannot be identified (no
+   valid account reference or external id) are only reported, with their row numbers.
+
+Nothing is kept from an upload that fails as a whole: the caller's unit of work rolls it back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+from pydantic import BaseModel
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from neutralize.access.domain import Actor, Role
+from neutralize.access.service import require
+from neutralize.accounts.batch import ROW, credit_frame, epoch_seconds
+from neutralize.accounts.catalogue import default_book
+from neutralize.accounts.domain import CHINA_OFFSET_S, DAY_S, Book
+from neutralize.accounts.methodologies.formulas import daily_cap
+from neutralize.accounts.models import AccountEntry, CarbonAccount
+from neutralize.accounts.records import FIELD_ORDER, MODES, Behaviour
+from neutralize.core.clock import Clock
+from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.core.ids import new_id
+
+MEASURE_FIELDS = tuple(
+    name
+    for name in FIELD_ORDER
+    if name not in ("partner", "account_ref", "external_id", "person", "behaviour", "start_time", "end_time")
+)
+IN_CHUNK = 5_000  # identifiers per IN (...) list
+PROBLEMS_SHOWN = 1_000
+
+
+class RowProblem(BaseModel):
+    row: int
+    code: str
+    external_id: str | None
+
+
+class IngestReport(BaseModel):
+    received: int
+    already_received: int  # sent before: nothing changed
+    credited: int  # rows credited some grams (possibly capped)
+    refused: int  # rows credited nothing, with their codes
+    grams: int
+    problems: list[RowProblem]  # the refused and capped rows, first PROBLEMS_SHOWN
+    linked_users: list[str]  # people whose reductions changed (leaderboards follow them)
+
+
+@dataclass(frozen=True)
+class _Span:
+    person: str
+    behaviour: str
+    cap_key: str
+    cap: int  # grams a day
+    day: int
+    start_s: int
+    end_s: int
+
+
+def ingest(
+    *, session: Session, clock: Clock, actor: Actor, raw: pl.DataFrame, book: Book | None = None
+) -> IngestReport:
+    """Credit a partner's records (the raw table of ``accounts.ingest``) and keep the outcomes."""
+    partner = require(actor, Role.INTEGRATOR).organisation_id
+    if partner is None:
+        raise DomainError(code=ErrorCode.FORBIDDEN, message="this key belongs to no organisation")
+    book = book or default_book()
+    raw = raw.with_columns(pl.lit(partner, dtype=pl.String).alias("partner"))
+    users = _linked_users(session, partner, _texts(raw, "account_ref"))
+    if users:
+        person = pl.col("account_ref").replace_strict(users, default=None, return_dtype=pl.String)
+        raw = raw.with_columns(pl.coalesce(person, pl.col("person").cast(pl.String)).alias("person"))
+    known = _received(session, partner, _texts(raw, "external_id"))
+    seen = pl.col("external_id").cast(pl.String).is_in(list(known)).fill_null(False)
+    fresh = raw.filter(~seen) if known else raw
+    result = credit_frame(fresh, book, now_s=int(clock.now().timestamp()))
+    rows = fresh.join(result.credits.drop("partner", "account_ref", "external_id"), on=ROW, how="inner")
+    rows = rows.with_columns(
+        epoch_seconds(pl.col("start_time"), fresh.schema["start_time"]).alias("_start_s"),
+        epoch_seconds(pl.col("end_time"), fresh.schema["end_time"]).alias("_end_s"),
+    )
+    rows = _against_earlier(session, partner, book, rows)
+    kept = rows.filter(
+        pl.col("account_ref").is_not_null()
+        & pl.col("external_id").is_not_null()
+        & pl.col("_start_s").is_not_null()
+        & pl.col("_end_s").is_not_null()
+        & pl.col("behaviour").cast(pl.String).is_in([b.value for b in Behaviour])
+        & (pl.col("code").cast(pl.String).fill_null("") != ErrorCode.DUPLICATE_RECORD.value)
+    )
+    # A row refused before the duplicate check does not hold its id: a later valid row of the same id
+    # is the one kept.
+    refused_first = pl.col("credited_g").fill_null(0) == 0
+    kept = kept.sort("external_id", refused_first, ROW).unique(
+        "external_id", keep="first", maintain_order=True
+    )
+    _store(session, clock, partner, kept)
+    credited = rows.filter(pl.col("credited_g") > 0)
+    problems = rows.filter(pl.col("code").is_not_null()).sort(ROW).head(PROBLEMS_SHOWN)
+    return IngestReport(
+        received=raw.height,
+        already_received=raw.height - fresh.height,
+        credited=credited.height,
+        refused=rows.height - credited.height,
+        grams=int(credited["credited_g"].sum() or 0),
+        problems=[
+            RowProblem(row=int(r[ROW]), code=str(r["code"]), external_id=r["external_id"])
+            for r in problems.select(ROW, pl.col("code").cast(pl.String), "external_id").iter_rows(named=True)
+        ],
+        linked_users=sorted({users[ref] for ref in _texts(credited, "account_ref") if ref in users}),
+    )
+
+
+def _texts(frame: pl.DataFrame, column: str) -> list[str]:
+    return [str(v) for v in frame[column].cast(pl.String).drop_nulls().unique().to_list()]
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
+
+
+def _linked_users(session: Session, partner: str, references: Sequence[str]) -> dict[str, str]:
+    """The user each of the partner's linked accounts belongs to, by reference."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(references):
+        rows = session.execute(
+            select(CarbonAccount.reference, CarbonAccount.user_id).where(
+                CarbonAccount.partner_id == partner,
+                CarbonAccount.reference.in_(chunk),
+                CarbonAccount.user_id.is_not(None),
+            )
+        )
+        found.update({str(ref): str(user) for ref, user in rows})
+    return found
+
+
+def _received(session: Session, partner: str, external_ids: Sequence[str]) -> set[str]:
+    seen: set[str] = set()
+    for chunk in _chunks(external_ids):
+        seen.update(
+            session.scalars(
+                select(AccountEntry.external_id).where(
+                    AccountEntry.partner_id == partner, AccountEntry.external_id.in_(chunk)
+                )
+            )
+        )
+    return seen
+
+
+def _against_earlier(session: Session, partner: str, book: Book, rows: pl.DataFrame) -> pl.DataFrame:
+    """Overlaps and daily caps against what earlier uploads credited to the same people."""
+    counted = rows.filter(pl.col("credited_g") > 0)
+    if counted.is_empty():
+        return rows
+    people = counted.with_columns(
+        pl.coalesce(pl.col("person").cast(pl.String), pl.lit(partner + "/") + pl.col("account_ref")).alias(
+            "_who"
+        )
+    )
+    earlier = _earlier_spans(session, partner, people, book)
+    if not earlier:
+        return rows
+    used: dict[tuple[str, str, str, int], int] = {}
+    for span, grams in earlier:
+        group = (span.person, span.behaviour, span.cap_key, span.day)
+        used[group] = used.get(group, 0) + grams
+    changes: dict[int, tuple[str, int]] = {}
+    ordered = people.sort("_who", "behaviour", "_start_s", "_end_s", ROW)
+    for r in ordered.iter_rows(named=True):
+        span = _span(book, r["_who"], str(r["behaviour"]), r["mode"], r["_start_s"], r["_end_s"])
+        if any(_overlap(span, other) for other, _g in earlier):
+            changes[r[ROW]] = (ErrorCode.OVERLAPPING_BEHAVIOUR.value, 0)
+            continue
+        group = (span.person, span.behaviour, span.cap_key, span.day)
+        before = used.get(group, 0)
+        if before:
+            allowed = min(int(r["credited_g"]), max(0, span.cap - before))
+            if allowed < r["credited_g"]:
+                changes[r[ROW]] = (ErrorCode.DAILY_CAP_REACHED.value, allowed)
+        used[group] = before + int(r["reduction_g"])
+    if not changes:
+        return rows
+    fix = pl.DataFrame(
+        {
+            ROW: list(changes),
+            "_code": [c for c, _ in changes.values()],
+            "_grams": [g for _, g in changes.values()],
+        },
+        schema={ROW: pl.Int64, "_code": pl.String, "_grams": pl.Int64},
+    )
+    return (
+        rows.join(fix, on=ROW, how="left")
+        .with_columns(
+            pl.coalesce(pl.col("_code"), pl.col("code").cast(pl.String)).alias("code"),
+            pl.coalesce(pl.col("_grams"), pl.col("credited_g")).alias("credited_g"),
+        )
+        .drop("_code", "_grams")
+    )
+
+
+def _span(book: Book, who: str, behaviour: str, mode: str | None, start_s: int, end_s: int) -> _Span:
+    parameters = book.methodologies[Behaviour(behaviour)][1]
+    cap_key, cap = daily_cap(parameters, mode or MODES[Behaviour(behaviour)][0])
+    return _Span(who, behaviour, cap_key, cap, (start_s + CHINA_OFFSET_S) // DAY_S, start_s, end_s)
+
+
+def _overlap(a: _Span, b: _Span) -> bool:
+    return a.person == b.person and a.behaviour == b.behaviour and a.start_s < b.end_s and b.start_s < a.end_s
+
+
+def _earlier_spans(
+    session: Session, partner: str, people: pl.DataFrame, book: Book
+) -> list[tuple[_Span, int]]:
+    """Credited entries of the batch's people, from their first day to their last."""
+    first = datetime.fromtimestamp(int(people["_start_s"].min()) - DAY_S, tz=UTC)  # type: ignore[arg-type]
+    last = datetime.fromtimestamp(int(people["_end_s"].max()) + DAY_S, tz=UTC)  # type: ignore[arg-type]
+    refs = _texts(people, "account_ref")
+    users = _texts(people.filter(~pl.col("_who").str.starts_with(partner + "/")), "_who")
+    accounts = CarbonAccount
+    entries = AccountEntry
+    spans: list[tuple[_Span, int]] = []
+    queries: list[ColumnElement[bool]] = []
+    for chunk in _chunks(refs):
+        queries.append((accounts.partner_id == partner) & accounts.reference.in_(chunk))
+    for chunk in _chunks(users):
+        queries.append(accounts.user_id.in_(chunk))
+    for where in queries:
+        rows = session.execute(
+            select(
+                accounts.partner_id,
+                accounts.reference,
+                accounts.user_id,
+                entries.behaviour,
+                entries.measures,
+                entries.started_at,
+                entries.ended_at,
+                entries.grams,
+            )
+            .join(accounts, accounts.id == entries.account_id)
+            .where(where, entries.grams > 0, entries.started_at >= first, entries.started_at <= last)
+        )
+        for owner, reference, user, behaviour, measures, started, ended, grams in rows:
+            who = user or f"{owner}/{reference}"
+            start_s = int(_utc(started).timestamp())
+            end_s = int(_utc(ended).timestamp())
+            spans.append(
+                (_span(book, who, behaviour, (measures or {}).get("mode"), start_s, end_s), int(grams))
+            )
+    return list(dict.fromkeys(spans))
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> None:
+    """Open the accounts the rows name, insert their entries, add the credited grams to the totals."""
+    if rows.is_empty():
+        return
+    now = clock.now()
+    ids = _open_accounts(session, partner, _texts(rows, "account_ref"), now)
+    measure_columns = [c for c in MEASURE_FIELDS if c in rows.columns]
+    entries = []
+    for r in rows.iter_rows(named=True):
+        measures = {name: r[name] for name in measure_columns if r[name] is not None}
+        distance = measures.get("distance_km")
+        entries.append(
+            {
+                "partner_id": partner,
+                "external_id": r["external_id"],
+                "account_id": ids[r["account_ref"]],
+                "behaviour": str(r["behaviour"]),
+                "started_at": datetime.fromtimestamp(r["_start_s"], tz=UTC),
+                "ended_at": datetime.fromtimestamp(r["_end_s"], tz=UTC),
+                "measures": measures,
+                "distance_m": int(float(str(distance)) * 1000) if _number(distance) else None,
+                "grams": int(r["credited_g"] or 0),
+                "code": None if r["code"] is None else str(r["code"]),
+                "methodology": None if r["methodology"] is None else str(r["methodology"]),
+                "parameters_sha256": None if r["parameters_sha256"] is None else str(r["parameters_sha256"]),
+                "rules": {"reduction_g": int(r["reduction_g"] or 0), "code": r["code"] and str(r["code"])},
+                "received_at": now,
+            }
+        )
+    insert_entries(session, entries)
+    totals = rows.group_by("account_ref").agg(pl.col("credited_g").sum())
+    grown = [{"account": ids[ref], "grams": int(g)} for ref, g in totals.iter_rows() if g]
+    if grown:  # added in the database, so that uploads for one account at once add up
+        table = CarbonAccount.__table__
+        assert isinstance(table, Table)
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("account"))
+            .values(credited_g=table.c.credited_g + bindparam("grams")),
+            grown,
+        )
+        for loaded in [o for o in session.identity_map.values() if isinstance(o, CarbonAccount)]:
+            session.expire(loaded, ["credited_g"])
+
+
+def _number(value: object) -> bool:
+    try:
+        return value is not None and float(str(value)) >= 0
+    except ValueError:
+        return False
+
+
+def _open_accounts(
+    session: Session, partner: str, references: Sequence[str], now: datetime
+) -> dict[str, str]:
+    """The account ids of ``references``, opening those the partner names for the first time."""
+    ids: dict[str, str] = {}
+    for chunk in _chunks(references):
+        found = session.execute(
+            select(CarbonAccount.reference, CarbonAccount.id).where(
+                CarbonAccount.partner_id == partner, CarbonAccount.reference.in_(chunk)
+            )
+        )
+        ids.update({str(reference): str(account) for reference, account in found})
+    new = [
+        {"id": new_id("cac", now), "partner_id": partner, "reference": ref, "credited_g": 0, "bundled_g": 0,
+         "points_spent": 0, "created_at": now}
+        for ref in references if ref not in ids
+    ]  # fmt: skip
+    if new:
+        session.execute(insert(CarbonAccount), new)
+        ids.update({str(row["reference"]): str(row["id"]) for row in new})
+    return ids
+
+
+def insert_entries(session: Session, entries: list[dict[str, object]]) -> None:
+    """Insert history entries: PostgreSQL's COPY where it runs, a multi-row insert elsewhere."""
+    if not entries:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(AccountEntry), entries)
+        return
+    columns = list(entries[0])
+    raw = connection.connection.driver_connection
+    statement = f"COPY account_entries ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for entry in entries:
+            copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in entry.values()])

@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     install_error_handlers(app)
 
-    uploads = ("/api/v1/footprints/batch", "/api/v1/registry/imports")
+    uploads = ("/api/v1/footprints/batch", "/api/v1/registry/imports", "/api/v1/accounts/records/files")
 
     def limit_for(path: str) -> int:
         return settings.max_upload_bytes if path.rstrip("/") in uploads else settings.max_request_bytes

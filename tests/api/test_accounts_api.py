@@ -13,6 +13,7 @@ from neutralize.accounts import service as accounts
 from neutralize.core.clock import FixedClock
 from neutralize.core.db import make_session_factory, unit_of_work
 from tests.api.factories import NOW, PASSWORD, codes, key, organisation
+from tests.unit.accounts.helpers import record
 
 
 def credit(client: TestClient, partner_id: str, reference: str, grams: int) -> None:
@@ -95,3 +96,43 @@ def test_a_partner_reads_a_level_only_with_consent(client: TestClient, admin: di
     read = client.get(f"/api/v1/levels/{consent.id}", headers=bank_key)
     assert read.status_code == 200 and read.json()["level"] == "green_step", read.text
     assert client.get(f"/api/v1/levels/{consent.id}", headers=metro_key).json()["code"] == "not_found"
+
+
+def test_a_partner_pushes_records_and_a_file_and_resending_changes_nothing(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    _metro, metro_key = partner(client, admin)
+    trips = [record(account_ref="api-rider", external_id=f"api-{n}",
+                    start_time=f"2026-03-{n + 1:02d}T08:00:00+08:00",
+                    end_time=f"2026-03-{n + 1:02d}T09:00:00+08:00") for n in range(3)]  # fmt: skip
+    trips.append(record(account_ref="api-rider", external_id="api-bad", distance_km=-4))
+    pushed = client.post("/api/v1/accounts/records", headers=metro_key, json={"records": trips})
+    assert pushed.status_code == 200, pushed.text
+    body = pushed.json()
+    assert (body["credited"], body["grams"], body["problems"]) == (
+        3, 3 * 467, [{"row": 4, "code": "out_of_range", "external_id": "api-bad"}]
+    )  # fmt: skip
+    again = client.post("/api/v1/accounts/records", headers=metro_key, json={"records": trips}).json()
+    assert (again["already_received"], again["grams"]) == (4, 0)
+    times = (
+        "2026-03-09T08:00:00+08:00,2026-03-09T09:00:00+08:00",
+        "1970-01-01T08:00:00+08:00,1970-01-01T09:00:00+08:00",
+    )
+    csv = "account_ref,external_id,behaviour,mode,distance_km,start_time,end_time\n" + "".join(
+        f"api-rider,file-{n},public_transport,metro,10,{span}\n" for n, span in enumerate(times)
+    )
+    upload = client.post(
+        "/api/v1/accounts/records/files", headers=metro_key, files={"file": ("march.csv", csv, "text/csv")}
+    )
+    assert upload.status_code == 200 and upload.json()["problems"][0]["code"] == "time_before_epoch"
+    assert (
+        client.get("/api/v1/accounts/api-rider", headers=metro_key).json()["account"]["credited_g"] == 4 * 467
+    )
+    broken = client.post(
+        "/api/v1/accounts/records/files",
+        headers=metro_key,
+        files={"file": ("x.xlsx", b"PK", "application/zip")},
+    )
+    assert broken.status_code == 415 and broken.json()["code"] == "unsupported_format"
+    too_many = client.post("/api/v1/accounts/records", headers=metro_key, json={"records": [{}] * 5_001})
+    assert too_many.status_code in (413, 422)

@@ -523,6 +523,15 @@ CASES: dict[tuple[str, str], Case] = {
         owner_role=Role.INTEGRATOR,
         by_organisation=True,
     ),
+    ("POST", "/api/v1/accounts/records"): Case(
+        lambda w: Call("/api/v1/accounts/records", json={"records": []})
+    ),
+    ("POST", "/api/v1/accounts/records/files"): Case(
+        lambda w: Call(
+            "/api/v1/accounts/records/files",
+            files={"file": ("records.csv", b"account_ref,external_id\n", "text/csv")},
+        )
+    ),
     ("GET", "/api/v1/benefits"): Case(lambda w: Call("/api/v1/benefits")),
     ("POST", "/api/v1/benefits"): Case(lambda w: Call("/api/v1/benefits", json={"title": _n(), "points": 5})),
     ("GET", "/api/v1/levels/{consent_id}"): Case(

@@ -87,7 +87,12 @@ def ingest(
     if partner is None:
         raise DomainError(code=ErrorCode.FORBIDDEN, message="this key belongs to no organisation")
     book = book or default_book()
-    raw = raw.with_columns(pl.lit(partner, dtype=pl.String).alias("partner"))
+    missing = [
+        pl.lit(None, dtype=pl.String).alias(name)
+        for name in FIELD_ORDER
+        if name not in raw.columns and name != "partner"
+    ]
+    raw = raw.with_columns(*missing, pl.lit(partner, dtype=pl.String).alias("partner"))
     users = _linked_users(session, partner, _texts(raw, "account_ref"))
     if users:
         person = pl.col("account_ref").replace_strict(users, default=None, return_dtype=pl.String)

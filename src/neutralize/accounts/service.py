@@ -278,6 +278,31 @@ def _entry_view(row: AccountEntry) -> EntryView:
     )
 
 
+def claim_of(
+    *, session: Session, user_id: str, since: datetime | None = None, until: datetime | None = None
+) -> int:
+    """A person's own reduction claim in grams over their linked accounts (between ``since`` and
+    ``until``, by the records' start): what was credited, less what was bundled into credits."""
+    entries = AccountEntry
+    where = [CarbonAccount.user_id == user_id, entries.grams > 0]
+    if since is not None:
+        where.append(entries.started_at >= since)
+    if until is not None:
+        where.append(entries.started_at < until)
+    credited = session.scalar(
+        select(func.coalesce(func.sum(entries.grams), 0))
+        .join(CarbonAccount, CarbonAccount.id == entries.account_id)
+        .where(*where)
+    )
+    bundled = session.scalar(
+        select(func.coalesce(func.sum(BundleTake.grams), 0))
+        .join(entries, entries.id == BundleTake.entry_id)
+        .join(CarbonAccount, CarbonAccount.id == entries.account_id)
+        .where(*where)
+    )
+    return int(credited or 0) - int(bundled or 0)
+
+
 def reputation_of(*, session: Session, clock: Clock, accounts: Sequence[CarbonAccount]) -> Reputation:
     """The green level and badges of a person's accounts taken together (or of one account)."""
     ids = [a.id for a in accounts]

@@ -3,19 +3,27 @@ history, link codes, benefits and redemptions, and levels read with a person's c
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, File, UploadFile, status
 from pydantic import BaseModel, Field
 
 from neutralize.access.domain import Role
 from neutralize.access.service import require
+from neutralize.accounts import intake
 from neutralize.accounts import service as accounts
+from neutralize.accounts.ingest import read_records, records_frame
 from neutralize.accounts.levels import Reputation
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
+from neutralize.scenes import service as scenes
 
 router = APIRouter(prefix="/api/v1", tags=["carbon accounts"])
 CREATED = status.HTTP_201_CREATED
+MAX_RECORDS_PER_REQUEST = 5_000
 
 
 class AccountSummary(BaseModel):
@@ -28,9 +36,48 @@ class LinkCode(BaseModel):
     expires_at: datetime
 
 
+class RecordsUpload(BaseModel):
+    """Records as JSON objects (the fields of docs/accounts.md "Records"), up to 5,000 a request (2 MB)."""
+
+    records: list[dict[str, Any]] = Field(max_length=MAX_RECORDS_PER_REQUEST)
+
+
 class RedemptionCreate(BaseModel):
     benefit_id: str = Field(max_length=40)
     idempotency_key: str = Field(min_length=8, max_length=120)
+
+
+@router.post("/accounts/records")
+def push_records(
+    body: RecordsUpload, session: SessionDep, clock: ClockDep, actor: ActorDep
+) -> intake.IngestReport:
+    """Credit a partner's records: each (partner, external id) once; refused rows come back with their
+    row numbers and codes, and the valid rows of the same request are kept."""
+    raw = records_frame(body.records)
+    report = intake.ingest(session=session, clock=clock, actor=require(actor, Role.INTEGRATOR), raw=raw)
+    scenes.record_reductions(session=session, user_ids=report.linked_users)
+    return report
+
+
+@router.post("/accounts/records/files")
+def push_record_file(
+    file: Annotated[UploadFile, File(description="JSON Lines, CSV or Parquet records")],
+    session: SessionDep,
+    clock: ClockDep,
+    actor: ActorDep,
+) -> intake.IngestReport:
+    """The same for a file (up to the upload limit): a file that cannot be read as a whole is refused
+    with one code and nothing is kept."""
+    partner = require(actor, Role.INTEGRATOR)
+    suffix = Path(file.filename or "").suffix.lower()
+    with tempfile.TemporaryDirectory(prefix="neutralize-records-") as workdir:
+        source = Path(workdir) / f"records{suffix}"
+        with source.open("wb") as handle:
+            shutil.copyfileobj(file.file, handle)
+        raw = read_records(source)
+    report = intake.ingest(session=session, clock=clock, actor=partner, raw=raw)
+    scenes.record_reductions(session=session, user_ids=report.linked_users)
+    return report
 
 
 @router.get("/accounts/{reference}")

@@ -162,6 +162,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("POST", "/api/v1/market/payouts"): roles(Role.ADMIN, reason="operations"),
     # --- carbon accounts: a partner's own accounts, benefits, levels read with consent
+    ("POST", "/api/v1/accounts/records"): roles(
+        Role.INTEGRATOR, reason="a partner sends its own people's records", organisation=True
+    ),
+    ("POST", "/api/v1/accounts/records/files"): roles(
+        Role.INTEGRATOR, reason="a partner sends its own people's records", organisation=True
+    ),
     ("GET", "/api/v1/accounts/{reference}"): owner(
         Role.INTEGRATOR, reason="the partner's own accounts", overseers=()
     ),

@@ -7,7 +7,7 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
+from neutralize.accounts import service as accounts
 from neutralize.core.clock import Clock
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
@@ -290,6 +291,25 @@ def record_offsets(*, session: Session, order_ids: Sequence[str]) -> None:
     for row in session.scalars(select(Participation).where(Participation.order_id.in_(list(sold)))):
         assert row.order_id is not None
         set_scores(session=session, row=row, offset_kg=sold[row.order_id][0], reduction_g=row.reduction_g)
+
+
+def record_reductions(*, session: Session, user_ids: Sequence[str]) -> None:
+    """Keep on each participation of these people their verified reductions (their own claim, from
+    their linked carbon accounts) over the scene's dates, or over all time for a scene without dates:
+    the leaderboards rank by them before offsets."""
+    if not user_ids:
+        return
+    rows = session.execute(
+        select(Participation, Scene.starts_on, Scene.ends_on)
+        .join(Scene, Scene.id == Participation.scene_id)
+        .where(Participation.user_id.in_(list(user_ids)))
+    ).all()
+    for row, starts_on, ends_on in rows:
+        assert row.user_id is not None
+        since = datetime.combine(starts_on, time.min, UTC) if starts_on else None
+        until = datetime.combine(ends_on + timedelta(days=1), time.min, UTC) if ends_on else None
+        reduction = accounts.claim_of(session=session, user_id=row.user_id, since=since, until=until)
+        set_scores(session=session, row=row, offset_kg=row.offset_kg, reduction_g=reduction)
 
 
 def set_scores(*, session: Session, row: Participation, offset_kg: int, reduction_g: int) -> None:

@@ -19,6 +19,9 @@ from neutralize.accounts.models import AccountEntry
 from neutralize.core.clock import FixedClock
 from neutralize.registry import service as registry
 from neutralize.registry.schemas import OrganisationCreate
+from neutralize.scenes import service as scenes
+from neutralize.scenes.domain import SceneType
+from neutralize.scenes.models import Participation
 from tests.unit.accounts.helpers import record
 
 CLOCK = FixedClock(datetime(2026, 6, 1, tzinfo=UTC))
@@ -98,3 +101,29 @@ def test_linked_partners_count_a_behaviour_once_and_caps_span_uploads(session: S
     assert morning.grams > 0 and morning.grams + evening.grams == 1_000
     assert [p.code for p in evening.problems] == ["daily_cap_reached"] and evening.linked_users == [person]
     assert accounts.check(session=session) == []
+
+
+def test_verified_reductions_rank_a_person_on_the_leaderboards(session: Session) -> None:
+    metro = partner(session, "Metro Three")
+    cmd = users.SignUp(email="cutter@example.org", password="a long enough password", display_name="Cutter")
+    person = users.sign_up(session=session, clock=CLOCK, cmd=cmd, role=Role.MEMBER).id
+    scenes.create_scene(
+        session=session, clock=CLOCK, actor=Actor(id="usr_org", role=Role.ORGANISER),
+        cmd=scenes.SceneCreate(slug="year-board", type=SceneType.LIFE, name="My year"),
+    )  # fmt: skip
+    home = {"kwh_per_year": "100", "home_region": "CN-SC"}
+    member = Actor(id=person, role=Role.MEMBER)
+    scenes.participate(session=session, clock=CLOCK, slug="year-board", form=home, actor=member)
+    _fp, buyer = scenes.participate(session=session, clock=CLOCK, slug="year-board", form=home)
+    bought = session.get(Participation, buyer)
+    assert bought is not None
+    scenes.set_scores(session=session, row=bought, offset_kg=5_000, reduction_g=0)
+    take(session, metro, [record(account_ref="cutter", external_id="x-0")])
+    code, _ = accounts.issue_link_code(session=session, clock=CLOCK, actor=metro, reference="cutter")
+    accounts.confirm_link(session=session, clock=CLOCK, user_id=person, code=code)
+    report = take(session, metro, [record(account_ref="cutter", external_id="x-1",
+                                          start_time="2026-03-03T08:00:00+08:00",
+                                          end_time="2026-03-03T09:00:00+08:00")])  # fmt: skip
+    scenes.record_reductions(session=session, user_ids=report.linked_users)
+    board = scenes.leaderboard(session=session, slug="year-board")
+    assert [(s.reduction_g, s.offset_kg) for s in board.top] == [(2 * METRO_G, 0), (0, 5_000)]

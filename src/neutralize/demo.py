@@ -6,7 +6,9 @@ Loading is idempotent: if the demo organisations exist, nothing is added.
 
 from __future__ import annotations
 
-from datetime import date
+import random
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dt_time
 from decimal import Decimal
 from importlib import resources
 
@@ -15,6 +17,10 @@ from sqlalchemy.orm import Session
 
 from neutralize.access import users
 from neutralize.access.domain import SYSTEM, Actor, Role
+from neutralize.access.models import User
+from neutralize.accounts import intake
+from neutralize.accounts import service as carbon
+from neutralize.accounts.ingest import records_frame
 from neutralize.core.clock import Clock
 from neutralize.core.config import Settings
 from neutralize.core.signing import KeyRing
@@ -189,6 +195,7 @@ def load(*, session: Session, clock: Clock, settings: Settings, keys: KeyRing) -
         )
     _market(session, clock, settings, keys, holders, platform.id)
     _scenes(session, clock, settings, keys)
+    _carbon_accounts(session, clock)
     return True
 
 
@@ -296,6 +303,7 @@ DEMO_ACCOUNTS = [
     ("organiser@demo.neutralize.example", "Forum organiser", Role.ORGANISER, "demo-organiser-2026"),
     ("admin@demo.neutralize.example", "Platform operator", Role.ADMIN, "demo-admin-2026"),
     ("member@demo.neutralize.example", "Li Wei", Role.MEMBER, "demo-member-2026"),
+    ("partner@demo.neutralize.example", "Metro app operator", Role.INTEGRATOR, "demo-partner-2026"),
 ]
 # Forum guests who take part signed in, for their companies (the organisations' leaderboard).
 COMPANIES = {"Chengdu Green Logistics Co.": ["Li Wei", "Wang Fang"], "Sichuan Solar Institute": ["Chen Jie"]}
@@ -327,6 +335,8 @@ def _scenes(session: Session, clock: Clock, settings: Settings, keys: KeyRing) -
     organiser = None
     members = []
     for email, name, role, password in accounts:
+        if role is Role.INTEGRATOR:  # the carbon-account partners' operator: see _carbon_accounts
+            continue
         home = organisation.id if role is Role.ORGANISER else company_of.get(name)
         user = users.sign_up(
             session=session,
@@ -542,3 +552,92 @@ def _pay(
         session=session, clock=clock, settings=settings, gateway="sandbox", event=event
     )
     market.fulfil(session=session, clock=clock, settings=settings, keys=keys, order_id=order.id)
+
+
+# --- carbon accounts -----------------------------------------------------------------------------------
+
+PARTNERS = {
+    "transit": "Chengdu Metro Riders App",
+    "freight": "Sichuan Freight Match",
+    "bank": "Tianfu Green Bank",
+}
+BENEFITS = [
+    ("transit", "A free day pass on the metro", 50),
+    ("freight", "A free tyre check at a partner garage", 200),
+    ("bank", "0.1 % off a green car loan's rate", 300),
+]
+RIDERS, DRIVERS, DAYS = 240, 80, 30
+CHINA = timezone(timedelta(hours=8))
+
+
+def _carbon_accounts(session: Session, clock: Clock) -> None:
+    """A transit and a freight partner with a month of records for a few hundred people, a bank, the
+    partners' benefits, and the demo member's metro account linked to them."""
+    partners = {
+        kind: Actor(
+            id=f"demo-{kind}",
+            role=Role.INTEGRATOR,
+            organisation_id=service.create_organisation(
+                session=session, clock=clock, actor=SYSTEM, cmd=OrganisationCreate(name=name)
+            ).id,
+        )
+        for kind, name in PARTNERS.items()
+    }
+    email, name, role, password = next(a for a in DEMO_ACCOUNTS if a[2] is Role.INTEGRATOR)
+    users.sign_up(
+        session=session,
+        clock=clock,
+        cmd=users.SignUp(email=email, password=password, display_name=name),
+        role=role,
+        organisation_id=partners["transit"].organisation_id,
+    )
+    rng = random.Random(20261125)
+    today = clock.now().date()
+    transit = [
+        _trip(rng, f"rider-{n:04d}", f"metro-{n:04d}-{d:02d}-{leg}", today - timedelta(days=d), leg)
+        for n in range(1, RIDERS + 1)
+        for d in range(1, DAYS + 1)
+        if rng.random() < 0.6
+        for leg in (0, 1)
+    ]
+    freight = [
+        _haul(rng, f"driver-{n:04d}", f"order-{n:04d}-{d:02d}", today - timedelta(days=d))
+        for n in range(1, DRIVERS + 1)
+        for d in range(1, DAYS + 1)
+        if rng.random() < 0.3
+    ]
+    for kind, records in (("transit", transit), ("freight", freight)):
+        intake.ingest(session=session, clock=clock, actor=partners[kind], raw=records_frame(records))
+    for kind, title, points in BENEFITS:
+        cmd = carbon.BenefitCreate(title=title, points=points)
+        carbon.publish_benefit(session=session, clock=clock, actor=partners[kind], cmd=cmd)
+    member = session.scalars(select(User).where(User.email == DEMO_ACCOUNTS[2][0])).one()
+    code, _ = carbon.issue_link_code(
+        session=session, clock=clock, actor=partners["transit"], reference="rider-0001"
+    )
+    carbon.confirm_link(session=session, clock=clock, user_id=member.id, code=code)
+    scenes.record_reductions(session=session, user_ids=[member.id])
+
+
+def _trip(rng: random.Random, rider: str, external_id: str, day: date, leg: int) -> dict[str, object]:
+    """A metro or electric-bus ride to work (leg 0) or home (leg 1), 3-25 km, in China time."""
+    start = datetime.combine(day, dt_time(8 if leg == 0 else 18, rng.randrange(60)), CHINA)
+    km = round(rng.uniform(3, 25), 1)
+    end = start + timedelta(minutes=20 + int(km * 2))
+    return {
+        "account_ref": rider, "external_id": external_id, "behaviour": "public_transport",
+        "mode": "metro" if rng.random() < 0.75 else "electric_bus", "distance_km": km,
+        "start_time": start.isoformat(), "end_time": end.isoformat(),
+    }  # fmt: skip
+
+
+def _haul(rng: random.Random, driver: str, external_id: str, day: date) -> dict[str, object]:
+    """A matched freight order: 150-600 km loaded, the empty return shortened by the match."""
+    start = datetime.combine(day, dt_time(6, rng.randrange(60)), CHINA)
+    loaded = rng.randrange(150, 600)
+    return {
+        "account_ref": driver, "external_id": external_id, "behaviour": "freight_matching",
+        "truck_class": rng.choice(["medium_6_8m", "heavy_9_6m", "tractor_13m"]), "loaded_km": loaded,
+        "empty_km": rng.randrange(0, loaded // 4), "cargo_tonnes": rng.randrange(5, 30),
+        "start_time": start.isoformat(), "end_time": (start + timedelta(hours=loaded / 60 + 1)).isoformat(),
+    }  # fmt: skip

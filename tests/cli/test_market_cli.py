@@ -55,3 +55,36 @@ def test_the_demo_orders_reconcile_and_their_certificates_verify_offline(databas
     garbage.write_bytes(b"%PDF-1.7 not really")
     unreadable = runner.invoke(app, ["verify", str(garbage), "--keys", str(published)])
     assert unreadable.exit_code == 2 and "certificate_unreadable" in unreadable.stderr
+
+
+def test_the_demo_carbon_accounts_check_and_a_partner_ingests_a_file(
+    database: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    assert runner.invoke(app, ["demo"]).exit_code == 0
+    checked = runner.invoke(app, ["accounts", "check"])
+    assert checked.exit_code == 0 and json.loads(checked.stdout) == []
+    engine = make_engine(get_settings())
+    with engine.connect() as connection:
+        metro = connection.execute(
+            text("SELECT id FROM organisations WHERE name = 'Chengdu Metro Riders App'")
+        ).scalar_one()
+    engine.dispose()
+    made = runner.invoke(app, ["keys", "create", "--role", "integrator", "--organisation", metro])
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip()
+    records = tmp_path / "late.jsonl"
+    records.write_text(
+        json.dumps({"account_ref": "rider-0001", "external_id": "late-1", "behaviour": "public_transport",
+                    "mode": "metro", "distance_km": 10, "start_time": "2026-01-05T08:00:00+08:00",
+                    "end_time": "2026-01-05T08:40:00+08:00"}) + "\n{not json\n"
+    )  # fmt: skip
+    first = runner.invoke(app, ["accounts", "ingest", str(records), "--api-key", token])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert (report["credited"], report["grams"], [p["code"] for p in report["problems"]]) == (
+        1, 467, ["malformed_row"]
+    )  # fmt: skip
+    again = json.loads(runner.invoke(app, ["accounts", "ingest", str(records), "--api-key", token]).stdout)
+    assert again["already_received"] == 1 and again["grams"] == 0
+    assert runner.invoke(app, ["accounts", "check"]).exit_code == 0

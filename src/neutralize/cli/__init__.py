@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from neutralize.cli.accounts import accounts_app
 from neutralize.cli.common import out
 from neutralize.cli.footprint import factors_app, footprint
 from neutralize.cli.market import market_app, verify
@@ -19,6 +20,7 @@ app.command()(footprint)
 app.add_typer(factors_app, name="factors")
 app.add_typer(registry_app, name="registry")
 app.add_typer(market_app, name="market")
+app.add_typer(accounts_app, name="accounts")
 app.command()(verify)
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
@@ -71,6 +73,7 @@ def demo() -> None:
         f"  event neutrality: /organiser/scenes/{SCENES[0][0]}/neutrality (in progress), "
         f"/s/{SALON}/neutrality (every step done)"
     )
+    out.print("  carbon accounts: /carbon (the member's metro account and level), /partner (the partner)")
 
 
 @db_app.command("upgrade")

@@ -18,6 +18,7 @@ Every step is a column expression or a sort, never a Python loop over rows:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -326,7 +327,20 @@ def _great_circle_m() -> pl.Expr:
 
 
 def coefficient_table(book: Book) -> pl.DataFrame:
-    """Integer coefficients per (behaviour, key): grams = max(0, sum(c_i x measure_i)) // denominator."""
+    """Integer coefficients per (behaviour, key): grams = max(0, sum(c_i x measure_i)) // denominator.
+    Worked out once per book (a book is immutable): the intake credits many small batches."""
+    kept = _COEFFICIENTS.get(id(book))
+    if kept is not None and kept[0]() is book:
+        return kept[1]
+    table = _coefficient_table(book)
+    _COEFFICIENTS[id(book)] = (weakref.ref(book), table)
+    return table
+
+
+_COEFFICIENTS: dict[int, tuple[weakref.ref[Book], pl.DataFrame]] = {}
+
+
+def _coefficient_table(book: Book) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     for behaviour, (methodology, parameters) in book.methodologies.items():
         for key in methodology.keys(parameters):

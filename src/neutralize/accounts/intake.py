@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import ARRAY, String, Table, any_, bindparam, cast, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -163,13 +163,18 @@ def _linked_users(session: Session, partner: str, references: Sequence[str]) -> 
 
 
 def _received(session: Session, partner: str, external_ids: Sequence[str]) -> set[str]:
+    """The ids among ``external_ids`` the partner sent before (PostgreSQL: one array parameter)."""
     seen: set[str] = set()
+    postgresql = session.get_bind().dialect.name == "postgresql"
     for chunk in _chunks(external_ids):
+        wanted = (
+            AccountEntry.external_id == any_(cast(list(chunk), ARRAY(String)))
+            if postgresql
+            else AccountEntry.external_id.in_(chunk)
+        )
         seen.update(
             session.scalars(
-                select(AccountEntry.external_id).where(
-                    AccountEntry.partner_id == partner, AccountEntry.external_id.in_(chunk)
-                )
+                select(AccountEntry.external_id).where(AccountEntry.partner_id == partner, wanted)
             )
         )
     return seen
@@ -189,14 +194,16 @@ def _against_earlier(session: Session, partner: str, book: Book, rows: pl.DataFr
     if not earlier:
         return rows
     used: dict[tuple[str, str, str, int], int] = {}
+    spans_of: dict[tuple[str, str], list[_Span]] = {}
     for span, grams in earlier:
         group = (span.person, span.behaviour, span.cap_key, span.day)
         used[group] = used.get(group, 0) + grams
+        spans_of.setdefault((span.person, span.behaviour), []).append(span)
     changes: dict[int, tuple[str, int]] = {}
     ordered = people.sort("_who", "behaviour", "_start_s", "_end_s", ROW)
     for r in ordered.iter_rows(named=True):
         span = _span(book, r["_who"], str(r["behaviour"]), r["mode"], r["_start_s"], r["_end_s"])
-        if any(_overlap(span, other) for other, _g in earlier):
+        if any(_overlap(span, other) for other in spans_of.get((span.person, span.behaviour), [])):
             changes[r[ROW]] = (ErrorCode.OVERLAPPING_BEHAVIOUR.value, 0)
             continue
         group = (span.person, span.behaviour, span.cap_key, span.day)
@@ -227,9 +234,20 @@ def _against_earlier(session: Session, partner: str, book: Book, rows: pl.DataFr
 
 
 def _span(book: Book, who: str, behaviour: str, mode: str | None, start_s: int, end_s: int) -> _Span:
-    parameters = book.methodologies[Behaviour(behaviour)][1]
-    cap_key, cap = daily_cap(parameters, mode or MODES[Behaviour(behaviour)][0])
+    cap_key, cap = _cap(book, behaviour, mode)
     return _Span(who, behaviour, cap_key, cap, (start_s + CHINA_OFFSET_S) // DAY_S, start_s, end_s)
+
+
+def _cap(book: Book, behaviour: str, mode: str | None) -> tuple[str, int]:
+    """The daily cap's key and grams for a behaviour and mode (looked up once per book)."""
+    parameters = book.methodologies[Behaviour(behaviour)][1]
+    key = (parameters.sha256, behaviour, mode)  # a parameter set is known by its content
+    if key not in _CAPS:
+        _CAPS[key] = daily_cap(parameters, mode or MODES[Behaviour(behaviour)][0])
+    return _CAPS[key]
+
+
+_CAPS: dict[tuple[str, str, str | None], tuple[str, int]] = {}
 
 
 def _overlap(a: _Span, b: _Span) -> bool:
@@ -288,28 +306,36 @@ def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> 
     now = clock.now()
     ids = _open_accounts(session, partner, _texts(rows, "account_ref"), now)
     measure_columns = [c for c in MEASURE_FIELDS if c in rows.columns]
-    entries = []
-    for r in rows.iter_rows(named=True):
-        measures = {name: r[name] for name in measure_columns if r[name] is not None}
-        distance = measures.get("distance_km")
-        entries.append(
-            {
-                "partner_id": partner,
-                "external_id": r["external_id"],
-                "account_id": ids[r["account_ref"]],
-                "behaviour": str(r["behaviour"]),
-                "started_at": datetime.fromtimestamp(r["_start_s"], tz=UTC),
-                "ended_at": datetime.fromtimestamp(r["_end_s"], tz=UTC),
-                "measures": measures,
-                "distance_m": int(float(str(distance)) * 1000) if _number(distance) else None,
-                "grams": int(r["credited_g"] or 0),
-                "code": None if r["code"] is None else str(r["code"]),
-                "methodology": None if r["methodology"] is None else str(r["methodology"]),
-                "parameters_sha256": None if r["parameters_sha256"] is None else str(r["parameters_sha256"]),
-                "rules": {"reduction_g": int(r["reduction_g"] or 0), "code": r["code"] and str(r["code"])},
-                "received_at": now,
-            }
-        )
+    measures = [
+        json.dumps({k: v for k, v in m.items() if v is not None}, ensure_ascii=False)
+        for m in rows.select(pl.col(measure_columns).cast(pl.String)).iter_rows(named=True)
+    ]
+    code = pl.col("code").cast(pl.String)
+    entries = rows.select(
+        pl.lit(partner).alias("partner_id"),
+        pl.col("external_id").cast(pl.String),
+        pl.col("account_ref").cast(pl.String).replace_strict(ids).alias("account_id"),
+        pl.col("behaviour").cast(pl.String),
+        pl.from_epoch("_start_s", "s").dt.replace_time_zone("UTC").alias("started_at"),
+        pl.from_epoch("_end_s", "s").dt.replace_time_zone("UTC").alias("ended_at"),
+        pl.Series("measures", measures, dtype=pl.String),
+        (pl.col("distance_km").cast(pl.Float64, strict=False) * 1000)
+        .floor()
+        .cast(pl.Int64)
+        .alias("distance_m"),
+        pl.col("credited_g").fill_null(0).cast(pl.Int64).alias("grams"),
+        code.alias("code"),
+        pl.col("methodology").cast(pl.String),
+        pl.col("parameters_sha256").cast(pl.String),
+        pl.concat_str(
+            pl.lit('{"reduction_g": '),
+            pl.col("reduction_g").fill_null(0).cast(pl.String),
+            pl.lit(', "code": '),
+            pl.when(code.is_null()).then(pl.lit("null")).otherwise(pl.lit('"') + code + pl.lit('"')),
+            pl.lit("}"),
+        ).alias("rules"),
+        pl.lit(now).dt.convert_time_zone("UTC").alias("received_at"),
+    )
     insert_entries(session, entries)
     totals = rows.group_by("account_ref").agg(pl.col("credited_g").sum())
     grown = [{"account": ids[ref], "grams": int(g)} for ref, g in totals.iter_rows() if g]
@@ -324,13 +350,6 @@ def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> 
         )
         for loaded in [o for o in session.identity_map.values() if isinstance(o, CarbonAccount)]:
             session.expire(loaded, ["credited_g"])
-
-
-def _number(value: object) -> bool:
-    try:
-        return value is not None and float(str(value)) >= 0
-    except ValueError:
-        return False
 
 
 def _open_accounts(
@@ -356,17 +375,22 @@ def _open_accounts(
     return ids
 
 
-def insert_entries(session: Session, entries: list[dict[str, object]]) -> None:
-    """Insert history entries: PostgreSQL's COPY where it runs, a multi-row insert elsewhere."""
-    if not entries:
+def insert_entries(session: Session, entries: pl.DataFrame) -> None:
+    """Insert history entries (``measures`` and ``rules`` as JSON text): PostgreSQL's COPY of the table
+    as CSV in one stream where it runs, a multi-row insert elsewhere."""
+    if entries.is_empty():
         return
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        session.execute(insert(AccountEntry), entries)
+        rows = entries.to_dicts()
+        for row in rows:
+            row["measures"], row["rules"] = json.loads(row["measures"]), json.loads(row["rules"])
+        session.execute(insert(AccountEntry), rows)
         return
-    columns = list(entries[0])
+    statement = (
+        f"COPY account_entries ({', '.join(entries.columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+    )
+    text = entries.write_csv(include_header=False, null_value="\\N")
     raw = connection.connection.driver_connection
-    statement = f"COPY account_entries ({', '.join(columns)}) FROM STDIN"
     with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-        for entry in entries:
-            copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in entry.values()])
+        copy.write(text)

@@ -11,12 +11,13 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from neutralize.access import users
 from neutralize.access.domain import Actor
+from neutralize.accounts.models import AccountEntry, Bundle, BundleTake, CarbonAccount
 from neutralize.certificates import service as certificates
 from neutralize.certificates.domain import word_neutrality_claim
 from neutralize.core.clock import Clock
@@ -322,7 +323,7 @@ def offset_with_order(
         return market.order_public(session=session, order_id=earlier.order_id)
     listing = market.get_listing(session=session, listing_id=listing_id)
     project = registry.get_project(session=session, code=listing.project_code)
-    instrument = rules.check_offset_credit(_origin(project.model_dump()), (scene.id, scene.slug))
+    instrument = rules.check_offset_credit(_origin(session, project.model_dump()), (scene.id, scene.slug))
     if len(_offsets(session, scene.id)) >= MAX_OFFSETS:
         raise DomainError(code=ErrorCode.OUT_OF_RANGE, message=f"at most {MAX_OFFSETS} offsets")
     quote = market.create_quote(
@@ -369,7 +370,9 @@ def event_listings(*, session: Session, actor: Actor, slug: str) -> list[EventLi
     for listing in market.list_listings(session=session):
         project = registry.get_project(session=session, code=listing.project_code)
         try:
-            instrument = rules.check_offset_credit(_origin(project.model_dump()), (scene.id, scene.slug))
+            instrument = rules.check_offset_credit(
+                _origin(session, project.model_dump()), (scene.id, scene.slug)
+            )
         except DomainError as refused:
             result.append(
                 EventListing(
@@ -383,10 +386,11 @@ def event_listings(*, session: Session, actor: Actor, slug: str) -> list[EventLi
     return result
 
 
-def _origin(project: Mapping[str, Any]) -> rules.CreditOrigin:
-    """A project's declared origin. ``source_scenes`` names the event boundaries its reductions came
-    from (bundled carbon-account credits declare them); other projects declare none."""
+def _origin(session: Session, project: Mapping[str, Any]) -> rules.CreditOrigin:
+    """A project's origin: the event boundaries its reductions came from are those its labels declare
+    (``source_scenes``) and those of its bundled carbon-account grams (``bundled_scenes``)."""
     labels: Mapping[str, Any] = project["labels"]
+    declared = {str(s) for s in labels.get("source_scenes") or ()}
     return rules.CreditOrigin(
         standard=project["standard"],
         project_type=project["project_type"],
@@ -394,8 +398,31 @@ def _origin(project: Mapping[str, Any]) -> rules.CreditOrigin:
         nature_based=project["nature_based"],
         country=project["country"],
         carbon_inclusive=bool(labels.get("carbon_inclusive")),
-        source_scenes=frozenset(str(s) for s in labels.get("source_scenes") or ()),
+        source_scenes=frozenset(declared | bundled_scenes(session=session, project_id=project["id"])),
     )
+
+
+def bundled_scenes(*, session: Session, project_id: str) -> set[str]:
+    """The events (ids and short names) inside whose boundary some of the project's bundled grams were
+    made: grams of a person who took part in the event signed in, credited for behaviour during the
+    event's dates (their low-carbon travel to it, above all)."""
+    rows = session.execute(
+        select(Scene.id, Scene.slug)
+        .distinct()
+        .join(Participation, Participation.scene_id == Scene.id)
+        .join(CarbonAccount, CarbonAccount.user_id == Participation.user_id)
+        .join(BundleTake, BundleTake.account_id == CarbonAccount.id)
+        .join(Bundle, Bundle.id == BundleTake.bundle_id)
+        .join(AccountEntry, AccountEntry.id == BundleTake.entry_id)
+        .where(
+            Bundle.project_id == project_id,
+            Scene.starts_on.is_not(None),
+            Scene.ends_on.is_not(None),
+            func.date(AccountEntry.started_at) >= Scene.starts_on,
+            func.date(AccountEntry.started_at) <= Scene.ends_on,
+        )
+    )
+    return {name for scene_id, slug in rows for name in (scene_id, slug)}
 
 
 def record_allowance(

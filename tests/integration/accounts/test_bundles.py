@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from neutralize.access import users
 from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.accounts import bundles
 from neutralize.accounts import service as accounts
@@ -18,7 +19,11 @@ from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.registry import service as registry
 from neutralize.registry.domain import ProjectStatus
 from neutralize.registry.schemas import Labels, ProjectCreate
-from tests.integration.accounts.test_intake import METRO_G, partner, take
+from neutralize.scenes import events, neutrality
+from neutralize.scenes import service as scenes
+from neutralize.scenes.domain import SceneType
+from neutralize.scenes.models import Scene
+from tests.integration.accounts.test_intake import CLOCK, METRO_G, partner, take
 from tests.integration.registry.conftest import VERIFIER, Registry
 from tests.unit.accounts.helpers import record
 
@@ -74,3 +79,38 @@ def test_a_period_is_bundled_in_whole_kilograms_and_never_twice(session: Session
         bundles.bundle(session=session, clock=Registry(session).clock,
                        actor=Actor(id="k", role=Role.INTEGRATOR, organisation_id="x"), cmd=cmd)  # fmt: skip
     assert refused.value.code is ErrorCode.FORBIDDEN
+
+
+def test_bundled_grams_of_an_events_attendees_cannot_offset_that_event(session: Session) -> None:
+    code = carbon_inclusive_project(session)
+    metro = partner(session, "Metro Boundary")
+    scenes.create_scene(
+        session=session, clock=Registry(session).clock, actor=Actor(id="usr_org", role=Role.ORGANISER),
+        cmd=scenes.SceneCreate(slug="march-forum", type=SceneType.CONFERENCE, name="March forum"),
+    )  # fmt: skip
+    forum = session.scalars(select(Scene).where(Scene.slug == "march-forum")).one()
+    forum.starts_on, forum.ends_on = date(2026, 3, 2), date(2026, 3, 3)
+    cmd = users.SignUp(email="guest@example.org", password="a long enough password", display_name="Guest")
+    guest = users.sign_up(session=session, clock=CLOCK, cmd=cmd, role=Role.MEMBER).id
+    scenes.participate(session=session, clock=CLOCK, slug="march-forum", form={"nights": "1"},
+                       actor=Actor(id=guest, role=Role.MEMBER))  # fmt: skip
+    february = {"start_time": "2026-02-01T08:00:00+08:00", "end_time": "2026-02-01T09:00:00+08:00"}
+    take(session, metro, [record(account_ref="guest", external_id="g-0", **february)])  # opens the account
+    link, _ = accounts.issue_link_code(session=session, clock=CLOCK, actor=metro, reference="guest")
+    accounts.confirm_link(session=session, clock=CLOCK, user_id=guest, code=link)
+    take(
+        session, metro, [record(account_ref="guest", external_id="g-1", distance_km=30)]
+    )  # to the forum, 2 March
+    project = registry.get_project(session=session, code=code)
+    assert events.bundled_scenes(session=session, project_id=project.id) == set()
+    made = bundles.bundle(session=session, clock=CLOCK, actor=SYSTEM, cmd=bundles.BundleCreate(
+        project_code=code, period_start=date(2026, 3, 1), period_end=date(2026, 3, 31),
+        verifier="Sichuan Verification Co.", report_sha256=REPORT))  # fmt: skip
+    assert made.kg == 1
+    assert events.bundled_scenes(session=session, project_id=project.id) == {forum.id, "march-forum"}
+    origin = neutrality.CreditOrigin(standard="CDCER", project_type="transport", credit_type="avoidance",
+                                     nature_based=False, country="CN", carbon_inclusive=True,
+                                     source_scenes=frozenset({forum.id, "march-forum"}))  # fmt: skip
+    with pytest.raises(DomainError) as inside:
+        neutrality.check_offset_credit(origin, (forum.id, forum.slug))
+    assert inside.value.code is ErrorCode.OWN_BOUNDARY_CREDIT

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from neutralize.access import users
 from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.access.models import User
+from neutralize.accounts import bundles as carbon_bundles
 from neutralize.accounts import intake
 from neutralize.accounts import service as carbon
 from neutralize.accounts.ingest import records_frame
+from neutralize.accounts.records import Behaviour
 from neutralize.core.clock import Clock
 from neutralize.core.config import Settings
 from neutralize.core.signing import KeyRing
@@ -572,7 +574,8 @@ CHINA = timezone(timedelta(hours=8))
 
 def _carbon_accounts(session: Session, clock: Clock) -> None:
     """A transit and a freight partner with a month of records for a few hundred people, a bank, the
-    partners' benefits, and the demo member's metro account linked to them."""
+    partners' benefits, the demo member's metro account linked to them, and the first three weeks
+    bundled into the carbon-inclusive metro project's credits."""
     partners = {
         kind: Actor(
             id=f"demo-{kind}",
@@ -617,6 +620,20 @@ def _carbon_accounts(session: Session, clock: Clock) -> None:
     )
     carbon.confirm_link(session=session, clock=clock, user_id=member.id, code=code)
     scenes.record_reductions(session=session, user_ids=[member.id])
+    # The operator bundles the month's first three weeks (ended) into the metro project's credits.
+    carbon_bundles.bundle(
+        session=session,
+        clock=clock,
+        actor=SYSTEM,
+        cmd=carbon_bundles.BundleCreate(
+            project_code="CDCER-CD-METRO",
+            period_start=today - timedelta(days=DAYS),
+            period_end=today - timedelta(days=DAYS - 20),
+            verifier="Demo Verification Centre",
+            report_sha256=_REPORT,
+            behaviours=[Behaviour.PUBLIC_TRANSPORT],
+        ),
+    )
 
 
 def _trip(rng: random.Random, rider: str, external_id: str, day: date, leg: int) -> dict[str, object]:

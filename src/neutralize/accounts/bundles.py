@@ -1,12 +1,13 @@
 """Bundling: an operator turns verified, unbundled grams of a period into a native carbon-inclusive
 issuance in the registry, in whole kilograms.
 
-The grams are taken from the history entries oldest first until the whole kilograms are reached; the
-last entry may be taken in part, and what is left of it (under 1,000 g in all) waits for the next
-bundle. Each take is recorded (``account_bundle_takes``): an entry's takes never add up to more than
-it was credited, so no gram is bundled twice, and the accounts' ``bundled_g`` grows by what was
-taken from them (it leaves the people's own reduction claim). One bundle at a time: PostgreSQL holds
-an advisory lock for it, SQLite's writer lock does the same.
+Only the behaviours the project's methodology covers are taken (``behaviours``: metro riding for a
+transit project, say). The grams are taken from the history entries oldest first until the whole
+kilograms are reached; the last entry may be taken in part, and what is left of it (under 1,000 g
+in all) waits for the next bundle. Each take is recorded (``account_bundle_takes``): an entry's
+takes never add up to more than it was credited, so no gram is bundled twice, and the accounts'
+``bundled_g`` grows by what was taken from them (it leaves the people's own reduction claim). One
+bundle at a time: PostgreSQL holds an advisory lock for it, SQLite's writer lock does the same.
 
 The issuance goes through the registry's own rules: a verification record of the period (the
 verifier's name and report) must exist first, and the period must have ended. The project must be a
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
 from neutralize.accounts.models import AccountEntry, Bundle, BundleTake, CarbonAccount
+from neutralize.accounts.records import Behaviour
 from neutralize.core.clock import Clock
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.core.ids import new_id
@@ -41,6 +43,9 @@ class BundleCreate(Command):
     period_end: date
     verifier: str = Field(min_length=1, max_length=200)
     report_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    behaviours: list[Behaviour] = Field(
+        default_factory=lambda: list(Behaviour), min_length=1
+    )  # the project's
 
 
 class BundlePublic(BaseModel):
@@ -76,7 +81,12 @@ def bundle(*, session: Session, clock: Clock, actor: Actor, cmd: BundleCreate) -
     rows = session.execute(
         select(AccountEntry.id, AccountEntry.account_id, left)
         .outerjoin(taken_before, taken_before.c.entry_id == AccountEntry.id)
-        .where(AccountEntry.started_at >= since, AccountEntry.started_at < until, left > 0)
+        .where(
+            AccountEntry.started_at >= since,
+            AccountEntry.started_at < until,
+            AccountEntry.behaviour.in_([b.value for b in cmd.behaviours]),
+            left > 0,
+        )
         .order_by(AccountEntry.id)
     ).all()
     available = sum(int(grams) for _id, _account, grams in rows)

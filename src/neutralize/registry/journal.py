@@ -2,7 +2,8 @@
 
 There is one chain per project vintage (plus one per project for its lifecycle, and one for
 organisations), so retirements of different vintages never queue on one chain head. Appending
-locks only that chain's head row.
+locks only that chain's head row. On PostgreSQL retirements by quantity from one vintage also run
+side by side in lanes, each with a chain of its own (``vintage_lanes``; ADR 5, migration 0013).
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ Result = TypeVar("Result", bound=BaseModel)
 
 def vintage_chain(project_code: str, vintage: int) -> str:
     return f"vintage:{project_code}:{vintage}"
+
+
+# On PostgreSQL: the first key of the advisory lock that ``lock_chain`` takes exclusively (and a
+# retirement in a lane shared) on a chain's name; the same number is in migration 0013's functions.
+VINTAGE_LOCK_CLASS = 1315272
+LANES = 8  # lanes per vintage, the vintage's own chain the first
+
+
+def vintage_lanes(project_code: str, vintage: int) -> list[str]:
+    """The chains a vintage's movements append to: its own, then the lanes of retirements that ran
+    side by side with another (PostgreSQL)."""
+    main = vintage_chain(project_code, vintage)
+    return [main] + [f"{main}/{lane}" for lane in range(2, LANES + 1)]
 
 
 def project_chain(project_code: str) -> str:
@@ -66,8 +80,14 @@ def lock_chain(session: Session, chain: str) -> None:
 
     Every movement of a project vintage appends to its chain, so holding the head serialises
     them; taken first, it also means the reads that follow see every block a previous command
-    committed (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement).
+    committed (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement). On PostgreSQL the
+    chain's advisory lock comes first, exclusive: no retirement runs in a lane meanwhile.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:lock_class, hashtext(:chain))"),
+            {"lock_class": VINTAGE_LOCK_CLASS, "chain": chain},
+        )
     session.execute(select(ChainHead.seq).where(ChainHead.chain == chain).with_for_update())
 
 

@@ -178,7 +178,8 @@ class Block(Base):
 
 
 class JournalEntry(Base):
-    """Insert-only: every operation, hash-chained per chain (one chain per project vintage)."""
+    """Insert-only: every operation, hash-chained per chain (one chain per project vintage, and its
+    retirement lanes on PostgreSQL)."""
 
     __tablename__ = "journal"
     __table_args__ = (UniqueConstraint("chain", "chain_seq"),)

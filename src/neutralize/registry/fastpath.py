@@ -7,8 +7,8 @@ hold time. On the Python path the hold spans about ten round trips and the clien
 between. On PostgreSQL, ``service.retire``, ``reserve``, ``post`` and ``release`` instead call these
 functions (created by migrations 0007 and 0011), which do the same work in the same order inside
 the server, so the locks are held for the function's own few statements and the commit. Since
-migration 0013 retirements by quantity from one vintage also run side by side, each in a lane of
-its own (ADR 5); the others still go one at a time.
+migration 0017 retirements by quantity from one vintage also run side by side, each in a lane of
+its own (ADR 6); the others still go one at a time.
 
 The functions write the same rows as the Python path: the retirement, the block splits, one
 journal entry hashed exactly as ``journal.append`` hashes it (so ``journal.verify`` checks both),

@@ -3,7 +3,7 @@
 There is one chain per project vintage (plus one per project for its lifecycle, and one for
 organisations), so retirements of different vintages never queue on one chain head. Appending
 locks only that chain's head row. On PostgreSQL retirements by quantity from one vintage also run
-side by side in lanes, each with a chain of its own (``vintage_lanes``; ADR 5, migration 0013).
+side by side in lanes, each with a chain of its own (``vintage_lanes``; ADR 6, migration 0017).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def vintage_chain(project_code: str, vintage: int) -> str:
 
 
 # On PostgreSQL: the first key of the advisory lock that ``lock_chain`` takes exclusively (and a
-# retirement in a lane shared) on a chain's name; the same number is in migration 0013's functions.
+# retirement in a lane shared) on a chain's name; the same number is in migration 0017's functions.
 VINTAGE_LOCK_CLASS = 1315272
 LANES = 8  # lanes per vintage, the vintage's own chain the first
 

@@ -1,5 +1,5 @@
-"""PostgreSQL: retirements by quantity from one holding run side by side in lanes (migration 0013,
-ADR 5), while every other movement of the vintage still has it to itself. Each test commits, in a
+"""PostgreSQL: retirements by quantity from one holding run side by side in lanes (migration 0017,
+ADR 6), while every other movement of the vintage still has it to itself. Each test commits, in a
 database of its own, from two sessions at once."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .conftest import CLOCK, VINTAGE, Org, Registry
 
 pytestmark = pytest.mark.postgres
 
-SEGMENT_KG = 1_000_000  # migration 0013's registry_cut
+SEGMENT_KG = 1_000_000  # migration 0017's registry_cut
 
 
 @dataclass(frozen=True)

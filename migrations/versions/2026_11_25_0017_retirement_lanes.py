@@ -2,7 +2,7 @@
 
 Every movement of a project vintage used to queue on one row, its chain head, and retirements from
 one holding also on the holding's lowest block: one at a time, each holding both until its commit
-reached the disk. Now (ADR 5):
+reached the disk. Now (ADR 6):
 
 - A movement that takes the vintage's chain head the ordinary way (``registry_lock_chain``, and
   ``journal.lock_chain`` on the Python path) first takes the vintage's advisory lock exclusively:
@@ -24,8 +24,8 @@ Python path writes. ``registry_retire`` keeps its signature.
 
 SQLite has no server-side functions: there the Python path runs, and this revision changes nothing.
 
-Revision ID: 0013
-Revises: 0011
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-25 07:00:00.000000+00:00
 """
 
@@ -37,8 +37,8 @@ from types import ModuleType
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0011"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -28,18 +28,17 @@ import argparse
 import datetime as dt
 import json
 import random
-import statistics
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 import polars as pl
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from leaderboard import fresh_schema, timings
 from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.access.service import create_key
 from neutralize.accounts import intake
@@ -51,16 +50,12 @@ from neutralize.accounts.models import AccountEntry
 from neutralize.accounts.records import parse_record
 from neutralize.app import create_app
 from neutralize.core.clock import FixedClock
-from neutralize.core.config import Settings
 from neutralize.core.db import make_engine, make_session_factory, unit_of_work
-from neutralize.core.migrations import upgrade
 from neutralize.registry import service as registry
 from neutralize.registry.schemas import OrganisationCreate
-from registry import ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-DATABASE = "neutralize_bench"
 SCHEMA = "neutralize_bench_accounts_store"
 CLOCK = FixedClock(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
 BATCH = 1_000
@@ -131,20 +126,6 @@ def entries(count: int, partner: str, account: str) -> pl.DataFrame:
     )
 
 
-def timings(runs: int, once: Callable[[], Any]) -> dict[str, float]:
-    once()
-    samples = []
-    for _ in range(runs):
-        began = perf_counter()
-        once()
-        samples.append((perf_counter() - began) * 1000)
-    samples.sort()
-    return {
-        "median_ms": round(statistics.median(samples), 3),
-        "p99_ms": round(samples[int(len(samples) * 0.99) - 1], 3),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=1_000_000)
@@ -152,15 +133,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    ensure_database(args.postgres_url, DATABASE)
-    base = args.postgres_url.rsplit("/", 1)[0] + f"/{DATABASE}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
-        connection.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
-    admin.dispose()
-    settings = Settings(database_url=f"{base}?options=-csearch_path%3D{SCHEMA}", market_jobs_seconds=0)
-    upgrade(settings)
+    settings = fresh_schema(args.postgres_url, SCHEMA)
     engine = make_engine(settings)
     factory = make_session_factory(engine)
     with unit_of_work(factory) as session:

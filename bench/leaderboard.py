@@ -83,22 +83,27 @@ def timings(runs: int, once: Callable[[], Any]) -> dict[str, float]:
     }
 
 
+def fresh_schema(postgres_url: str, schema: str) -> Settings:
+    """Settings for a new, migrated schema ``schema`` in the database ``neutralize_bench``."""
+    ensure_database(postgres_url, DATABASE)
+    base = postgres_url.rsplit("/", 1)[0] + f"/{DATABASE}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    settings = Settings(database_url=f"{base}?options=-csearch_path%3D{schema}", market_jobs_seconds=0)
+    upgrade(settings)
+    return settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    ensure_database(args.postgres_url, DATABASE)
-    base = args.postgres_url.rsplit("/", 1)[0] + f"/{DATABASE}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
-        connection.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
-    admin.dispose()
-    settings = Settings(database_url=f"{base}?options=-csearch_path%3D{SCHEMA}")
-    upgrade(settings)
-    engine = make_engine(settings)
+    engine = make_engine(fresh_schema(args.postgres_url, SCHEMA))
     began = perf_counter()
     with engine.begin() as connection:
         for statement in SEED_SQL.split(";\n"):

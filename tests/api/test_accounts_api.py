@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from neutralize.access import users
 from neutralize.access.domain import Actor, Role
+from neutralize.accounts import intake
 from neutralize.accounts import service as accounts
 from neutralize.core.clock import FixedClock
 from neutralize.core.db import make_session_factory, unit_of_work
@@ -19,15 +20,15 @@ from tests.unit.accounts.helpers import record
 def credit(client: TestClient, partner_id: str, reference: str, grams: int) -> None:
     """What crediting a partner's records leaves in an account: ``grams`` over one metro trip (a
     rejected one when 0)."""
-    outcome = accounts.Credited(
+    outcome = intake.Credited(
         external_id=f"trip-{next(codes)}", behaviour="public_transport", started_at=NOW, ended_at=NOW,
-        measures={"mode": "metro"}, distance_m=10_000, grams=grams,
+        measures={"mode": "metro"}, grams=grams,
         code=None if grams else "speed_implausible", methodology="public_transport@1.0.0",
-        parameters_sha256=None, rules={},
+        parameters_sha256=None,
     )  # fmt: skip
     factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
     with unit_of_work(factory) as session:
-        accounts.keep(session=session, clock=FixedClock(NOW), partner_id=partner_id, reference=reference,
+        intake.keep(session=session, clock=FixedClock(NOW), partner_id=partner_id, reference=reference,
                       outcomes=[outcome])  # fmt: skip
 
 

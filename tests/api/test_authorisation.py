@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from neutralize.access import users
 from neutralize.access.domain import Actor, Role
+from neutralize.accounts import intake
 from neutralize.accounts import service as accounts
 from neutralize.api.authorisation import RULES, Access, Rule
 from neutralize.app import create_app
@@ -229,15 +230,12 @@ def _carbon_account(
     """Partner A's carbon account holding 100 points, linked to member A; a benefit of partner A's;
     two consents of member A's for partner A."""
     clock = FixedClock(NOW)
-    credited = accounts.Credited(
+    credited = intake.Credited(
         external_id="authz-trip", behaviour="public_transport", started_at=NOW, ended_at=NOW, measures={},
-        distance_m=None, grams=10_000, code=None, methodology="public_transport@1.0.0",
-        parameters_sha256=None, rules={},
+        grams=10_000, code=None, methodology="public_transport@1.0.0", parameters_sha256=None,
     )  # fmt: skip
     reference = "authz-rider"
-    accounts.keep(
-        session=session, clock=clock, partner_id=partner_id, reference=reference, outcomes=[credited]
-    )
+    intake.keep(session=session, clock=clock, partner_id=partner_id, reference=reference, outcomes=[credited])
     partner = Actor(integrator.user_id, Role.INTEGRATOR, partner_id)
     code, _ = accounts.issue_link_code(session=session, clock=clock, actor=partner, reference=reference)
     account = accounts.confirm_link(session=session, clock=clock, user_id=member.user_id, code=code)

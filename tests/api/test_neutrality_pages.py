@@ -10,8 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from neutralize.access.domain import Role
-from tests.api.factories import form_token, organisation
-from tests.api.test_scene_pages import signed_in
+from tests.api.factories import form_token, organisation, signed_in
 
 _numbers = itertools.count(1)
 GOOD_LIST = (

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from neutralize.access.domain import SYSTEM, Actor, Role
+from neutralize.accounts import intake
 from neutralize.accounts import service as accounts
 from neutralize.accounts.models import Redemption
 from neutralize.core.clock import FixedClock
@@ -53,12 +54,12 @@ def set_up(backend: Backend) -> tuple[Actor, str, str]:
                 session=session, clock=CLOCK, actor=SYSTEM, cmd=OrganisationCreate(name="Metro")
             )
             metro = Actor(id="key-metro", role=Role.INTEGRATOR, organisation_id=made.id)
-            outcome = accounts.Credited(
+            outcome = intake.Credited(
                 external_id="trip-1", behaviour="public_transport", started_at=CLOCK.now(),
-                ended_at=CLOCK.now(), measures={}, distance_m=None, grams=45_050, code=None,
-                methodology="public_transport@1.0.0", parameters_sha256=None, rules={},
+                ended_at=CLOCK.now(), measures={}, grams=45_050, code=None,
+                methodology="public_transport@1.0.0", parameters_sha256=None,
             )  # fmt: skip
-            accounts.keep(
+            intake.keep(
                 session=session, clock=CLOCK, partner_id=made.id, reference="rider", outcomes=[outcome]
             )
             account = accounts.account_of(session=session, actor=metro, reference="rider")

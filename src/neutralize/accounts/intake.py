@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 from pydantic import BaseModel
@@ -66,6 +67,22 @@ class IngestReport(BaseModel):
     grams: int
     problems: list[RowProblem]  # the refused and capped rows, first PROBLEMS_SHOWN
     linked_users: list[str]  # people whose reductions changed (leaderboards follow them)
+
+
+@dataclass(frozen=True)
+class Credited:
+    """One record's outcome credited elsewhere (by a tool or a recomputation), to keep as the intake
+    keeps its own: ``keep``."""
+
+    external_id: str
+    behaviour: str
+    started_at: datetime
+    ended_at: datetime
+    measures: dict[str, Any]
+    grams: int
+    code: str | None
+    methodology: str | None
+    parameters_sha256: str | None
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,47 @@ def ingest(
         ],
         linked_users=sorted({users[ref] for ref in _texts(credited, "account_ref") if ref in users}),
     )
+
+
+def keep(
+    *, session: Session, clock: Clock, partner_id: str, reference: str, outcomes: Sequence[Credited]
+) -> int:
+    """Keep outcomes credited elsewhere for one of the partner's accounts, through the intake's own
+    storage: each (partner, external id) once, so a record seen before changes nothing. Returns how
+    many were new."""
+    known = _received(session, partner_id, [o.external_id for o in outcomes])
+    fresh = list({o.external_id: o for o in outcomes if o.external_id not in known}.values())
+    if not fresh:
+        return 0
+    schema: dict[str, type[pl.DataType]] = dict.fromkeys(
+        ("account_ref", "external_id", "behaviour", *MEASURE_FIELDS), pl.String
+    )
+    schema |= {"_start_s": pl.Int64, "_end_s": pl.Int64, "credited_g": pl.Int64, "reduction_g": pl.Int64}
+    schema |= {"code": pl.String, "methodology": pl.String, "parameters_sha256": pl.String}
+    rows = pl.DataFrame(
+        [
+            {
+                **{
+                    name: None if o.measures.get(name) is None else str(o.measures[name])
+                    for name in MEASURE_FIELDS
+                },
+                "account_ref": reference,
+                "external_id": o.external_id,
+                "behaviour": o.behaviour,
+                "_start_s": int(o.started_at.timestamp()),
+                "_end_s": int(o.ended_at.timestamp()),
+                "credited_g": o.grams,
+                "reduction_g": o.grams,
+                "code": o.code,
+                "methodology": o.methodology,
+                "parameters_sha256": o.parameters_sha256,
+            }
+            for o in fresh
+        ],
+        schema=schema,
+    )
+    _store(session, clock, partner_id, rows)
+    return len(fresh)
 
 
 def _texts(frame: pl.DataFrame, column: str) -> list[str]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -100,23 +98,6 @@ class ConsentPublic(BaseModel):
     withdrawn_at: datetime | None
 
 
-@dataclass(frozen=True)
-class Credited:
-    """What one record was credited (0 g and a code when rejected), ready to keep in the history."""
-
-    external_id: str
-    behaviour: str
-    started_at: datetime
-    ended_at: datetime
-    measures: dict[str, Any]
-    distance_m: int | None
-    grams: int
-    code: str | None
-    methodology: str | None
-    parameters_sha256: str | None
-    rules: dict[str, Any]
-
-
 class PartnerSummary(BaseModel):
     accounts: int
     linked: int
@@ -159,48 +140,6 @@ def open_account(*, session: Session, clock: Clock, partner_id: str, reference: 
     except IntegrityError:
         return open_account(session=session, clock=clock, partner_id=partner_id, reference=reference)
     return account
-
-
-def keep(
-    *, session: Session, clock: Clock, partner_id: str, reference: str, outcomes: Sequence[Credited]
-) -> int:
-    """Keep what a partner's records for one account were credited, each (partner, external id) once:
-    a record seen before changes nothing. Returns how many were new."""
-    account = open_account(session=session, clock=clock, partner_id=partner_id, reference=reference)
-    ids = [o.external_id for o in outcomes]
-    seen = set(
-        session.scalars(
-            select(AccountEntry.external_id).where(
-                AccountEntry.partner_id == partner_id, AccountEntry.external_id.in_(ids)
-            )
-        )
-    )
-    now = clock.now()
-    fresh = {o.external_id: o for o in outcomes if o.external_id not in seen}  # and once per upload
-    session.add_all(
-        AccountEntry(
-            partner_id=partner_id,
-            external_id=o.external_id,
-            account_id=account.id,
-            behaviour=o.behaviour,
-            started_at=o.started_at,
-            ended_at=o.ended_at,
-            measures=o.measures,
-            distance_m=o.distance_m,
-            grams=o.grams,
-            code=o.code,
-            methodology=o.methodology,
-            parameters_sha256=o.parameters_sha256,
-            rules=o.rules,
-            received_at=now,
-        )
-        for o in fresh.values()
-    )
-    grams = sum(o.grams for o in fresh.values())
-    if grams:  # added in the database, so that uploads for one account at once add up
-        account.credited_g = CarbonAccount.credited_g + grams
-    session.flush()
-    return len(fresh)
 
 
 def account_of(

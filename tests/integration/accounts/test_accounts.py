@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from neutralize.access import users
 from neutralize.access.domain import SYSTEM, Actor, Role
+from neutralize.accounts import intake
 from neutralize.accounts import service as accounts
 from neutralize.accounts.levels import Badge, Level
 from neutralize.accounts.models import AccountEntry, CarbonAccount
@@ -37,28 +38,26 @@ def person(session: Session, email: str) -> str:
     return users.sign_up(session=session, clock=CLOCK, cmd=cmd, role=Role.MEMBER).id
 
 
-def keep(session: Session, who: Actor, reference: str, outcomes: list[accounts.Credited]) -> int:
+def keep(session: Session, who: Actor, reference: str, outcomes: list[intake.Credited]) -> int:
     partner_id = who.organisation_id or ""
-    return accounts.keep(
+    return intake.keep(
         session=session, clock=CLOCK, partner_id=partner_id, reference=reference, outcomes=outcomes
     )
 
 
-def trips(prefix: str, grams: list[int], start: datetime = NOW) -> list[accounts.Credited]:
+def trips(prefix: str, grams: list[int], start: datetime = NOW) -> list[intake.Credited]:
     """Metro trips a day apart, credited ``grams`` each (0 with a code for a rejected one)."""
     return [
-        accounts.Credited(
+        intake.Credited(
             external_id=f"{prefix}-{n}",
             behaviour="public_transport",
             started_at=start - timedelta(days=n),
             ended_at=start - timedelta(days=n) + timedelta(minutes=30),
             measures={"mode": "metro", "distance_km": 10},
-            distance_m=10_000,
             grams=g,
             code=None if g else "speed_implausible",
             methodology="public_transport@1.0.0" if g else None,
             parameters_sha256="0" * 64 if g else None,
-            rules={"speed": "ok" if g else "speed_implausible"},
         )
         for n, g in enumerate(grams)
     ]

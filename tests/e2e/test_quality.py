@@ -46,6 +46,8 @@ ORGANISER = [
     "/carbon",
 ]
 ADMIN = ["/admin"]
+MEMBER = ["/carbon", "/account", f"/leaderboards/{FORUM}?by=organisations"]  # a linked metro account
+PARTNER = ["/partner"]
 # Weight of what a page loads before images: the document, its style sheets, scripts and fetches.
 WEIGHT = """() => {
     const entries = [...performance.getEntriesByType("navigation"),
@@ -63,10 +65,10 @@ def _account(role: Role) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def pages(browser: Browser, base_url: str) -> Iterator[dict[str, Page]]:
-    """A phone for everyone, and phones signed in as the demo organiser and the demo admin."""
+    """A phone for everyone, and phones signed in as the demo organiser, admin, member and partner."""
     contexts = []
     opened: dict[str, Page] = {}
-    for who in ("anyone", "organiser", "admin"):
+    for who in ("anyone", "organiser", "admin", "member", "integrator"):
         context = browser.new_context(base_url=base_url, viewport=PHONE, is_mobile=True, has_touch=True)
         context.set_default_timeout(10_000)
         contexts.append(context)
@@ -100,7 +102,11 @@ def _problems(page: Page) -> list[str]:
 
 @pytest.mark.parametrize(
     ("who", "path"),
-    [("anyone", p) for p in PUBLIC] + [("organiser", p) for p in ORGANISER] + [("admin", p) for p in ADMIN],
+    [("anyone", p) for p in PUBLIC]
+    + [("organiser", p) for p in ORGANISER]
+    + [("admin", p) for p in ADMIN]
+    + [("member", p) for p in MEMBER]
+    + [("integrator", p) for p in PARTNER],
 )
 def test_page_is_accessible_and_light(pages: dict[str, Page], who: str, path: str) -> None:
     page = pages[who]

@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 from pydantic import BaseModel
-from sqlalchemy import ARRAY, String, Table, any_, bindparam, cast, insert, select, update
+from sqlalchemy import ARRAY, String, Table, any_, bindparam, cast, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -200,6 +200,13 @@ def _texts(frame: pl.DataFrame, column: str) -> list[str]:
     return [str(v) for v in frame[column].cast(pl.String).drop_nulls().unique().to_list()]
 
 
+def _one_of(session: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """``column`` is one of ``values``: one array parameter on PostgreSQL, an IN list elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(cast(list(values), ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(values)  # type: ignore[no-any-return]
+
+
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(values), IN_CHUNK):
         yield values[start : start + IN_CHUNK]
@@ -212,7 +219,7 @@ def _linked_users(session: Session, partner: str, references: Sequence[str]) -> 
         rows = session.execute(
             select(CarbonAccount.reference, CarbonAccount.user_id).where(
                 CarbonAccount.partner_id == partner,
-                CarbonAccount.reference.in_(chunk),
+                _one_of(session, CarbonAccount.reference, chunk),
                 CarbonAccount.user_id.is_not(None),
             )
         )
@@ -221,15 +228,10 @@ def _linked_users(session: Session, partner: str, references: Sequence[str]) -> 
 
 
 def _received(session: Session, partner: str, external_ids: Sequence[str]) -> set[str]:
-    """The ids among ``external_ids`` the partner sent before (PostgreSQL: one array parameter)."""
+    """The ids among ``external_ids`` the partner sent before."""
     seen: set[str] = set()
-    postgresql = session.get_bind().dialect.name == "postgresql"
     for chunk in _chunks(external_ids):
-        wanted = (
-            AccountEntry.external_id == any_(cast(list(chunk), ARRAY(String)))
-            if postgresql
-            else AccountEntry.external_id.in_(chunk)
-        )
+        wanted = _one_of(session, AccountEntry.external_id, chunk)
         seen.update(
             session.scalars(
                 select(AccountEntry.external_id).where(AccountEntry.partner_id == partner, wanted)
@@ -325,9 +327,9 @@ def _earlier_spans(
     spans: list[tuple[_Span, int]] = []
     queries: list[ColumnElement[bool]] = []
     for chunk in _chunks(refs):
-        queries.append((accounts.partner_id == partner) & accounts.reference.in_(chunk))
+        queries.append((accounts.partner_id == partner) & _one_of(session, accounts.reference, chunk))
     for chunk in _chunks(users):
-        queries.append(accounts.user_id.in_(chunk))
+        queries.append(_one_of(session, accounts.user_id, chunk))
     for where in queries:
         rows = session.execute(
             select(
@@ -396,16 +398,25 @@ def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> 
     )
     insert_entries(session, entries)
     totals = rows.group_by("account_ref").agg(pl.col("credited_g").sum())
-    grown = [{"account": ids[ref], "grams": int(g)} for ref, g in totals.iter_rows() if g]
+    grown = [(ids[ref], int(g)) for ref, g in totals.iter_rows() if g]
     if grown:  # added in the database, so that uploads for one account at once add up
         table = CarbonAccount.__table__
         assert isinstance(table, Table)
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("account"))
-            .values(credited_g=table.c.credited_g + bindparam("grams")),
-            grown,
-        )
+        if session.get_bind().dialect.name == "postgresql":  # one statement for every account
+            session.execute(
+                text(
+                    "UPDATE carbon_accounts AS a SET credited_g = a.credited_g + v.grams FROM "
+                    "unnest(CAST(:ids AS text[]), CAST(:grams AS bigint[])) AS v(id, grams) WHERE a.id = v.id"
+                ),
+                {"ids": [a for a, _ in grown], "grams": [g for _, g in grown]},
+            )
+        else:
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("account"))
+                .values(credited_g=table.c.credited_g + bindparam("grams")),
+                [{"account": a, "grams": g} for a, g in grown],
+            )
         for loaded in [o for o in session.identity_map.values() if isinstance(o, CarbonAccount)]:
             session.expire(loaded, ["credited_g"])
 
@@ -418,7 +429,7 @@ def _open_accounts(
     for chunk in _chunks(references):
         found = session.execute(
             select(CarbonAccount.reference, CarbonAccount.id).where(
-                CarbonAccount.partner_id == partner, CarbonAccount.reference.in_(chunk)
+                CarbonAccount.partner_id == partner, _one_of(session, CarbonAccount.reference, chunk)
             )
         )
         ids.update({str(reference): str(account) for reference, account in found})
@@ -448,7 +459,7 @@ def insert_entries(session: Session, entries: pl.DataFrame) -> None:
     statement = (
         f"COPY account_entries ({', '.join(entries.columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
     )
-    text = entries.write_csv(include_header=False, null_value="\\N")
+    csv = entries.write_csv(include_header=False, null_value="\\N")
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-        copy.write(text)
+        copy.write(csv)

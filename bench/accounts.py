@@ -41,7 +41,7 @@ from typing import Any
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from footprint import Draws, load_average, machine, source_version
+from footprint import Draws, load_average, machine, source_version, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -328,26 +328,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def write_doc(result: dict[str, Any], text: str) -> None:
-    m = result["machine"]
-    section = "\n".join([
-        SECTION_BEGIN,
-        f"## Carbon accounts — latest run ({result['finished_at'][:10]})",
-        "",
-        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM; Python {m['python']}, "
-        f"Polars {m['polars']}. Engine at commit {result['source']['commit']}"
-        f"{' with uncommitted changes in src/' if result['source']['src_dirty'] else ''}. "
-        f"Raw numbers: `bench/results/{result['json_name']}`.",
-        "",
-        text,
-        SECTION_END,
-    ])  # fmt: skip
-    current = DOC.read_text(encoding="utf-8")
-    if SECTION_BEGIN in current and SECTION_END in current:
-        head, rest = current.split(SECTION_BEGIN, 1)
-        current = head + section + rest.split(SECTION_END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(current, encoding="utf-8")
+    write_section(result, text, title="Carbon accounts", begin=SECTION_BEGIN, end=SECTION_END)
 
 
 def main() -> None:

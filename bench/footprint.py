@@ -545,10 +545,16 @@ def profile_table(profile: dict[str, Any]) -> str:
 
 
 def write_doc(result: dict[str, Any], text: str) -> None:
+    write_section(result, text, title="Footprint engine", begin=SECTION_BEGIN, end=SECTION_END)
+
+
+def write_section(result: dict[str, Any], text: str, *, title: str, begin: str, end: str) -> None:
+    """Replace the section between ``begin`` and ``end`` of docs/benchmarks.md (or add it) with the
+    latest run: the machine, the commit measured, and ``text``."""
     m = result["machine"]
     section = "\n".join([
-        SECTION_BEGIN,
-        f"## Footprint engine — latest run ({result['finished_at'][:10]})",
+        begin,
+        f"## {title} — latest run ({result['finished_at'][:10]})",
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM; Python {m['python']}, "
         f"Polars {m['polars']}. Engine at commit {result['source']['commit']}"
@@ -556,12 +562,12 @@ def write_doc(result: dict[str, Any], text: str) -> None:
         f"Raw numbers: `bench/results/{result['json_name']}`.",
         "",
         text,
-        SECTION_END,
+        end,
     ])  # fmt: skip
     current = DOC.read_text(encoding="utf-8") if DOC.exists() else DOC_INTRO
-    if SECTION_BEGIN in current and SECTION_END in current:
-        head, rest = current.split(SECTION_BEGIN, 1)
-        current = head + section + rest.split(SECTION_END, 1)[1]
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        current = head + section + rest.split(end, 1)[1]
     else:
         current = current.rstrip("\n") + "\n\n" + section + "\n"
     DOC.parent.mkdir(parents=True, exist_ok=True)

@@ -141,9 +141,7 @@ def main() -> None:
             session=session, clock=CLOCK, actor=SYSTEM, cmd=OrganisationCreate(name="Bench metro")
         ).id
         key = create_key(session=session, clock=CLOCK, role=Role.INTEGRATOR, organisation_id=partner).token
-        holder = accounts.open_account(
-            session=session, clock=CLOCK, partner_id=partner, reference="copy-holder"
-        ).id
+        holder = intake.open_accounts(session, partner, ["copy-holder"], CLOCK.now())["copy-holder"]
     result: dict[str, Any] = {"when": dt.datetime.now(dt.UTC).isoformat(), "backend": "postgresql"}
 
     # 1. history rows: COPY against one INSERT per row

@@ -364,7 +364,7 @@ def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> 
     if rows.is_empty():
         return
     now = clock.now()
-    ids = _open_accounts(session, partner, _texts(rows, "account_ref"), now)
+    ids = open_accounts(session, partner, _texts(rows, "account_ref"), now)
     measure_columns = [c for c in MEASURE_FIELDS if c in rows.columns]
     measures = [
         json.dumps({k: v for k, v in m.items() if v is not None}, ensure_ascii=False)
@@ -421,9 +421,7 @@ def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> 
             session.expire(loaded, ["credited_g"])
 
 
-def _open_accounts(
-    session: Session, partner: str, references: Sequence[str], now: datetime
-) -> dict[str, str]:
+def open_accounts(session: Session, partner: str, references: Sequence[str], now: datetime) -> dict[str, str]:
     """The account ids of ``references``, opening those the partner names for the first time."""
     ids: dict[str, str] = {}
     for chunk in _chunks(references):

@@ -115,33 +115,6 @@ class Finding(BaseModel):
 # --- accounts ---------------------------------------------------------------------------------------
 
 
-def open_account(*, session: Session, clock: Clock, partner_id: str, reference: str) -> CarbonAccount:
-    """The partner's account under ``reference``, opened the first time the partner names it."""
-    account = session.scalars(
-        select(CarbonAccount).where(
-            CarbonAccount.partner_id == partner_id, CarbonAccount.reference == reference
-        )
-    ).first()
-    if account is not None:
-        return account
-    now = clock.now()
-    account = CarbonAccount(
-        id=new_id("cac", now),
-        partner_id=partner_id,
-        reference=reference,
-        credited_g=0,
-        bundled_g=0,
-        points_spent=0,
-        created_at=now,
-    )
-    try:
-        with session.begin_nested():  # another upload may open it at the same moment
-            session.add(account)
-    except IntegrityError:
-        return open_account(session=session, clock=clock, partner_id=partner_id, reference=reference)
-    return account
-
-
 def account_of(
     *, session: Session, actor: Actor, reference: str | None = None, account_id: str | None = None
 ) -> CarbonAccount:

@@ -447,9 +447,12 @@ def _rank(session: Session, row: Participation, scene_id: str | None) -> int:
 
 
 def _standing(row: Participation, rank: int, me: str | None) -> Standing:
-    shown = row.name if row.show_name and row.name else mask_name(row.name or "Guest")
     return Standing(
-        rank=rank, name=shown, reduction_g=row.reduction_g, offset_kg=row.offset_kg, me=row.id == me
+        rank=rank,
+        name=_shown_name(row),
+        reduction_g=row.reduction_g,
+        offset_kg=row.offset_kg,
+        me=row.id == me,
     )
 
 

@@ -15,13 +15,16 @@
    and the accounts' running totals grow by what was credited. Rows that cannot be identified (no
    valid account reference or external id) are only reported, with their row numbers.
 
-Nothing is kept from an upload that fails as a whole: the caller's unit of work rolls it back.
+Uploads of the same people run one after the other (``_hold_people``), so that two at once cannot
+both credit one behaviour. Nothing is kept from an upload that fails as a whole: the caller's unit
+of work rolls it back.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +54,19 @@ MEASURE_FIELDS = tuple(
 )
 IN_CHUNK = 5_000  # identifiers per IN (...) list
 PROBLEMS_SHOWN = 1_000
+# An upload of many people takes every stripe (and runs alone); a small one, a few. At most this
+# many locks an upload, well inside PostgreSQL's shared lock table (64 per connection by default).
+PEOPLE_STRIPES = 32
+HOLD_PEOPLE = text(
+    "SELECT count(pg_advisory_xact_lock(hashtext('neutralize.people'), s)) "
+    "FROM unnest(CAST(:stripes AS integer[])) AS s"  # in the array's order
+)
+OPEN_ACCOUNTS = text(
+    "INSERT INTO carbon_accounts (id, partner_id, reference, credited_g, bundled_g, points_spent, "
+    "created_at) SELECT v.id, :partner, v.reference, v.grams, 0, 0, :now FROM unnest(CAST(:ids AS text[]), "
+    "CAST(:references AS text[]), CAST(:grams AS bigint[])) AS v(id, reference, grams) "
+    "ON CONFLICT (partner_id, reference) DO NOTHING RETURNING reference, id"
+)
 
 
 class RowProblem(BaseModel):
@@ -114,6 +130,7 @@ def ingest(
     if users:
         person = pl.col("account_ref").replace_strict(users, default=None, return_dtype=pl.String)
         raw = raw.with_columns(pl.coalesce(person, pl.col("person").cast(pl.String)).alias("person"))
+    _hold_people(session, partner, _texts(raw, "account_ref"), users)
     known = _received(session, partner, _texts(raw, "external_id"))
     seen = pl.col("external_id").cast(pl.String).is_in(list(known)).fill_null(False)
     fresh = raw.filter(~seen) if known else raw
@@ -225,6 +242,18 @@ def _linked_users(session: Session, partner: str, references: Sequence[str]) -> 
         )
         found.update({str(ref): str(user) for ref, user in rows})
     return found
+
+
+def _hold_people(session: Session, partner: str, references: Sequence[str], users: Mapping[str, str]) -> None:
+    """PostgreSQL: wait until no other upload of the same people is running, and keep them until this
+    one commits, so that what it reads of their earlier records (sent before, overlaps, daily caps)
+    stays true. People are held by ``PEOPLE_STRIPES`` advisory locks, taken in ascending order so
+    that two uploads never wait for each other; SQLite's writer lock holds the whole database."""
+    if not references or session.get_bind().dialect.name != "postgresql":
+        return
+    who = {users.get(ref) or f"{partner}/{ref}" for ref in references}
+    stripes = sorted({zlib.crc32(person.encode()) % PEOPLE_STRIPES for person in who})
+    session.execute(HOLD_PEOPLE, {"stripes": stripes})
 
 
 def _received(session: Session, partner: str, external_ids: Sequence[str]) -> set[str]:
@@ -364,7 +393,9 @@ def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> 
     if rows.is_empty():
         return
     now = clock.now()
-    ids = open_accounts(session, partner, _texts(rows, "account_ref"), now)
+    totals = rows.group_by("account_ref").agg(pl.col("credited_g").fill_null(0).sum())
+    credited = {str(ref): int(g) for ref, g in totals.iter_rows() if ref is not None}
+    ids, opened = _open(session, partner, list(credited), now, credited)
     measure_columns = [c for c in MEASURE_FIELDS if c in rows.columns]
     measures = [
         json.dumps({k: v for k, v in m.items() if v is not None}, ensure_ascii=False)
@@ -397,8 +428,7 @@ def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> 
         pl.lit(now).dt.convert_time_zone("UTC").alias("received_at"),
     )
     insert_entries(session, entries)
-    totals = rows.group_by("account_ref").agg(pl.col("credited_g").sum())
-    grown = [(ids[ref], int(g)) for ref, g in totals.iter_rows() if g]
+    grown = [(ids[ref], g) for ref, g in credited.items() if g and ref not in opened]  # opened with theirs
     if grown:  # added in the database, so that uploads for one account at once add up
         table = CarbonAccount.__table__
         assert isinstance(table, Table)
@@ -423,6 +453,15 @@ def _store(session: Session, clock: Clock, partner: str, rows: pl.DataFrame) -> 
 
 def open_accounts(session: Session, partner: str, references: Sequence[str], now: datetime) -> dict[str, str]:
     """The account ids of ``references``, opening those the partner names for the first time."""
+    return _open(session, partner, references, now, {})[0]
+
+
+def _open(
+    session: Session, partner: str, references: Sequence[str], now: datetime, credited: Mapping[str, int]
+) -> tuple[dict[str, str], set[str]]:
+    """The account ids of ``references`` and the references opened now, each with ``credited`` grams
+    (0 if not named). On PostgreSQL one statement opens them all, and an account another upload opened
+    at the same moment is read rather than refused."""
     ids: dict[str, str] = {}
     for chunk in _chunks(references):
         found = session.execute(
@@ -431,15 +470,28 @@ def open_accounts(session: Session, partner: str, references: Sequence[str], now
             )
         )
         ids.update({str(reference): str(account) for reference, account in found})
-    new = [
-        {"id": new_id("cac", now), "partner_id": partner, "reference": ref, "credited_g": 0, "bundled_g": 0,
-         "points_spent": 0, "created_at": now}
-        for ref in references if ref not in ids
-    ]  # fmt: skip
-    if new:
-        session.execute(insert(CarbonAccount), new)
-        ids.update({str(row["reference"]): str(row["id"]) for row in new})
-    return ids
+    new = [ref for ref in dict.fromkeys(references) if ref not in ids]
+    if not new:
+        return ids, set()
+    made = {ref: new_id("cac", now) for ref in new}
+    if session.get_bind().dialect.name == "postgresql":
+        values = {"ids": list(made.values()), "partner": partner, "references": new,
+                  "grams": [credited.get(ref, 0) for ref in new], "now": now}  # fmt: skip
+        opened = {str(ref): str(account) for ref, account in session.execute(OPEN_ACCOUNTS, values)}
+        if len(opened) < len(new):  # opened meanwhile by another upload, which committed first
+            ids.update(_open(session, partner, [r for r in new if r not in opened], now, credited)[0])
+        ids.update(opened)
+        return ids, set(opened)
+    session.execute(
+        insert(CarbonAccount),
+        [
+            {"id": made[ref], "partner_id": partner, "reference": ref, "credited_g": credited.get(ref, 0),
+             "bundled_g": 0, "points_spent": 0, "created_at": now}
+            for ref in new
+        ],
+    )  # fmt: skip
+    ids.update(made)
+    return ids, set(new)
 
 
 def insert_entries(session: Session, entries: pl.DataFrame) -> None:

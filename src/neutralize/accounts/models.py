@@ -63,7 +63,7 @@ class AccountEntry(Base):
     __table_args__ = (
         UniqueConstraint("partner_id", "external_id"),  # re-sending a record changes nothing
         CheckConstraint("grams >= 0", name="grams"),
-        Index("ix_account_entries_account", "account_id", "id"),
+        Index("ix_account_entries_account_time", "account_id", "started_at"),  # history; spans by day
     )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)

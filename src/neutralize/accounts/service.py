@@ -168,11 +168,11 @@ def accounts_of_person(*, session: Session, user_id: str) -> list[CarbonAccount]
 
 
 def history(*, session: Session, account: CarbonAccount, limit: int = HISTORY_SHOWN) -> list[EntryView]:
-    """The newest entries of an account, each with its grams, methodology version and code."""
+    """The account's latest behaviour first, each entry with its grams, methodology version and code."""
     rows = session.scalars(
         select(AccountEntry)
         .where(AccountEntry.account_id == account.id)
-        .order_by(AccountEntry.id.desc())
+        .order_by(AccountEntry.started_at.desc(), AccountEntry.id.desc())
         .limit(min(limit, 500))
     )
     return [_entry_view(r) for r in rows]

@@ -90,7 +90,7 @@ def account(reference: str, session: SessionDep, clock: ClockDep, actor: ActorDe
 
 @router.get("/accounts/{reference}/history")
 def history(reference: str, session: SessionDep, actor: ActorDep) -> list[accounts.EntryView]:
-    """The account's newest records, each with its grams, code and methodology version."""
+    """The account's latest behaviour first, each record with its grams, code and methodology version."""
     found = accounts.account_of(session=session, actor=require(actor, Role.INTEGRATOR), reference=reference)
     return accounts.history(session=session, account=found)
 

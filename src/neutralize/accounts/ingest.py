@@ -44,15 +44,22 @@ def text_row(record: Mapping[str, object]) -> dict[str, str | None]:
 
 def records_frame(records: Iterable[object], *, first_row: int = 1) -> pl.DataFrame:
     """The raw table for records given as JSON values, numbered from ``first_row``."""
+    items = list(records)
     columns: dict[str, list[str | None]] = {
-        name: [] for name in (*FIELD_ORDER, UNKNOWN_COLUMN, MALFORMED_COLUMN)
+        name: [None] * len(items) for name in (*FIELD_ORDER, UNKNOWN_COLUMN, MALFORMED_COLUMN)
     }
-    for record in records:
-        row = text_row(record) if isinstance(record, Mapping) else {}
-        for name in FIELD_ORDER:
-            columns[name].append(row.get(name))
-        columns[UNKNOWN_COLUMN].append(next((k for k in row if k not in FIELD_ORDER), None))
-        columns[MALFORMED_COLUMN].append(None if isinstance(record, Mapping) else "not a JSON object")
+    known = {name: columns[name] for name in FIELD_ORDER}
+    unknown, malformed = columns[UNKNOWN_COLUMN], columns[MALFORMED_COLUMN]
+    for n, record in enumerate(items):
+        if not isinstance(record, Mapping):
+            malformed[n] = "not a JSON object"
+            continue
+        for key, value in record.items():  # a record's own fields only: far fewer than FIELD_ORDER
+            column = known.get(str(key))
+            if column is not None:
+                column[n] = text_value(value)
+            elif unknown[n] is None:
+                unknown[n] = str(key)
     frame = pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String))
     return frame.with_row_index(ROW, offset=first_row).with_columns(pl.col(ROW).cast(pl.Int64))
 

@@ -220,11 +220,24 @@ def transition_project(
 
 
 def _project(session: Session, code: str, *, lock: bool = False) -> Project:
+    held = _held_projects(session)
+    if not lock and code in held:
+        return held[code]
     query = select(Project).where(Project.code == code)
     project = session.scalars(query.with_for_update() if lock else query).first()
     if project is None:
         raise NotFoundError(f"no project {code!r}")
+    held[code] = project
     return project
+
+
+def _held_projects(session: Session) -> dict[str, Project]:
+    """The projects this unit of work has read, by code and by id. The session's identity map holds
+    rows weakly: a project read, turned into its public form and let go would be read again by the
+    next step of the same operation (an order reads its project five or six times). Held here, the
+    same row object is used until the session closes, as the identity map would use it."""
+    held: dict[str, Project] = session.info.setdefault("neutralize.projects", {})
+    return held
 
 
 def get_project(*, session: Session, code: str) -> ProjectPublic:
@@ -244,9 +257,11 @@ def visible_project(*, session: Session, code: str, actor: Actor | None) -> Proj
 
 
 def project_by_id(*, session: Session, project_id: str) -> ProjectPublic:
-    project = session.get(Project, project_id)
+    held = _held_projects(session)
+    project = held.get(project_id) or session.get(Project, project_id)
     if project is None:
         raise NotFoundError(f"no project {project_id!r}")
+    held[project_id] = held[project.code] = project
     return project_public(project)
 
 

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
@@ -95,8 +96,15 @@ def sign_up(
         created_at=now,
         password_changed_at=now,
     )
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():  # the same address signed up a moment ago: its account wins
+            session.add(user)
+    except IntegrityError:
+        if session.scalars(select(User.id).where(User.email == email)).first() is None:
+            raise
+        raise DomainError(
+            code=ErrorCode.DUPLICATE, message="an account with this e-mail address exists"
+        ) from None
     return UserPublic.model_validate(user)
 
 
@@ -177,7 +185,8 @@ def email_of(*, session: Session, user_id: str) -> str | None:
 
 
 def reset_password(*, session: Session, clock: Clock, settings: Settings, token: str, password: str) -> None:
-    """Set a new password with a reset link; every session of the account ends."""
+    """Set a new password with a reset link, once: every session of the account ends, and the link
+    (signed over the old password's hash) fails from then on."""
     user = _user_of_link(session, clock, settings, token)
     _check_password(password, user.email)
     user.password_hash = _hasher.hash(password)
@@ -192,7 +201,8 @@ def _user_of_link(session: Session, clock: Clock, settings: Settings, token: str
     parts = token.split(".")
     if len(parts) != 3 or not parts[1].isdigit() or len(token) > 200:
         raise invalid
-    user = session.get(User, parts[0])
+    # Locked and read again: two requests with one link take turns, and the second sees the new hash.
+    user = session.get(User, parts[0], with_for_update=True, populate_existing=True)
     expires = int(parts[1])
     if user is None or expires < clock.now().timestamp():
         raise invalid
@@ -208,7 +218,14 @@ def _reset_mac(settings: Settings, user: User, expires: int) -> str:
 
 
 def rate_limit(*, session: Session, clock: Clock, bucket: str, limit: int, window_seconds: int) -> None:
-    """Count one attempt in ``bucket``; ``RATE_LIMITED`` once ``limit`` were made in the window."""
+    """Count one attempt in ``bucket``; ``RATE_LIMITED`` once ``limit`` were made in the window.
+    PostgreSQL: the bucket is held until the attempt commits, so that attempts arriving together are
+    counted one after the other rather than each seeing the others' uncounted (SQLite: its writer
+    lock does the same)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:bucket))"), {"bucket": f"neutralize.rate:{bucket}"}
+        )
     now = clock.now()
     since = now - timedelta(seconds=window_seconds)
     recent = session.scalar(

@@ -136,9 +136,19 @@ def _event(session: Session, actor: Actor, slug: str) -> ScenePublic:
     return scene
 
 
+def _event_to_change(session: Session, actor: Actor, slug: str) -> ScenePublic:
+    """The event, held until the commit: a step sent again while the first is running (a double
+    click, a retry) waits for it and then replaces or finds what it kept, instead of both reading
+    "nothing yet" and the second meeting the first's unique key. FOR NO KEY UPDATE leaves guests
+    free to take part meanwhile (their rows only share-lock the scene's key)."""
+    scene = _event(session, actor, slug)
+    session.execute(select(Scene.id).where(Scene.id == scene.id).with_for_update(key_share=True))
+    return scene
+
+
 def record_plan(*, session: Session, clock: Clock, actor: Actor, slug: str, cmd: PlanCmd) -> None:
     """Step 1: the plan (again: it replaces the earlier one), and the event's dates."""
-    scene = _event(session, actor, slug)
+    scene = _event_to_change(session, actor, slug)
     if cmd.ends_on < cmd.starts_on:
         raise DomainError(code=ErrorCode.OUT_OF_RANGE, message="an event ends on or after the day it starts")
     row = session.get(EventPlan, scene.id) or EventPlan(scene_id=scene.id)
@@ -154,7 +164,7 @@ def record_plan(*, session: Session, clock: Clock, actor: Actor, slug: str, cmd:
 
 def add_measure(*, session: Session, clock: Clock, actor: Actor, slug: str, cmd: MeasureCmd) -> None:
     """Step 2: a reduction measure with its evidence."""
-    scene = _event(session, actor, slug)
+    scene = _event_to_change(session, actor, slug)
     if len(_measures(session, scene.id)) >= MAX_MEASURES:
         raise DomainError(code=ErrorCode.OUT_OF_RANGE, message=f"at most {MAX_MEASURES} measures")
     now = clock.now()
@@ -175,7 +185,7 @@ def add_measure(*, session: Session, clock: Clock, actor: Actor, slug: str, cmd:
 def import_registrations(*, session: Session, clock: Clock, actor: Actor, slug: str, text: str) -> int:
     """Step 3a: the registration list (CSV), replacing the earlier one. Every row is checked and
     estimated first; one bad row refuses the whole list, each problem with its line number."""
-    scene = _event(session, actor, slug)
+    scene = _event_to_change(session, actor, slug)
     rows = rules.parse_registrations(text)
     plan = session.get(EventPlan, scene.id)
     airport = plan.destination_airport if plan else None
@@ -244,7 +254,7 @@ def _estimates(
 
 def record_item(*, session: Session, clock: Clock, actor: Actor, slug: str, cmd: ItemCmd) -> None:
     """Step 3d: an item the organiser entered, once per key (entering it again replaces it)."""
-    scene = _event(session, actor, slug)
+    scene = _event_to_change(session, actor, slug)
     key, unit, activity = _item_activity(cmd)
     if activity is None:
         if not cmd.source.strip():
@@ -313,7 +323,7 @@ def offset_with_order(
 ) -> OrderPublic:
     """Step 4: order ``kg`` from a listing for the event. Only eligible instruments from outside the
     event's own boundary are accepted; the order counts once its credits are retired."""
-    scene = _event(session, actor, slug)
+    scene = _event_to_change(session, actor, slug)
     earlier = session.scalars(
         select(EventOffset).where(
             EventOffset.scene_id == scene.id, EventOffset.reference == f"key:{idempotency_key}"
@@ -430,7 +440,7 @@ def record_allowance(
 ) -> None:
     """Step 4: allowances cancelled elsewhere (e.g. at an emissions-trading registry) for the event,
     recorded as evidence with the cancellation's reference; each reference once."""
-    scene = _event(session, actor, slug)
+    scene = _event_to_change(session, actor, slug)
     reference = reference.strip()
     if not reference or len(reference) > 120 or not 0 < tonnes <= 10**7:
         raise DomainError(
@@ -459,7 +469,7 @@ def record_allowance(
 
 def record_evaluation(*, session: Session, clock: Clock, actor: Actor, slug: str, cmd: EvaluationCmd) -> None:
     """Step 5: who evaluated the event's neutrality (again: it replaces the earlier record)."""
-    scene = _event(session, actor, slug)
+    scene = _event_to_change(session, actor, slug)
     row = session.get(EventEvaluation, scene.id) or EventEvaluation(scene_id=scene.id)
     row.kind, row.evaluator, row.reference = cmd.kind.value, cmd.evaluator.strip(), cmd.reference.strip()
     row.recorded_by, row.recorded_at = actor.id, clock.now()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
@@ -109,8 +110,13 @@ def create_scene(*, session: Session, clock: Clock, actor: Actor, cmd: SceneCrea
         ends_on=cmd.ends_on,
         created_at=now,
     )
-    session.add(scene)
-    session.flush()
+    try:
+        with session.begin_nested():  # the same short name asked for a moment ago: the first wins
+            session.add(scene)
+    except IntegrityError:
+        if session.scalars(select(Scene.id).where(Scene.slug == cmd.slug)).first() is None:
+            raise
+        raise DomainError(code=ErrorCode.DUPLICATE, message=f"the short name {cmd.slug!r} is taken") from None
     return ScenePublic.model_validate(scene)
 
 

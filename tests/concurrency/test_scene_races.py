@@ -28,12 +28,20 @@ from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.scenes import events
 from neutralize.scenes import service as scenes
 from neutralize.scenes.domain import SceneType
-from neutralize.scenes.models import EventEvaluation, EventItem, EventPlan, EventRegistration, Scene
+from neutralize.scenes.models import (
+    EventEvaluation,
+    EventItem,
+    EventPlan,
+    EventRegistration,
+    Participation,
+    Scene,
+)
 from neutralize.scenes.neutrality import EvaluationKind
 from tests.concurrency.test_access_races import _first_exception
 from tests.concurrency.test_account_redemptions import PG_REDEEMERS, SQLITE_THREADS
 from tests.concurrency.test_market_races import Backend, race
 from tests.conftest import fresh_database
+from tests.integration.market.conftest import Market
 from tests.integration.scenes.test_event_neutrality import REGISTRATIONS
 
 CLOCK = FixedClock(datetime(2026, 11, 25, 9, tzinfo=UTC))
@@ -122,5 +130,40 @@ def test_an_event_step_sent_many_times_at_once_is_kept_once(backend: Backend) ->
         assert kept == {
             "Scene": 1, "EventPlan": 1, "EventItem": 1, "EventRegistration": 5, "EventEvaluation": 1
         }  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def test_a_participation_keeps_the_first_order_linked_to_it(backend: Backend) -> None:
+    """A guest orders from two tabs at once: each order is linked to the participation as it is made.
+    The first link stays; every guest who looks right after their own link sees that same order."""
+    engine = make_engine(backend.settings)
+    factory = make_session_factory(engine)
+    try:
+        with unit_of_work(factory) as session:
+            market = Market(session)
+            market.native_seller(kg=10_000)
+            scenes.create_scene(
+                session=session,
+                clock=CLOCK,
+                actor=ORGANISER,
+                cmd=scenes.SceneCreate(slug="hotel", type=SceneType.HOTEL, name="Hotel"),
+            )
+            _footprint, participation = scenes.participate(
+                session=session, clock=CLOCK, slug="hotel", form={"nights": "1"}
+            )
+            orders = [market.order(market.quote(10)).id for _ in range(backend.threads)]  # fmt: skip
+        seen: list[str | None] = []
+
+        def link(thread: int, factory_of_thread: sessionmaker[Session]) -> None:
+            with unit_of_work(factory_of_thread) as session:
+                scenes.link_order(session=session, participation_id=participation,
+                                  order_id=orders[thread], beneficiary=f"Guest {thread}")  # fmt: skip
+            with unit_of_work(factory_of_thread) as session:
+                seen.append(session.scalars(select(Participation.order_id)).one())
+
+        errors = race(backend, link)
+        assert errors == [], _first_exception(errors)
+        assert len(set(seen)) == 1 and seen[0] in orders, Counter(seen)
     finally:
         engine.dispose()

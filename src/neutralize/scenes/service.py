@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, delete, func, insert, or_, select, text
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -194,12 +194,16 @@ def participate(
 def link_order(*, session: Session, participation_id: str, order_id: str, beneficiary: str) -> None:
     """Note the order that offsets a participation (the first one; a retry changes nothing). A guest
     who gave no name appears under the beneficiary's name, masked."""
-    participation = session.get(Participation, participation_id)
-    if participation is None:
+    if session.get(Participation, participation_id) is None:
         raise NotFoundError(f"no participation {participation_id!r}")
-    if participation.order_id is None:
-        participation.order_id = order_id
-        participation.name = participation.name or beneficiary[:200]
+    # One conditional statement: of two orders linked at once, the second finds the first's and
+    # changes nothing (PostgreSQL re-checks the condition once the first commits).
+    session.execute(
+        update(Participation)
+        .where(Participation.id == participation_id, Participation.order_id.is_(None))
+        .values(order_id=order_id, name=func.coalesce(Participation.name, beneficiary[:200]))
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def dashboard(*, session: Session, actor: Actor, slug: str) -> Dashboard:

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 MIN_PASSWORD = 10
 RESET_HOURS = 2
+BUCKET_LENGTH = 200  # RateEvent.bucket
 
 
 class SignUp(BaseModel):
@@ -221,7 +222,10 @@ def rate_limit(*, session: Session, clock: Clock, bucket: str, limit: int, windo
     """Count one attempt in ``bucket``; ``RATE_LIMITED`` once ``limit`` were made in the window.
     PostgreSQL: the bucket is held until the attempt commits, so that attempts arriving together are
     counted one after the other rather than each seeing the others' uncounted (SQLite: its writer
-    lock does the same)."""
+    lock does the same). A bucket longer than the column is counted by a prefix and its hash, so that
+    a long address is limited like a short one."""
+    if len(bucket) > BUCKET_LENGTH:
+        bucket = bucket[: BUCKET_LENGTH - 64] + hashlib.sha256(bucket.encode()).hexdigest()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:bucket))"), {"bucket": f"neutralize.rate:{bucket}"}
@@ -233,7 +237,7 @@ def rate_limit(*, session: Session, clock: Clock, bucket: str, limit: int, windo
     )
     if (recent or 0) >= limit:
         raise DomainError(code=ErrorCode.RATE_LIMITED, message="too many attempts: wait a few minutes")
-    session.add(RateEvent(bucket=bucket[:200], at=now))
+    session.add(RateEvent(bucket=bucket, at=now))
     session.flush()
 
 

@@ -150,6 +150,8 @@ def set_policy(*, session: Session, clock: Clock, actor: Actor, document: Any) -
         policy = _Policy.model_validate(document).model_dump(mode="json")
     except ValidationError as error:
         raise DomainError(code=ErrorCode.INVALID_REQUEST, message=f"not a quality policy: {error}") from None
+    if session.get_bind().dialect.name == "postgresql":  # two admins at once: one version each, in turn
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('neutralize.quality_policy'))"))
     latest = session.scalar(select(func.max(QualityPolicy.version))) or 0
     session.add(QualityPolicy(version=latest + 1, document=policy, actor=actor.id, created_at=clock.now()))
     session.flush()
@@ -750,19 +752,21 @@ def apply_payment_event(
             of_payment.with_for_update().execution_options(populate_existing=True)
         ).one()
         effect = _apply(session, clock, settings, payment, order, event)
-    session.add(
-        PaymentEvent(
-            gateway=gateway,
-            event_id=event.event_id,
-            provider_ref=event.provider_ref,
-            kind=event.kind.value,
-            amount_minor=event.amount_minor,
-            currency=event.currency,
-            effect=effect,
-            received_at=clock.now(),
-        )
+    kept = PaymentEvent(
+        gateway=gateway,
+        event_id=event.event_id,
+        provider_ref=event.provider_ref,
+        kind=event.kind.value,
+        amount_minor=event.amount_minor,
+        currency=event.currency,
+        effect=effect,
+        received_at=clock.now(),
     )
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(kept)
+    except IntegrityError:  # delivered twice at once for no known payment: no order lock serialised them
+        return "duplicate: no effect"
     return effect
 
 

@@ -188,6 +188,34 @@ def test_batch_with_an_unknown_column_is_refused_whole(client: TestClient) -> No
     }
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("a.csv", b""),
+        ("a.csv", b"type,count\nmeal,1,2,3\n"),
+        ("a.parquet", b""),
+        ("a.parquet", b"PAR1garbage"),
+    ],
+)
+def test_batch_file_that_cannot_be_read_is_refused_whole(
+    client: TestClient, name: str, content: bytes
+) -> None:
+    # an empty CSV, a row with more fields than the header, a Parquet file that is not one
+    response = client.post("/api/v1/footprints/batch", files={"file": (name, content)})
+    assert response.status_code == 415, response.text
+    assert response.json()["code"] == "unsupported_format"
+
+
+def test_batch_json_line_that_is_not_utf8_is_one_malformed_row(client: TestClient) -> None:
+    lines = json.dumps(GUEST["activities"][0]).encode() + b"\n\xff\xfe{\n"
+    response = client.post(
+        "/api/v1/footprints/batch", files={"file": ("a.jsonl", lines)}, params={"format": "jsonl"}
+    )
+    assert response.status_code == 200, response.text
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    assert [r["error_code"] for r in rows] == [None, "invalid_request"]
+
+
 def test_batch_upload_over_the_limit_is_refused(client: TestClient) -> None:
     big = b"type,distance_km\n" + b"car,3\n" * 60_000
     response = client.post("/api/v1/footprints/batch", files={"file": ("big.csv", big)})

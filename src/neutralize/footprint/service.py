@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -282,6 +283,19 @@ def _check_format(path: Path) -> str:
     return suffix
 
 
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn the table reader's refusal of a file (empty, ragged rows, not Parquet at all) into the
+    caller's problem: the whole file is refused with one code."""
+    try:
+        yield
+    except pl.exceptions.PolarsError as error:
+        raise DomainError(
+            code=ErrorCode.UNSUPPORTED_FORMAT,
+            message=f"{path.name} is not a readable {path.suffix[1:]} file: {str(error).splitlines()[0]}",
+        ) from None
+
+
 def _scan(path: Path) -> pl.LazyFrame:
     suffix = _check_format(path)
     if suffix == ".parquet":
@@ -290,7 +304,9 @@ def _scan(path: Path) -> pl.LazyFrame:
         frame = pl.scan_csv(path, infer_schema=False)
     else:
         raise AssertionError("JSON Lines are read line by line")
-    unknown = [c for c in frame.collect_schema().names() if c not in FIELDS]
+    with _reading(path):
+        names = frame.collect_schema().names()
+    unknown = [c for c in names if c not in FIELDS]
     if unknown:
         raise DomainError(
             code=ErrorCode.UNKNOWN_FIELD,
@@ -304,9 +320,11 @@ def _scan(path: Path) -> pl.LazyFrame:
 
 def _count_rows(path: Path) -> int:
     if _check_format(path) in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as handle:
+        with path.open("rb") as handle:
             return sum(1 for line in handle if line.strip())
-    return int(_scan(path).select(pl.len()).collect().item())
+    frame = _scan(path)
+    with _reading(path):
+        return int(frame.select(pl.len()).collect().item())
 
 
 def _chunks(path: Path, chunk_rows: int, total: int) -> Iterator[pl.DataFrame]:
@@ -315,14 +333,15 @@ def _chunks(path: Path, chunk_rows: int, total: int) -> Iterator[pl.DataFrame]:
         return
     frame = _scan(path)
     for offset in range(0, total, chunk_rows):
-        chunk = frame.slice(offset, chunk_rows).collect()
+        with _reading(path):
+            chunk = frame.slice(offset, chunk_rows).collect()
         yield chunk.with_row_index(ROW, offset=offset + 1).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
 def _json_line_chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
     records: list[object] = []
     offset = 1
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:  # a line that is not UTF-8 is one malformed row, not a bad file
         for line in handle:
             if not line.strip():
                 continue
@@ -335,10 +354,10 @@ def _json_line_chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
         yield _numbered(records, offset)
 
 
-def _json_record(line: str) -> object:
+def _json_record(line: bytes) -> object:
     try:
         value: object = json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None  # reported as a malformed row
     return value
 

@@ -200,3 +200,15 @@ def test_an_admin_imports_a_public_export_by_upload(client: TestClient, admin: d
         files={"file": ("huge.csv", data + b"\n" * (300 * 1024), "text/csv")},
     )
     assert too_big.status_code == 413
+
+
+def test_an_export_that_is_not_utf8_is_refused_whole(client: TestClient, admin: dict[str, str]) -> None:
+    response = client.post(
+        "/api/v1/registry/imports",
+        params={"programme": "VCS"},
+        headers=admin,
+        files={"file": ("verra.csv", "项目,名称\n1,2\n".encode("gb18030"), "text/csv")},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_import"
+    assert response.json()["problems"][0]["field"] == "verra.csv"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from neutralize.access.domain import Role
 from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
-from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Problem
 from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
@@ -198,7 +198,14 @@ def import_export(
     file: Annotated[UploadFile, File(description="a Verra or Gold Standard public CSV export")],
     programme: Annotated[Programme, Query(description="VCS or GS")],
 ) -> mirror.ImportReport:
-    text = file.file.read().decode("utf-8-sig", errors="strict")
+    try:
+        text = file.file.read().decode("utf-8-sig", errors="strict")
+    except UnicodeDecodeError as error:
+        raise DomainError(
+            code=ErrorCode.INVALID_IMPORT,
+            message=f"the export is not UTF-8 text (byte {error.start} cannot be read)",
+            problems=[Problem(code=ErrorCode.INVALID_IMPORT, message="not UTF-8", field=file.filename)],
+        ) from None
     return mirror.import_export(
         session=session,
         clock=clock,

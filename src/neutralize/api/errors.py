@@ -6,8 +6,10 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from neutralize.core.errors import DomainError, ErrorCode, Problem
 
@@ -55,6 +57,11 @@ _PYDANTIC_CODES: dict[str, ErrorCode] = {
 }
 
 
+# The routing's own refusals (no route matches the path, or not with this method), as our codes.
+_ROUTING_CODES: dict[int, ErrorCode] = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID_REQUEST}
+API_PREFIXES = ("/api/", "/.well-known/")
+
+
 def status_for(code: ErrorCode) -> int:
     return _STATUS.get(code, 422)
 
@@ -86,3 +93,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [_validation_problem(dict(detail)) for detail in error.errors()][:100]
         return error_response(DomainError.from_problems(problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _routing_error(request: Request, error: StarletteHTTPException) -> Response:
+        """A path no JSON route matches (or a method it does not take) answers a problem like any other;
+        pages keep the framework's answer."""
+        if not request.url.path.startswith(API_PREFIXES):
+            return await http_exception_handler(request, error)
+        code = _ROUTING_CODES.get(error.status_code, ErrorCode.INVALID_REQUEST)
+        message = "no such route" if error.status_code == 404 else str(error.detail)
+        body = DomainError(code=code, message=message).as_dict()
+        return JSONResponse(status_code=error.status_code, content=body, headers=error.headers)

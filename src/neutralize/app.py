@@ -16,6 +16,7 @@ from neutralize.api import accounts, factors, footprints, health, market, regist
 from neutralize.api.authorisation import authorise
 from neutralize.api.errors import install_error_handlers
 from neutralize.api.limits import BodyLimitMiddleware
+from neutralize.api.text import refuse_unstorable_text
 from neutralize.core.clock import Clock, SystemClock
 from neutralize.core.config import Settings
 from neutralize.core.db import make_engine, make_session_factory, unit_of_work
@@ -98,7 +99,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(CsrfCookieMiddleware, secure=settings.public_url.startswith("https://"))
     app.add_middleware(LanguageMiddleware, secure=settings.public_url.startswith("https://"))
-    # The JSON routes enforce their rule of api/authorisation.RULES at the door; pages check theirs.
+    # The JSON routes enforce their rule of api/authorisation.RULES at the door, then refuse text no
+    # database can keep (api/text.py); pages check their rules themselves.
     for router in (
         health.router,
         wellknown.router,
@@ -108,7 +110,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         market.router,
         accounts.router,
     ):
-        app.include_router(router, dependencies=[Depends(authorise)])
+        app.include_router(router, dependencies=[Depends(authorise), Depends(refuse_unstorable_text)])
     for router in (
         pages.router,
         market_pages.router,

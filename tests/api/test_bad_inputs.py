@@ -483,3 +483,34 @@ def test_a_path_no_json_route_matches_answers_a_problem(client: TestClient) -> N
     response = client.delete("/api/v1/listings")
     assert response.status_code == 405 and response.json()["code"] == "invalid_request", response.text
     assert "GET" in response.headers["allow"]
+
+
+def test_text_no_database_can_keep_is_refused_wherever_it_sits(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # a NUL in the path or the query (PostgreSQL's text cannot hold one)
+    for url, field in (
+        ("/api/v1/orders/a%00b", "order_id"),
+        ("/api/v1/registry/projects?standard=%00", "standard"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "invalid_text" and response.json()["problems"][0]["field"] == field
+    # and in a JSON body, a NUL or a lone surrogate (no database can encode one), keys included
+    json_ = {"content-type": "application/json", **admin}
+    for body, field in (
+        (rb'{"name": "a\u0000b"}', "name"),
+        (rb'{"name": "a\ud800"}', "name"),
+        (rb'{"name": "x", "\u0000": 1}', "\x00"),
+    ):
+        response = client.post("/api/v1/registry/organisations", content=body, headers=json_)
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "invalid_text" and response.json()["problems"][0]["field"] == field
+    # while a character spelt as a surrogate pair is text like any other
+    response = client.post(
+        "/api/v1/registry/organisations", content=rb'{"name": "\ud83c\udf33 Org"}', headers=json_
+    )
+    assert response.status_code == 201 and response.json()["name"] == "🌳 Org", response.text
+    # and the door comes first: a stranger learns nothing from the text check
+    response = client.post("/api/v1/registry/organisations", content=rb'{"name": "a\u0000"}')
+    assert response.status_code == 401, response.text

@@ -10,6 +10,7 @@ refused with ``INVALID_TEXT`` and the field that holds it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from email.message import Message
 from typing import Any
@@ -19,6 +20,10 @@ from fastapi import Request
 from neutralize.core.errors import DomainError, ErrorCode, Problem
 
 MAX_DEPTH = 64  # deeper than any body the schemas admit; what lies below is refused by them anyway
+# JSON text can hold a NUL or a surrogate only as an escape (\u0000, \ud800-\udfff; raw control
+# characters are not JSON): a body without one is clean. A match (an emoji's surrogate pair, say) is
+# then decided by walking the parsed body.
+_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF][0-9a-fA-F]{2})")
 
 
 def storable(text: str) -> bool:
@@ -74,8 +79,10 @@ async def refuse_unstorable_text(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         places += [(name, name), (name, value)]
     route = request.scope.get("route")
-    if getattr(route, "body_field", None) is not None and _is_json(request) and await request.body():
-        places += _strings(await _json(request), "")
+    if getattr(route, "body_field", None) is not None and _is_json(request):
+        body = await request.body()
+        if _ESCAPES.search(body):  # only an escape spells either in JSON: other bodies need no walk
+            places += _strings(await _json(request), "")
     for where, text in places:
         if not storable(text):
             message = f"{where or 'the body'} holds a NUL character or a lone surrogate"

@@ -178,6 +178,7 @@ def keep(
     """Keep outcomes credited elsewhere for one of the partner's accounts, through the intake's own
     storage: each (partner, external id) once, so a record seen before changes nothing. Returns how
     many were new."""
+    _hold_people(session, partner_id, [reference], _linked_users(session, partner_id, [reference]))
     known = _received(session, partner_id, [o.external_id for o in outcomes])
     fresh = list({o.external_id: o for o in outcomes if o.external_id not in known}.values())
     if not fresh:

@@ -89,14 +89,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.keys = KeyRing.from_settings(settings, clock=app.state.clock)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    install_error_handlers(app)
+    install_error_handlers(app, page_problem=pages.error_page)
 
     uploads = ("/api/v1/footprints/batch", "/api/v1/registry/imports", "/api/v1/accounts/records/files")
 
     def limit_for(path: str) -> int:
         return settings.max_upload_bytes if path.rstrip("/") in uploads else settings.max_request_bytes
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, page_problem=pages.error_page)
     app.add_middleware(CsrfCookieMiddleware, secure=settings.public_url.startswith("https://"))
     app.add_middleware(LanguageMiddleware, secure=settings.public_url.startswith("https://"))
     # The JSON routes enforce their rule of api/authorisation.RULES at the door, then refuse text no

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -57,9 +58,20 @@ _PYDANTIC_CODES: dict[str, ErrorCode] = {
 }
 
 
-# The routing's own refusals (no route matches the path, or not with this method), as our codes.
-_ROUTING_CODES: dict[int, ErrorCode] = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.INVALID_REQUEST}
+# The framework's own refusals (no route matches the path, or not with this method, or a body it cannot
+# parse), as our codes; any other 4xx it raises is an invalid request.
+_FRAMEWORK_CODES: dict[int, ErrorCode] = {404: ErrorCode.NOT_FOUND, 413: ErrorCode.PAYLOAD_TOO_LARGE}
 API_PREFIXES = ("/api/", "/.well-known/")
+JSON_PATHS = ("/healthz", "/openapi.json")  # machine-read answers outside the prefixes
+
+# How a page shows a problem: (request, error, HTTP status) -> an HTML response (web/ supplies it).
+PageProblem = Callable[[Request, DomainError, int], Response]
+
+
+def answers_json(request: Request) -> bool:
+    """Whether ``request`` is the JSON API's (a problem is JSON) or a page's (a problem is a page)."""
+    path = request.url.path
+    return path.startswith(API_PREFIXES) or path in JSON_PATHS
 
 
 def status_for(code: ErrorCode) -> int:
@@ -80,27 +92,42 @@ def _validation_problem(detail: dict[str, Any]) -> Problem:
     return Problem(code=code, message=str(detail.get("msg", "invalid value")), field=field or None)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map ``DomainError`` and request-validation failures to JSON with a stable ``code``."""
+def install_error_handlers(app: FastAPI, *, page_problem: PageProblem | None = None) -> None:
+    """Map ``DomainError``, request-validation failures and the routing's own refusals to a problem with
+    a stable ``code``: JSON for the API, and for pages (when ``page_problem`` is given) the page that
+    ``page_problem`` renders, with the code in its ``data-code``. A browser never gets bare JSON."""
+
+    def answer(
+        request: Request, error: DomainError, status: int, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        if page_problem is None or answers_json(request):
+            return JSONResponse(status_code=status, content=error.as_dict(), headers=dict(headers or {}))
+        response = page_problem(request, error, status)
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(DomainError)
-    async def _domain_error(_request: Request, error: DomainError) -> JSONResponse:
+    async def _domain_error(request: Request, error: DomainError) -> Response:
         if status_for(error.code) >= 500:
             logger.error("server-side data error: %s", error.as_dict())
-        return error_response(error)
+        return answer(request, error, status_for(error.code))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
         problems = [_validation_problem(dict(detail)) for detail in error.errors()][:100]
-        return error_response(DomainError.from_problems(problems))
+        failed = DomainError.from_problems(problems)
+        return answer(request, failed, status_for(failed.code))
 
     @app.exception_handler(StarletteHTTPException)
     async def _routing_error(request: Request, error: StarletteHTTPException) -> Response:
-        """A path no JSON route matches (or a method it does not take) answers a problem like any other;
-        pages keep the framework's answer."""
-        if not request.url.path.startswith(API_PREFIXES):
+        """A path no route matches, a method it does not take or a body the framework cannot parse (a
+        multipart form without its boundary) answers a problem like any other; a server error the
+        framework raises keeps its own answer."""
+        if error.status_code >= 500:
             return await http_exception_handler(request, error)
-        code = _ROUTING_CODES.get(error.status_code, ErrorCode.INVALID_REQUEST)
-        message = "no such route" if error.status_code == 404 else str(error.detail)
-        body = DomainError(code=code, message=message).as_dict()
-        return JSONResponse(status_code=error.status_code, content=body, headers=error.headers)
+        code = _FRAMEWORK_CODES.get(error.status_code, ErrorCode.INVALID_REQUEST)
+        missing = "no such route" if answers_json(request) else "no such page"
+        message = missing if error.status_code == 404 else str(error.detail)
+        failed = DomainError(code=code, message=message)
+        return answer(request, failed, error.status_code, error.headers)

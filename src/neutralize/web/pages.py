@@ -28,11 +28,19 @@ def page(request: Request, name: str, context: dict[str, Any], status: int = 200
 
 
 def problem_page(
-    request: Request, error: DomainError, back: str = "javascript:history.back()"
+    request: Request, error: DomainError, back: str = "javascript:history.back()", status: int | None = None
 ) -> HTMLResponse:
-    """What went wrong, with its code, and a way back: 404 for what does not exist, 422 otherwise."""
-    status = 404 if error.code is ErrorCode.NOT_FOUND else 422
+    """What went wrong, with its code, and a way back: 404 for what does not exist, 422 otherwise
+    (unless ``status`` says)."""
+    if status is None:
+        status = 404 if error.code is ErrorCode.NOT_FOUND else 422
     return page(request, "problem.html", {"error": error, "back": back}, status)
+
+
+def error_page(request: Request, error: DomainError, status: int) -> HTMLResponse:
+    """The page of a problem no route caught (a form's expired token, a field the form lacks, a page
+    that does not exist): the app's error handlers answer a browser with it (api/errors.py)."""
+    return problem_page(request, error, status=status)
 
 
 @router.get("/", response_class=HTMLResponse)

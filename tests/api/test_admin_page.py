@@ -10,7 +10,8 @@ from tests.api.factories import form_token, key, organisation
 
 def test_only_an_admin_key_opens_the_operations_page(client: TestClient, admin: dict[str, str]) -> None:
     fresh = TestClient(client.app)
-    assert fresh.get("/admin").status_code == 401
+    refused = fresh.get("/admin")
+    assert refused.status_code == 401 and 'data-code="unauthenticated"' in refused.text
     member = key(client, Role.MEMBER, organisation(client, admin)["id"])["Authorization"].removeprefix(
         "Bearer "
     )

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import authenticate, require
 from neutralize.api.deps import ClockDep, SessionDep, SettingsDep
-from neutralize.core.errors import DomainError
+from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.market import service
 from neutralize.web.pages import templates
 from neutralize.web.security import CsrfChecked, SignedIn
@@ -41,8 +41,9 @@ def _admin(request: Request, session: SessionDep, who: SignedIn) -> Actor | None
 def admin_page(
     request: Request, session: SessionDep, clock: ClockDep, settings: SettingsDep, who: SignedIn
 ) -> HTMLResponse:
-    if _admin(request, session, who) is None:
-        return templates.TemplateResponse(request, "admin_login.html", {"problem": None}, status_code=401)
+    if _admin(request, session, who) is None:  # the sign-in form, with the code of why it shows
+        needed = DomainError(ErrorCode.UNAUTHENTICATED, "sign in as an admin or with an admin key")
+        return templates.TemplateResponse(request, "admin_login.html", {"problem": needed}, status_code=401)
     context = {
         "alerts": service.alerts(session=session, clock=clock, settings=settings),
         "pending": service.retire_pending(session=session, clock=clock, settings=settings),

@@ -100,7 +100,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(CsrfCookieMiddleware, secure=settings.public_url.startswith("https://"))
     app.add_middleware(LanguageMiddleware, secure=settings.public_url.startswith("https://"))
     # The JSON routes enforce their rule of api/authorisation.RULES at the door, then refuse text no
-    # database can keep (api/text.py); pages check their rules themselves.
+    # database can keep (api/text.py); pages refuse such text first, then check their rules themselves
+    # (a page sends a stranger to /login rather than answering 401).
     for router in (
         health.router,
         wellknown.router,
@@ -121,5 +122,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         neutrality_pages.router,
         registry_pages.router,
     ):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(refuse_unstorable_text)])
     return app

@@ -39,7 +39,7 @@ from neutralize.api.authorisation import RULES, Access
 from neutralize.core.clock import FixedClock
 from neutralize.core.db import make_session_factory, unit_of_work
 from neutralize.core.errors import ErrorCode
-from tests.api.factories import NOW, PASSWORD, form_token, registered_project
+from tests.api.factories import NOW, PASSWORD, form_token, registered_project, signed_in
 
 API = ("/api/", "/.well-known/", "/openapi.json", "/docs", "/redoc", "/healthz")
 CODES = {code.value for code in ErrorCode}
@@ -634,3 +634,52 @@ def test_a_page_answers_what_it_refuses_as_a_coded_page_not_json(client: TestCli
     assert "未找到" in web.get("/no/such/page?lang=zh").text
     # while the API keeps its JSON problems
     assert web.get("/api/v1/nothing").json()["code"] == "not_found"
+
+
+def test_a_page_refuses_text_no_database_can_keep(client: TestClient, admin: dict[str, str]) -> None:
+    web = TestClient(client.app)
+    token = form_token(web, "/login")
+    # a NUL in the path, the query or a form field (PostgreSQL's text cannot hold one)
+    assert _coded(web.get("/orders/a%00b"), 422, "invalid_text")
+    assert _coded(web.get("/registry/serials?q=NZ-%00"), 422, "invalid_text")
+    nul = web.post(
+        "/signup",
+        content=f"email=a%00@b.org&password=x&display_name=x&csrf_token={token}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert _coded(nul, 422, "invalid_text") and "email" in nul.text
+    # a lone surrogate, which a multipart form in UTF-7 carries (+2AA- is U+D800)
+    body, content_type = _multipart(
+        [("email", "a\ud800"), ("password", "x"), ("csrf_token", token)], [], "utf-7"
+    )
+    assert _coded(
+        web.post("/login", content=body, headers={"content-type": content_type}), 422, "invalid_text"
+    )
+    # a form the route reads itself (a scene's calculator) is checked too
+    scene = TestClient(client.app)
+    owner = signed_in(client, Role.ORGANISER, None)
+    slug = f"textcheck-{next(_numbers)}"
+    made = owner.post(
+        "/organiser/scenes",
+        data={
+            "slug": slug,
+            "type": "conference",
+            "name": "Forum",
+            "csrf_token": form_token(owner, "/organiser"),
+        },
+    )
+    assert made.status_code == 200, made.text
+    scene_token = form_token(scene, f"/s/{slug}")
+    taken = scene.post(
+        f"/s/{slug}",
+        content=f"travel_mode=rail&distance_km=5&show_name=true&display_name=a%00&csrf_token={scene_token}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert _coded(taken, 422, "invalid_text"), taken.text[:500]
+    # and an uploaded registration list with a NUL in a row
+    upload = owner.post(
+        f"/organiser/scenes/{slug}/neutrality/registrations",
+        data={"csrf_token": form_token(owner, "/organiser")},
+        files={"registration_list": ("list.csv", REGISTRATIONS.replace(b"PEK", b"P\x00K"))},
+    )
+    assert _coded(upload, 422, "invalid_text"), upload.text[:500]

@@ -1,21 +1,25 @@
-"""Text no database can keep, refused at the door of every JSON route.
+"""Text no database can keep, refused at the door of every route, JSON and page alike.
 
 A NUL character cannot be stored in a PostgreSQL text column, and a lone UTF-16 surrogate (which
-JSON's ``\\ud800`` escape can spell) cannot be encoded as UTF-8 for either database. Both arrive
-legally through percent-escapes in the path and query or escapes in a JSON body; left to the
-database they would fail the request as a server error on one backend and not the other. No field
-of the API has a use for them, so any string that holds one, wherever it sits in the request, is
-refused with ``INVALID_TEXT`` and the field that holds it.
+JSON's ``\\ud800`` escape can spell, and so can a multipart form in UTF-7) cannot be encoded as UTF-8
+for either database. Both arrive legally through percent-escapes in the path and query, escapes in a
+JSON body or a form's fields; left to the database they would fail the request as a server error on
+one backend and not the other. No field of the API or of a page has a use for them, so any string
+that holds one, wherever it sits in the request (a form's field names and file names included), is
+refused with ``INVALID_TEXT`` and the field that holds it. Pages check who may call them inside the
+route, so for a page this check comes first: it depends on nothing but the request.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from email.message import Message
 from typing import Any
 
 from fastapi import Request
+from fastapi.params import Form
+from starlette.datastructures import FormData, UploadFile
 
 from neutralize.core.errors import DomainError, ErrorCode, Problem
 
@@ -73,16 +77,18 @@ async def _json(request: Request) -> Any:
         return None
 
 
-async def refuse_unstorable_text(request: Request) -> None:
-    """Refuse a request whose path, query or JSON body holds text no database can keep."""
-    places: list[tuple[str, str]] = list(request.path_params.items())
-    for name, value in request.query_params.multi_items():
-        places += [(name, name), (name, value)]
-    route = request.scope.get("route")
-    if getattr(route, "body_field", None) is not None and _is_json(request):
-        body = await request.body()
-        if _ESCAPES.search(body):  # only an escape spells either in JSON: other bodies need no walk
-            places += _strings(await _json(request), "")
+def form_strings(form: FormData) -> Iterator[tuple[str, str]]:
+    """Every string of a parsed form: each field's name and value, and each file's name."""
+    for name, value in form.multi_items():
+        yield name, name
+        if isinstance(value, UploadFile):
+            yield name, value.filename or ""
+        else:
+            yield name, value
+
+
+def refuse_unstorable(places: Iterable[tuple[str, str]]) -> None:
+    """Refuse with ``INVALID_TEXT`` the first (where, text) whose text no database can keep."""
     for where, text in places:
         if not storable(text):
             message = f"{where or 'the body'} holds a NUL character or a lone surrogate"
@@ -91,3 +97,20 @@ async def refuse_unstorable_text(request: Request) -> None:
                 message=message,
                 problems=[Problem(code=ErrorCode.INVALID_TEXT, message=message, field=where or None)],
             )
+
+
+async def refuse_unstorable_text(request: Request) -> None:
+    """Refuse a request whose path, query, JSON body or form holds text no database can keep."""
+    places: list[tuple[str, str]] = list(request.path_params.items())
+    for name, value in request.query_params.multi_items():
+        places += [(name, name), (name, value)]
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is not None and isinstance(body_field.field_info, Form):
+        # the route parsed its form before its dependencies ran: this reads the parsed one again (a
+        # page's CSRF check declares a form field, so every page form is parsed and checked here)
+        places += form_strings(await request.form())
+    elif body_field is not None and _is_json(request):
+        body = await request.body()
+        if _ESCAPES.search(body):  # only an escape spells either in JSON: other bodies need no walk
+            places += _strings(await _json(request), "")
+    refuse_unstorable(places)

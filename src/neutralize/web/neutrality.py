@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor
 from neutralize.api.deps import ClockDep, SessionDep, SettingsDep
+from neutralize.api.text import storable
 from neutralize.core.clock import Clock
 from neutralize.core.config import Settings
 from neutralize.core.errors import DomainError, ErrorCode
@@ -138,6 +139,8 @@ async def registrations(
             raise DomainError(
                 code=ErrorCode.UNSUPPORTED_FORMAT, message="save the list as UTF-8 CSV"
             ) from None
+        if not storable(text):  # a CSV with a NUL decodes, but PostgreSQL's text cannot keep it
+            raise DomainError(code=ErrorCode.INVALID_TEXT, message="the list holds a NUL character")
         events.import_registrations(session=session, clock=clock, actor=actor, slug=slug, text=text)
 
     return _act(request, session, clock, settings, who, slug, "step-account", action)

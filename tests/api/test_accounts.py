@@ -21,7 +21,7 @@ def browser(client: TestClient) -> TestClient:
 
 
 def sign_up(web: TestClient, password: str = "correct horse battery") -> str:
-    email = f"person{next(_people)}@example.org"
+    email = f"guest{next(_people)}@example.org"  # factories.signed_in makes person{n}@: one database
     body = {
         "email": email,
         "password": password,

@@ -37,13 +37,11 @@ from neutralize.accounts import intake
 from neutralize.api.authorisation import RULES, Access, Rule
 from neutralize.core.clock import FixedClock
 from neutralize.core.db import make_session_factory, unit_of_work
-from neutralize.core.errors import ErrorCode
 from tests.api.factories import NOW, key, registered_project
+from tests.api.junk import CODES, EXAMPLES, ODD_TEXT, PATH_JUNK, QUERY_JUNK
 
 API_PREFIXES = ("/api/", "/.well-known/")
 ROUTES = sorted((m, p) for (m, p) in RULES if p.startswith(API_PREFIXES))
-CODES = {code.value for code in ErrorCode}
-EXAMPLES = max(5, settings.default.max_examples // 20)
 
 # --- the rows the requests may name ----------------------------------------------------------------
 
@@ -121,23 +119,6 @@ def world(client: TestClient, admin: dict[str, str], listing: dict[str, Any]) ->
 
 # --- what goes wrong in a value ----------------------------------------------------------------------
 
-LONG = "x" * 5_000
-ODD_TEXT = [
-    "",
-    " ",
-    LONG,
-    "王芳💥 é",
-    "\x00",
-    "a\x01b\x1fc\x7f",
-    "\u202eevil",
-    "\ud800",  # a lone surrogate: valid JSON escape, not encodable as UTF-8
-    "..",
-    "../../etc/passwd",
-    "' OR 1=1 --",
-    "NaN",
-    "-1",
-    "1e400",
-]
 ODD_NUMBERS = [-1, 0, -(2**63) - 1, 2**63, 2**64, 10**30, 1.5, -0.0, 1e308, 1.0]
 WRONG_TYPES: list[Any] = [None, True, False, "x", "12", [], [1, "a"], {}, {"a": 1}]
 JUNK = st.one_of(
@@ -146,38 +127,6 @@ JUNK = st.one_of(
     st.integers(),
     st.floats(allow_nan=False),
 )
-PATH_JUNK = [
-    "nope",
-    "0",
-    "-1",
-    "x" * 3_000,
-    "..",
-    "%2e%2e",
-    "%2F",
-    "a%2Fb",
-    "%00",
-    "%ff%fe",
-    "%C0%AF",
-    "%",
-    "%zz",
-    "%E7%8E%8B",
-    "a%20b",
-    "%0d%0aX-Injected:%201",
-    "9" * 40,
-]
-QUERY_JUNK = [
-    "",
-    "-1",
-    "0",
-    "1.5",
-    "99999999999999999999999",
-    "x" * 3_000,
-    "%ff",
-    "%00",
-    "王",
-    "true",
-    "null",
-]
 
 
 class Schemas:

@@ -38,12 +38,11 @@ from neutralize.accounts import service as accounts
 from neutralize.api.authorisation import RULES, Access
 from neutralize.core.clock import FixedClock
 from neutralize.core.db import make_session_factory, unit_of_work
-from neutralize.core.errors import ErrorCode
+from tests.api import junk
 from tests.api.factories import NOW, PASSWORD, form_token, registered_project, signed_in
+from tests.api.junk import CODES, EXAMPLES
 
 API = ("/api/", "/.well-known/", "/openapi.json", "/docs", "/redoc", "/healthz")
-CODES = {code.value for code in ErrorCode}
-EXAMPLES = max(5, settings.default.max_examples // 20)
 CSRF_COOKIE, SESSION_COOKIE = "nz_csrf", "nz_session"
 _numbers = iter(range(1, 10**9))
 
@@ -298,29 +297,15 @@ PAGES = sorted((m, p) for (m, p) in RULES if not p.startswith(API))
 
 # --- what goes wrong in a value -------------------------------------------------------------------------
 
-LONG = "x" * 5_000
 ODD_TEXT = [
-    "",
-    " ",
-    LONG,
-    "王芳💥 é",
-    "\x00",
+    *junk.ODD_TEXT,
     "a\x00b",
     "%00",
-    "a\x01b\x1fc\x7f",
     "\r\nX-Injected: 1",
-    "\u202eevil",
-    "\ud800",
-    "..",
-    "../../etc/passwd",
-    "' OR 1=1 --",
     "<script>x</script>",
-    "NaN",
     "Infinity",
-    "-1",
     "0",
     "1.5",
-    "1e400",
     "99999999999999999999999",
     "-99999999999999999999",
     "0x10",
@@ -332,44 +317,8 @@ ODD_TEXT = [
     "0000-00-00",
 ]
 JUNK = st.one_of(st.sampled_from(ODD_TEXT), st.text(max_size=30), st.integers().map(str))
-PATH_JUNK = [
-    "nope",
-    "0",
-    "-1",
-    "x" * 3_000,
-    "..",
-    "%2e%2e",
-    "%2F",
-    "a%2Fb",
-    "%00",
-    "a%00b",
-    "%ff%fe",
-    "%ED%A0%80",
-    "%C0%AF",
-    "%",
-    "%zz",
-    "%E7%8E%8B",
-    "a%20b",
-    "%0d%0aX-Injected:%201",
-    "9" * 40,
-]
-QUERY_JUNK = [
-    "",
-    "-1",
-    "0",
-    "1.5",
-    "1e400",
-    "NaN",
-    "99999999999999999999999",
-    "x" * 3_000,
-    "%ff",
-    "%00",
-    "a%00b",
-    "%ED%A0%80",
-    "王",
-    "true",
-    "null",
-]
+PATH_JUNK = [*junk.PATH_JUNK, "a%00b", "%ED%A0%80"]
+QUERY_JUNK = [*junk.QUERY_JUNK, "1e400", "NaN", "a%00b", "%ED%A0%80"]
 EXTRA_QUERY = [
     "lang=xx",
     "lang=%00",

@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
+from urllib.parse import quote
 
 from babel import Locale, dates, numbers
 from babel.core import negotiate_locale
@@ -376,9 +377,10 @@ def format_time(context: Context, value: datetime) -> str:
 
 
 def switch_url(request: Request, language: str) -> str:
-    """This page's address (path and query) in another language."""
+    """This page's address (path and query) in another language. The path is percent-encoded again
+    (the request's is decoded), so that what a visitor typed into it stays inside the link."""
     url = request.url.include_query_params(lang=language)
-    return f"{url.path}?{url.query}"
+    return f"{quote(url.path)}?{url.query}"
 
 
 def install(env: Environment) -> None:

@@ -68,3 +68,14 @@ def test_concurrent_renders_each_keep_their_own_language() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         rendered = list(pool.map(lambda code: render_as(code, '{{ _("Calculate") }}'), languages))
     assert rendered == [expected[code] for code in languages]
+
+
+def test_the_language_links_keep_an_odd_path_inside_the_link() -> None:
+    """A path holding a NUL, a quote or a space is percent-encoded again in the language links."""
+    from starlette.requests import Request
+
+    from neutralize.web.i18n import switch_url
+
+    scope = {"type": "http", "method": "GET", "path": '/orders/a\x00b"c d', "query_string": b"x=1",
+             "headers": [], "server": ("test", 80), "scheme": "http", "root_path": ""}  # fmt: skip
+    assert switch_url(Request(scope), "de") == "/orders/a%00b%22c%20d?x=1&lang=de"

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+from starlette.requests import Request
 
-from neutralize.web.i18n import choose_language
+from neutralize.web.i18n import choose_language, switch_url
 from neutralize.web.pages import templates
 
 
@@ -72,10 +73,6 @@ def test_concurrent_renders_each_keep_their_own_language() -> None:
 
 def test_the_language_links_keep_an_odd_path_inside_the_link() -> None:
     """A path holding a NUL, a quote or a space is percent-encoded again in the language links."""
-    from starlette.requests import Request
-
-    from neutralize.web.i18n import switch_url
-
     scope = {"type": "http", "method": "GET", "path": '/orders/a\x00b"c d', "query_string": b"x=1",
              "headers": [], "server": ("test", 80), "scheme": "http", "root_path": ""}  # fmt: skip
     assert switch_url(Request(scope), "de") == "/orders/a%00b%22c%20d?x=1&lang=de"

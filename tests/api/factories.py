@@ -12,8 +12,12 @@ from fastapi.testclient import TestClient
 from neutralize.access import users
 from neutralize.access.domain import Role
 from neutralize.access.service import create_key
+from neutralize.accounts import service as accounts
 from neutralize.core.clock import FixedClock
 from neutralize.core.db import make_session_factory, unit_of_work
+from neutralize.market import service as market
+from neutralize.registry import journal
+from neutralize.registry import service as registry
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # the API tests' clock
 codes = itertools.count(1)  # unique names and codes across a module
@@ -107,3 +111,20 @@ def signed_in(client: TestClient, role: Role, organisation_id: str | None = None
     body = {"email": email, "password": PASSWORD, "csrf_token": form_token(web, "/login")}
     assert web.post("/login", data=body, follow_redirects=False).status_code == 303
     return web
+
+
+def ledgers_whole(client: TestClient) -> list[str]:
+    """What the platform's own checks find wrong in the app's database (nothing, when whole): the
+    registry's conservation and journal, the market's promises and money, the carbon accounts'
+    totals. A test that sent refused requests calls it to see that nothing was kept half-done."""
+    factory = make_session_factory(client.app.state.engine)  # type: ignore[attr-defined]
+    with unit_of_work(factory) as session:
+        registry_check = registry.check(session=session)
+        audit = journal.verify(session=session)
+        market_report = market.reconcile(session=session)
+        balanced = market.settlements(session=session).balanced
+        found = [str(f) for f in accounts.check(session=session)]
+    found += [] if registry_check.ok else [f"registry check: {registry_check}"]
+    found += [] if audit.ok else [f"journal audit: {audit}"]
+    found += market_report.problems + ([] if balanced else ["the money ledger does not balance"])
+    return found

@@ -102,6 +102,9 @@ def test_bad_answers_are_explained_on_the_scene_page(client: TestClient, admin: 
     }
     response = guest.post(f"/s/{slug}", data=bad)
     assert response.status_code == 422 and 'data-code="unknown_airport"' in response.text
+    crowded = {**bad, **{f"field{n}": "x" for n in range(60)}}
+    response = guest.post(f"/s/{slug}", data=crowded)
+    assert response.status_code == 413 and 'data-code="payload_too_large"' in response.text
     assert guest.get("/s/no-such-scene").status_code == 404
 
 

@@ -690,7 +690,7 @@ def _reservation(
         blocks = reserved()
         if blocks:  # lock the vintage's chain, then read again: nothing changes under us
             first = blocks[0]
-            code = session.scalars(select(Project.code).where(Project.id == first.project_id)).one()
+            code = project_by_id(session=session, project_id=first.project_id).code
             journal.lock_chain(session, journal.vintage_chain(code, first.vintage))
             blocks = reserved()
         if not blocks:

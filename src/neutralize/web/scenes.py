@@ -44,6 +44,9 @@ async def calculate(
     request: Request, slug: str, session: SessionDep, clock: ClockDep, who: SignedIn
 ) -> HTMLResponse:
     form = await request.form(max_fields=MAX_FIELDS, max_files=0)
+    if len(form.multi_items()) > MAX_FIELDS:  # the form was read before (CSRF), with the default limit
+        message = f"a calculator form has at most {MAX_FIELDS} fields"
+        raise DomainError(code=ErrorCode.PAYLOAD_TOO_LARGE, message=message)  # a coded page, 413
     values = {k: str(v)[:100] for k, v in form.items() if k != "csrf_token"}
     show_name = values.pop("show_name", "") == "true"
     name = values.pop("display_name", "")[:200] if show_name else None

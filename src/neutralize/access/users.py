@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from neutralize.access.models import ApiKey, OutboxMessage, RateEvent, User, Web
 from neutralize.access.service import IssuedKey, create_key
 from neutralize.core.clock import Clock, as_utc
 from neutralize.core.config import Settings
+from neutralize.core.db import hold
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 
@@ -226,10 +227,7 @@ def rate_limit(*, session: Session, clock: Clock, bucket: str, limit: int, windo
     a long address is limited like a short one."""
     if len(bucket) > BUCKET_LENGTH:
         bucket = bucket[: BUCKET_LENGTH - 64] + hashlib.sha256(bucket.encode()).hexdigest()
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:bucket))"), {"bucket": f"neutralize.rate:{bucket}"}
-        )
+    hold(session, f"neutralize.rate:{bucket}")
     now = clock.now()
     since = now - timedelta(seconds=window_seconds)
     recent = session.scalar(

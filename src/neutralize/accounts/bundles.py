@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
@@ -28,6 +28,7 @@ from neutralize.access.service import require
 from neutralize.accounts.models import AccountEntry, Bundle, BundleTake, CarbonAccount
 from neutralize.accounts.records import Behaviour
 from neutralize.core.clock import Clock
+from neutralize.core.db import hold
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.core.ids import new_id
 from neutralize.registry import service as registry
@@ -68,8 +69,7 @@ def bundle(*, session: Session, clock: Clock, actor: Actor, cmd: BundleCreate) -
             code=ErrorCode.INVALID_TRANSITION,
             message=f"{cmd.project_code} is not a registered carbon-inclusive project",
         )
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('neutralize.bundles'))"))
+    hold(session, "neutralize.bundles")
     since = datetime.combine(cmd.period_start, time.min, UTC)
     until = datetime.combine(cmd.period_end + timedelta(days=1), time.min, UTC)
     taken_before = (

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from time import monotonic
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, exc
+from sqlalchemy import Engine, MetaData, create_engine, event, exc, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from neutralize.core.config import Settings
@@ -108,3 +108,11 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def hold(session: Session, name: str) -> None:
+    """Hold ``name`` until the session's transaction ends: another transaction that holds it (the same
+    operation at the same moment) waits until then. PostgreSQL takes a transaction-level advisory lock;
+    SQLite needs none, as every write transaction already holds the database (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from neutralize.certificates.domain import NativeEvidence, ShareEvidence, claims
 from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock, as_utc
 from neutralize.core.config import Settings
+from neutralize.core.db import hold
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 from neutralize.core.signing import KeyRing
@@ -150,8 +151,7 @@ def set_policy(*, session: Session, clock: Clock, actor: Actor, document: Any) -
         policy = _Policy.model_validate(document).model_dump(mode="json")
     except ValidationError as error:
         raise DomainError(code=ErrorCode.INVALID_REQUEST, message=f"not a quality policy: {error}") from None
-    if session.get_bind().dialect.name == "postgresql":  # two admins at once: one version each, in turn
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('neutralize.quality_policy'))"))
+    hold(session, "neutralize.quality_policy")  # two admins at once: one version each, in turn
     latest = session.scalar(select(func.max(QualityPolicy.version))) or 0
     session.add(QualityPolicy(version=latest + 1, document=policy, actor=actor.id, created_at=clock.now()))
     session.flush()
@@ -1148,10 +1148,7 @@ def payout(*, session: Session, clock: Clock, actor: Actor, cmd: PayoutCreate) -
 
 def _lock_account(session: Session, account: str) -> None:
     """Serialise changes to one money account (SQLite: every write already holds the database)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:account))"), {"account": f"money:{account}"}
-        )
+    hold(session, f"money:{account}")
 
 
 def _balance(session: Session, account: str, currency: str) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from neutralize.access.domain import Actor
 from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock
+from neutralize.core.db import hold
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.core.signing import KeyRing, Signature
 from neutralize.registry.domain import GENESIS, entry_hash, merkle_root
@@ -93,9 +94,7 @@ def lock_chain(session: Session, chain: str) -> None:
 
 def lock_unit_space(session: Session) -> None:
     """Serialise issuances, which take the next span of the registry-wide unit space."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('neutralize.unit_space'))"))
-    # SQLite: every write transaction already holds the database lock (BEGIN IMMEDIATE).
+    hold(session, "neutralize.unit_space")
 
 
 def append(

@@ -43,8 +43,8 @@ def landing(request: Request, slug: str, session: SessionDep) -> HTMLResponse:
 async def calculate(
     request: Request, slug: str, session: SessionDep, clock: ClockDep, who: SignedIn
 ) -> HTMLResponse:
-    form = await request.form(max_fields=MAX_FIELDS, max_files=0)
-    if len(form.multi_items()) > MAX_FIELDS:  # the form was read before (CSRF), with the default limit
+    form = await request.form()  # read already for the CSRF check, with the framework's own limits
+    if len(form.multi_items()) > MAX_FIELDS:
         message = f"a calculator form has at most {MAX_FIELDS} fields"
         raise DomainError(code=ErrorCode.PAYLOAD_TOO_LARGE, message=message)  # a coded page, 413
     values = {k: str(v)[:100] for k, v in form.items() if k != "csrf_token"}

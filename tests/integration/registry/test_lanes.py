@@ -55,6 +55,20 @@ def holding(factory: sessionmaker[Session], kg: int) -> Holding:
     return Holding(holder=holder, other=other, code=project.code, start=span.start, end=span.end)
 
 
+def two_blocks(factory: sessionmaker[Session]) -> Holding:
+    """A holding of 3 segments in two blocks: units 1,000-1,999 of it moved away."""
+    at = holding(factory, 3 * SEGMENT_KG)
+    middle = Units(serial=serial(at.code, VINTAGE, Span(at.start + 1_000, at.start + 1_999)))
+    with unit_of_work(factory) as session:
+        service.transfer(
+            session=session,
+            clock=CLOCK,
+            actor=at.holder.member,
+            cmd=TransferCmd(units=middle, to_account_id=at.other.holding, idempotency_key="middle"),
+        )
+    return at
+
+
 def retire(session: Session, at: Holding, kg: int, key: str) -> OperationResult:
     cmd = RetireCmd(units=Units(project_code=at.code, vintage=VINTAGE, quantity_kg=kg), beneficiary="张三",
                     reason="lanes", idempotency_key=key)  # fmt: skip
@@ -86,15 +100,7 @@ def ledger_holds(factory: sessionmaker[Session]) -> None:
 def test_a_retirement_meeting_another_runs_in_a_lane_of_its_own_without_waiting(
     factory: sessionmaker[Session],
 ) -> None:
-    at = holding(factory, 3 * SEGMENT_KG)
-    middle = Units(serial=serial(at.code, VINTAGE, Span(at.start + 1_000, at.start + 1_999)))
-    with unit_of_work(factory) as session:  # the holding in two blocks: a middle part moved away
-        service.transfer(
-            session=session,
-            clock=CLOCK,
-            actor=at.holder.member,
-            cmd=TransferCmd(units=middle, to_account_id=at.other.holding, idempotency_key="middle"),
-        )
+    at = two_blocks(factory)
     first, second = factory(), factory()
     try:
         one = retire(first, at, 100, "first")  # open: holds the vintage's own chain and the lowest block
@@ -177,4 +183,30 @@ def test_a_retirement_alone_takes_the_vintages_own_chain_and_cuts_nothing(
     assert done.journal.chain == journal.vintage_chain(at.code, VINTAGE)
     with unit_of_work(factory) as session:
         assert held_spans(session, at) == [Span(at.start + 100, at.end)]
+    ledger_holds(factory)
+
+
+def test_a_retirement_in_a_lane_updates_rows_no_other_transaction_id_locked(
+    factory: sessionmaker[Session],
+) -> None:
+    """The lane and its blocks are taken with advisory locks (migration 0019), not with row locks in
+    the attempt's subtransaction: a row locked by that subtransaction's id and then updated by the
+    retirement's own would be marked with a multixact, one per retirement."""
+    at = two_blocks(factory)
+    first, second, observer = factory(), factory(), factory()
+    own_id = text("SELECT pg_current_xact_id()::xid::text")
+    marked = text("SELECT xmax::text FROM chain_heads WHERE chain = :chain")  # as committed: by whom
+    try:
+        one = retire(first, at, 100, "first")
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting for `first` would fail
+        two = retire(second, at, 100, "second")  # in lane 2, beside the first
+        assert observer.scalar(marked, {"chain": one.journal.chain}) == first.scalar(own_id)
+        second.commit()
+        first.commit()
+    finally:
+        first.close()
+        second.close()
+        observer.close()
+    lanes = journal.vintage_lanes(at.code, VINTAGE)
+    assert (one.journal.chain, two.journal.chain) == (lanes[0], lanes[1])
     ledger_holds(factory)

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -78,6 +78,11 @@ CAP_KEY_NAMES = ["", *ALL_MODES]
 CAP_KEYS = pl.Enum(CAP_KEY_NAMES)
 CHUNK_ROWS = 500_000
 PART_ROWS = 4_000_000
+# Up to this many rows a query runs on Polars' in-memory engine: an API request's 1,000 records take
+# half the time there (6 ms against 11 ms for the row steps), while from about 200,000 rows on the
+# default (streaming) engine is as fast or faster and holds less at once.
+IN_MEMORY_ROWS = 100_000
+Engine = Literal["auto", "in-memory"]
 OUTPUT_INPUTS = ("code", "partner", "account_ref", "external_id", "behaviour", "reduction_g")
 GROUP_STRIDE_S = 2**35  # more seconds than any valid end time: keeps each group's running values apart
 
@@ -97,6 +102,7 @@ def credit_frame(
     now_s: int,
     chunk_rows: int = CHUNK_ROWS,
     part_rows: int = PART_ROWS,
+    in_memory_rows: int = IN_MEMORY_ROWS,
 ) -> BatchResult:
     """Validate, check, de-duplicate and credit every row of ``raw`` (see the module docstring).
 
@@ -106,8 +112,9 @@ def credit_frame(
     """
     lazy = raw.lazy()
     total = lazy.select(pl.len()).collect().item()
+    engine: Engine = "in-memory" if total <= in_memory_rows else "auto"
     parts = [
-        _row_steps(lazy.slice(offset, chunk_rows), book, now_s).collect()
+        _row_steps(lazy.slice(offset, chunk_rows), book, now_s).collect(engine=engine)
         for offset in range(0, max(total, 1), chunk_rows)
     ]
     rows = pl.concat(parts)  # one chunk per column: the later steps then copy nothing to align them
@@ -115,7 +122,7 @@ def credit_frame(
     if not rows[ROW].is_sorted():
         rows = rows.sort(ROW)
     rows = _duplicates(rows, part_rows)
-    late = _overlaps_and_caps(rows, book, part_rows).sort(ROW)
+    late = _overlaps_and_caps(rows, book, part_rows, engine).sort(ROW)
     # Only what the output needs stays: the columns of the cross-row steps are freed before it is built.
     rows = _with_late_columns(rows.select(ROW, *OUTPUT_INPUTS), late)
     del late
@@ -127,7 +134,7 @@ def credit_frame(
         .group_by("partner", "account_ref")
         .agg(pl.col("credited_g").sum())
         .sort("partner", "account_ref")
-        .collect()
+        .collect(engine=engine)
     )
     return BatchResult(credits=credits, totals=totals)
 
@@ -451,7 +458,7 @@ def _duplicates(rows: pl.DataFrame, part_rows: int) -> pl.DataFrame:
     )
 
 
-def _overlaps_and_caps(rows: pl.DataFrame, book: Book, part_rows: int) -> pl.DataFrame:
+def _overlaps_and_caps(rows: pl.DataFrame, book: Book, part_rows: int, engine: Engine) -> pl.DataFrame:
     """Per priced row: ``overlapping_behaviour``, or the grams left under its daily cap.
 
     People never interact, so the priced rows are split by a hash of who did them into parts of
@@ -481,13 +488,17 @@ def _overlaps_and_caps(rows: pl.DataFrame, book: Book, part_rows: int) -> pl.Dat
     part = pl.struct(keys[:3]).hash() % parts
     columns = [pl.col(ROW, "start_time", "end_time", "reduction_g", "_cap_key"), cap_g.alias("_cap_g"), *keys]
     credited = [
-        _credit_part(priced.filter(part == index).select(columns).sort(order, nulls_last=True), cap_keys)
+        _credit_part(
+            priced.filter(part == index).select(columns).sort(order, nulls_last=True),
+            cap_keys,
+            engine,
+        )
         for index in range(parts)
     ]
     return pl.concat(credited)
 
 
-def _credit_part(frame: pl.LazyFrame, cap_keys: list[str]) -> pl.DataFrame:
+def _credit_part(frame: pl.LazyFrame, cap_keys: list[str], engine: Engine) -> pl.DataFrame:
     """Overlaps and caps of the rows of whole (person, behaviour) groups, sorted as the reference.
 
     Sorted by person (a linked person, else the partner's account), behaviour, start, end and row,
@@ -526,7 +537,7 @@ def _credit_part(frame: pl.LazyFrame, cap_keys: list[str]) -> pl.DataFrame:
         .when(credited < pl.col("reduction_g"))
         .then(pl.lit(ErrorCode.DAILY_CAP_REACHED.value, dtype=CODES))
     )
-    return frame.select(ROW, credited.alias("credited_g"), code.alias("_late_code")).collect()
+    return frame.select(ROW, credited.alias("credited_g"), code.alias("_late_code")).collect(engine=engine)
 
 
 def _with_late_columns(rows: pl.DataFrame, late: pl.DataFrame) -> pl.DataFrame:

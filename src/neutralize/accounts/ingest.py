@@ -26,12 +26,12 @@ MAX_LINE_BYTES = 16 * 1024
 
 def text_value(value: object) -> str | None:
     """A JSON scalar as CSV text (strings as given); objects and arrays as text no field accepts."""
+    if isinstance(value, str):  # the most common first
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return value
     if isinstance(value, int | float):
         return repr(value)
     return "<" + type(value).__name__ + ">"

@@ -45,7 +45,7 @@ from neutralize.accounts.models import AccountEntry, CarbonAccount
 from neutralize.accounts.records import FIELD_ORDER, MODES, Behaviour
 from neutralize.core.clock import Clock
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.core.ids import new_id
+from neutralize.core.ids import new_ids
 
 MEASURE_FIELDS = tuple(
     name
@@ -474,7 +474,7 @@ def _open(
     new = [ref for ref in dict.fromkeys(references) if ref not in ids]
     if not new:
         return ids, set()
-    made = {ref: new_id("cac", now) for ref in new}
+    made = dict(zip(new, new_ids("cac", now, len(new)), strict=True))
     if session.get_bind().dialect.name == "postgresql":
         values = {"ids": list(made.values()), "partner": partner, "references": new,
                   "grams": [credited.get(ref, 0) for ref in new], "now": now}  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from neutralize.core.ids import new_id
+from neutralize.core.ids import new_id, new_ids
 
 AT = datetime(2026, 11, 25, 9, tzinfo=UTC)
 ALPHABET = set("0123456789abcdefghjkmnpqrstvwxyz")
@@ -36,3 +36,13 @@ def test_the_random_characters_differ_and_use_the_whole_alphabet_evenly() -> Non
     assert all(1_700 < n < 2_300 for n in counts.values()), counts
     firsts = Counter(m[0] for m in made)  # the top character too: all 32 values, not a narrower range
     assert set(firsts) == ALPHABET
+
+
+def test_ids_made_together_are_ids_of_that_millisecond_each_with_its_own_random_part() -> None:
+    made = new_ids("cac", AT, 3_000)
+    assert len(made) == len(set(made)) == 3_000
+    assert {m[:14] for m in made} == {new_id("cac", AT)[:14]}
+    counts = Counter("".join(m[14:] for m in made))  # 48,000 characters: about 1,500 of each
+    assert set(counts) == ALPHABET
+    assert all(1_250 < n < 1_750 for n in counts.values()), counts
+    assert new_ids("cac", AT, 0) == []

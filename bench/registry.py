@@ -12,10 +12,10 @@ What it does, in one run:
    issue); one client process retires small quantities (1-500 kg, by quantity, lowest serials
    first) through ``neutralize.registry.service.retire``, each retirement its own unit of work,
    for ``--seconds``.
-3. PostgreSQL: the same in a dedicated schema (``neutralize_bench``, dropped and recreated, reached
-   with ``?options=-csearch_path%3Dneutralize_bench``), with ``--clients`` processes (one engine
-   each, no shared GIL) retiring from the same holding at once. While they run, the parent samples
-   ``pg_stat_activity`` to see what the clients' server sessions wait on.
+3. PostgreSQL: the same in a dedicated schema of pgbench's database (``neutralize_bench``, dropped and
+   recreated, reached with ``?options=-csearch_path%3Dneutralize_bench``), with ``--clients``
+   processes (one engine each, no shared GIL) retiring from the same holding at once. While they
+   run, the parent samples ``pg_stat_activity`` to see what the clients' server sessions wait on.
 4. After each run: ``registry.service.check`` must be ok, the journal must verify, and the kg and
    count of retirements in the database must match what the clients counted.
 5. Prints the table (with the ratio to pgbench's tps and the goal: retirements/s on PostgreSQL at
@@ -775,6 +775,9 @@ def measure(args: argparse.Namespace, pgbench_path: str) -> dict[str, Any]:
     with workspace() as workdir:
         result["sqlite"] = registry_sqlite(args, workdir)
     print(f"  {result['sqlite']['per_s']:,.1f} retirements/s")
+    # The registry's schema goes into pgbench's database (made above), never into the tests' own.
+    bench_url = make_url(args.postgres_url).set(database=PGBENCH_DATABASE).render_as_string(False)
+    args = argparse.Namespace(**{**vars(args), "postgres_url": bench_url})
     result["postgresql"] = registry_postgres(args, args.clients, args.seconds)
     print(f"  {result['postgresql']['per_s']:,.1f} retirements/s")
     goal_met = result["postgresql"]["per_s"] >= GOAL_RATIO * result["pgbench"]["tps"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from urllib.parse import urlencode
 
 from fastapi.testclient import TestClient
 
@@ -64,6 +65,12 @@ def test_an_organiser_runs_a_conference_and_guests_offset(
     }
     other_result = other.post(f"/s/{slug}", data=rail)
     assert other_result.status_code == 200
+    # the first guest's order form sent again from the other participation: its idempotency key gives
+    # the same order back, which offsets the first participation only
+    resent = {**form, "display_name": "Guest One", "participation": _participation(other_result),
+              "csrf_token": form_token(other, f"/offset?{urlencode(params)}")}  # fmt: skip
+    refused = other.post("/offset", data=resent, follow_redirects=False)
+    assert 400 <= refused.status_code < 500 and 'data-code="duplicate"' in refused.text, refused.text
     # then the dashboard counts both, by category and mode, and the offset share
     board = organiser.get(f"/organiser/scenes/{slug}")
     assert 'id="participants">2<' in board.text

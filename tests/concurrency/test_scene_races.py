@@ -167,3 +167,51 @@ def test_a_participation_keeps_the_first_order_linked_to_it(backend: Backend) ->
         assert len(set(seen)) == 1 and seen[0] in orders, Counter(seen)
     finally:
         engine.dispose()
+
+
+def test_an_order_offsets_one_participation_only(backend: Backend) -> None:
+    """The same order linked to many participations at once (a retried form whose order is given back
+    by its idempotency key, sent from other participations): one participation counts it, the others
+    are told it is taken (``duplicate``), never a server error. Later, the same."""
+    engine = make_engine(backend.settings)
+    factory = make_session_factory(engine)
+    try:
+        with unit_of_work(factory) as session:
+            market = Market(session)
+            market.native_seller(kg=10_000)
+            scenes.create_scene(
+                session=session,
+                clock=CLOCK,
+                actor=ORGANISER,
+                cmd=scenes.SceneCreate(slug="hotel", type=SceneType.HOTEL, name="Hotel"),
+            )
+            guests = [
+                scenes.participate(session=session, clock=CLOCK, slug="hotel", form={"nights": "1"})[1]
+                for _ in range(backend.threads + 1)
+            ]
+            order = market.order(market.quote(10)).id
+        outcomes: list[str] = []
+
+        def link(thread: int, factory_of_thread: sessionmaker[Session]) -> None:
+            try:
+                with unit_of_work(factory_of_thread) as session:
+                    scenes.link_order(session=session, participation_id=guests[thread], order_id=order,
+                                      beneficiary=f"Guest {thread}")  # fmt: skip
+                outcomes.append(WON)
+            except DomainError as refused:
+                outcomes.append(refused.code.value)
+
+        errors = race(backend, link)
+        assert errors == [], _first_exception(errors)
+        taken = ErrorCode.DUPLICATE.value
+        assert Counter(outcomes) == {WON: 1, taken: backend.threads - 1}, Counter(outcomes)
+        with pytest.raises(DomainError) as later, unit_of_work(factory) as session:
+            scenes.link_order(
+                session=session, participation_id=guests[-1], order_id=order, beneficiary="Late"
+            )
+        assert later.value.code is ErrorCode.DUPLICATE
+        with unit_of_work(factory) as session:
+            linked = session.scalars(select(Participation.id).where(Participation.order_id == order)).all()
+        assert len(linked) == 1 and linked[0] in guests[:-1]
+    finally:
+        engine.dispose()

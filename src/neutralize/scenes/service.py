@@ -193,17 +193,27 @@ def participate(
 
 def link_order(*, session: Session, participation_id: str, order_id: str, beneficiary: str) -> None:
     """Note the order that offsets a participation (the first one; a retry changes nothing). A guest
-    who gave no name appears under the beneficiary's name, masked."""
+    who gave no name appears under the beneficiary's name, masked. An order offsets one participation:
+    one that another participation counts already is refused (``duplicate``)."""
     if session.get(Participation, participation_id) is None:
         raise NotFoundError(f"no participation {participation_id!r}")
     # One conditional statement: of two orders linked at once, the second finds the first's and
     # changes nothing (PostgreSQL re-checks the condition once the first commits).
-    session.execute(
-        update(Participation)
-        .where(Participation.id == participation_id, Participation.order_id.is_(None))
-        .values(order_id=order_id, name=func.coalesce(Participation.name, beneficiary[:200]))
-        .execution_options(synchronize_session="fetch")
-    )
+    try:
+        with session.begin_nested():
+            session.execute(
+                update(Participation)
+                .where(Participation.id == participation_id, Participation.order_id.is_(None))
+                .values(order_id=order_id, name=func.coalesce(Participation.name, beneficiary[:200]))
+                .execution_options(synchronize_session="fetch")
+            )
+    except IntegrityError:  # the order's unique key: another participation has it (or took it meanwhile)
+        holder = session.scalars(select(Participation.id).where(Participation.order_id == order_id)).first()
+        if holder is None or holder == participation_id:
+            raise
+        raise DomainError(
+            code=ErrorCode.DUPLICATE, message=f"order {order_id!r} already offsets another participation"
+        ) from None
 
 
 def dashboard(*, session: Session, actor: Actor, slug: str) -> Dashboard:

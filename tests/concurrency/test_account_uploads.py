@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.accounts import intake
@@ -40,14 +41,19 @@ def trips(thread: int) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def test_uploads_at_once_open_each_account_once_and_keep_every_record(backend: Backend) -> None:  # noqa: F811
-    engine = make_engine(backend.settings)
-    factory = make_session_factory(engine)
+def _metro_partner(factory: sessionmaker[Session]) -> Actor:
+    """A transit partner's integrator key, as the actor of its uploads."""
     with unit_of_work(factory) as session:
         made = registry.create_organisation(
             session=session, clock=CLOCK, actor=SYSTEM, cmd=OrganisationCreate(name="Metro")
         )
-    metro = Actor(id="key-metro", role=Role.INTEGRATOR, organisation_id=made.id)
+    return Actor(id="key-metro", role=Role.INTEGRATOR, organisation_id=made.id)
+
+
+def test_uploads_at_once_open_each_account_once_and_keep_every_record(backend: Backend) -> None:  # noqa: F811
+    engine = make_engine(backend.settings)
+    factory = make_session_factory(engine)
+    metro = _metro_partner(factory)
     credited: list[int] = []
 
     def upload(thread: int, factory_of_thread: object) -> None:
@@ -77,11 +83,7 @@ def test_the_same_trip_sent_at_once_is_credited_once(backend: Backend) -> None: 
     answer, say): one upload credits it, every other finds it credited and refuses the overlap."""
     engine = make_engine(backend.settings)
     factory = make_session_factory(engine)
-    with unit_of_work(factory) as session:
-        made = registry.create_organisation(
-            session=session, clock=CLOCK, actor=SYSTEM, cmd=OrganisationCreate(name="Metro")
-        )
-    metro = Actor(id="key-metro", role=Role.INTEGRATOR, organisation_id=made.id)
+    metro = _metro_partner(factory)
     credited: list[int] = []
 
     def upload(thread: int, factory_of_thread: object) -> None:

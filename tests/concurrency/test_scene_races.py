@@ -134,6 +134,19 @@ def test_an_event_step_sent_many_times_at_once_is_kept_once(backend: Backend) ->
         engine.dispose()
 
 
+def _hotel_with_a_seller(session: Session) -> Market:
+    """A hotel scene, and a market with a native seller of 10 tonnes to order from."""
+    market = Market(session)
+    market.native_seller(kg=10_000)
+    scenes.create_scene(
+        session=session,
+        clock=CLOCK,
+        actor=ORGANISER,
+        cmd=scenes.SceneCreate(slug="hotel", type=SceneType.HOTEL, name="Hotel"),
+    )
+    return market
+
+
 def test_a_participation_keeps_the_first_order_linked_to_it(backend: Backend) -> None:
     """A guest orders from two tabs at once: each order is linked to the participation as it is made.
     The first link stays; every guest who looks right after their own link sees that same order."""
@@ -141,14 +154,7 @@ def test_a_participation_keeps_the_first_order_linked_to_it(backend: Backend) ->
     factory = make_session_factory(engine)
     try:
         with unit_of_work(factory) as session:
-            market = Market(session)
-            market.native_seller(kg=10_000)
-            scenes.create_scene(
-                session=session,
-                clock=CLOCK,
-                actor=ORGANISER,
-                cmd=scenes.SceneCreate(slug="hotel", type=SceneType.HOTEL, name="Hotel"),
-            )
+            market = _hotel_with_a_seller(session)
             _footprint, participation = scenes.participate(
                 session=session, clock=CLOCK, slug="hotel", form={"nights": "1"}
             )
@@ -177,14 +183,7 @@ def test_an_order_offsets_one_participation_only(backend: Backend) -> None:
     factory = make_session_factory(engine)
     try:
         with unit_of_work(factory) as session:
-            market = Market(session)
-            market.native_seller(kg=10_000)
-            scenes.create_scene(
-                session=session,
-                clock=CLOCK,
-                actor=ORGANISER,
-                cmd=scenes.SceneCreate(slug="hotel", type=SceneType.HOTEL, name="Hotel"),
-            )
+            market = _hotel_with_a_seller(session)
             guests = [
                 scenes.participate(session=session, clock=CLOCK, slug="hotel", form={"nights": "1"})[1]
                 for _ in range(backend.threads + 1)

@@ -374,6 +374,9 @@ def _issue(session: Session, clock: Clock, actor: Actor, cmd: IssueCmd) -> Opera
     last = session.scalar(select(func.max(Issuance.span_end))) or 0
     span = Span(last + 1, last + quantity)
     vintage = vintage_of(verification.period_end)
+    # The issuance appends to the vintage's own chain, which retirements in lanes also append to: it
+    # has the vintage to itself, as every movement does (an earlier issuance may have units held).
+    journal.lock_chain(session, journal.vintage_chain(project.code, vintage))
     issuance = Issuance(
         id=new_id("iss", now),
         project_id=project.id,

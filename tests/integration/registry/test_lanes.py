@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from time import sleep
 
 import pytest
@@ -21,7 +22,7 @@ from neutralize.registry.models import Account, Block
 from neutralize.registry.schemas import OperationResult, RetireCmd, TransferCmd, Units
 from tests.conftest import fresh_database
 
-from .conftest import CLOCK, VINTAGE, Org, Registry
+from .conftest import CLOCK, PERIOD_2025, VINTAGE, Org, Registry
 
 pytestmark = pytest.mark.postgres
 
@@ -44,13 +45,13 @@ def factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmaker[S
     engine.dispose()
 
 
-def holding(factory: sessionmaker[Session], kg: int) -> Holding:
+def holding(factory: sessionmaker[Session], kg: int, period: tuple[date, date] = PERIOD_2025) -> Holding:
     """An organisation holding ``kg`` of one vintage in one block, committed."""
     with unit_of_work(factory) as session:
         registry = Registry(session)
         holder, other = registry.organisation(), registry.organisation()
         project = registry.project(holder)
-        issued = registry.issuance(project, kg=kg)
+        issued = registry.issuance(project, kg=kg, period=period)
         span = parse_serial(issued.blocks[0].serial)[2]
     return Holding(holder=holder, other=other, code=project.code, start=span.start, end=span.end)
 
@@ -209,4 +210,33 @@ def test_a_retirement_in_a_lane_updates_rows_no_other_transaction_id_locked(
         observer.close()
     lanes = journal.vintage_lanes(at.code, VINTAGE)
     assert (one.journal.chain, two.journal.chain) == (lanes[0], lanes[1])
+    ledger_holds(factory)
+
+
+def test_a_retirement_waits_for_an_issuance_of_its_vintage(factory: sessionmaker[Session]) -> None:
+    """An issuance appends to the vintage's own chain, lane 1: it has the vintage to itself like every
+    other movement, so a retirement that starts meanwhile waits for it and then follows its entry."""
+    at = holding(factory, 10_000, period=(date(2025, 1, 1), date(2025, 6, 30)))
+    first = factory()
+    answers: list[OperationResult] = []
+
+    def second() -> None:
+        with unit_of_work(factory) as session:
+            answers.append(retire(session, at, 100, "after-the-issuance"))
+
+    try:
+        registry = Registry(first)
+        project = service.get_project(session=first, code=at.code)
+        more = registry.issuance(project, kg=5_000, period=(date(2025, 7, 1), date(2025, 9, 30)))
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        sleep(0.5)
+        assert waiting.is_alive() and not answers  # the vintage is the issuance's until it commits
+        first.commit()
+    finally:
+        first.close()
+    waiting.join(timeout=30)
+    [done] = answers
+    assert done.journal.chain == more.journal.chain == journal.vintage_chain(at.code, VINTAGE)
+    assert done.journal.seq == more.journal.seq + 1
     ledger_holds(factory)

@@ -1,5 +1,6 @@
 """Worker processes for the crash tests: their database and environment, start one, wait until it
-is ready, kill it with SIGKILL, and the ``neutralize`` command of the interpreter running the tests."""
+is ready, kill it with SIGKILL (or let the last one finish), and the ``neutralize`` command of the
+interpreter running the tests."""
 
 from __future__ import annotations
 
@@ -23,18 +24,29 @@ def cli() -> list[str]:
     return [sys.executable, "-c", "from neutralize.cli import app; app()"]
 
 
-def start(worker: Path, state: Path, seed: int, env: dict[str, str], stderr: Path) -> subprocess.Popen[bytes]:
-    """Run ``worker state seed``; it prints ``ready`` once, and nothing else, on standard output."""
+def start(
+    worker: Path, state: Path, seed: int, env: dict[str, str], stderr: Path, *, replay_only: bool = False
+) -> subprocess.Popen[bytes]:
+    """Run ``worker state seed``; it prints ``ready`` once, and nothing else, on standard output. With
+    ``replay_only`` it stops by itself once ready: it finishes what was in flight and starts nothing."""
+    last = ["--replay-only"] if replay_only else []
+    command = [sys.executable, str(worker), str(state), str(seed), *last]
     with stderr.open("ab") as err:
-        return subprocess.Popen(
-            [sys.executable, str(worker), str(state), str(seed)], env=env, stdout=subprocess.PIPE, stderr=err
-        )
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err)
 
 
 def wait_ready(process: subprocess.Popen[bytes], stderr: Path) -> None:
     assert process.stdout is not None
     line = process.stdout.readline()  # the worker prints nothing else
     assert line == b"ready\n", f"the worker did not start ({line!r}):\n{stderr.read_text()[-4000:]}"
+
+
+def finish(process: subprocess.Popen[bytes], stderr: Path) -> None:
+    """Wait for a worker started with ``replay_only`` to stop by itself, as it must."""
+    status = process.wait(timeout=120)
+    assert status == 0, f"the worker failed ({status}):\n{stderr.read_text()[-4000:]}"
+    assert process.stdout is not None
+    process.stdout.close()
 
 
 def kill(process: subprocess.Popen[bytes], stderr: Path) -> None:

@@ -197,9 +197,9 @@ def test_kill_9_between_payment_and_retirement_then_reconcile_certifies_every_pa
         assert_settled(rig)
 
     # One last start finishes whatever was in flight; then every purchase begun is settled.
-    process = workers.start(WORKER, rig.state, rng.randrange(2**32), rig.env, stderr)
+    process = workers.start(WORKER, rig.state, rng.randrange(2**32), rig.env, stderr, replay_only=True)
     workers.wait_ready(process, stderr)
-    workers.kill(process, stderr)
+    workers.finish(process, stderr)
     reconcile_and_check(rig, stats)
     assert_settled(rig)
     done = Counter(s["step"] for s in read_log(rig.state / STEPS))

@@ -170,9 +170,9 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(rig: Rig, tmp_path: 
         stats.timings.append(time.monotonic() - trial_started)
 
     # One last start replays whatever was in flight; then everything is settled exactly once.
-    process = workers.start(WORKER, rig.state, rng.randrange(2**32), rig.env, stderr)
+    process = workers.start(WORKER, rig.state, rng.randrange(2**32), rig.env, stderr, replay_only=True)
     workers.wait_ready(process, stderr)
-    workers.kill(process, stderr)
+    workers.finish(process, stderr)
     _run_checks(rig)
     _assert_exactly_once(rig, stats, settled=True)
 

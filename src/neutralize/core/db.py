@@ -6,7 +6,7 @@ dependency or a CLI command) commits on success and rolls back on any exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from time import monotonic
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event, exc, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from neutralize.core.config import Settings
+from neutralize.core.errors import DomainError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -108,6 +109,21 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def add_once(
+    session: Session, rows: Sequence[object], *, taken: Callable[[], bool], refusal: DomainError
+) -> None:
+    """Add ``rows`` and write them in a savepoint. When a unique key refuses them and ``taken()`` finds
+    the thing they would make (sent twice, or made a moment ago by a request running at the same time),
+    raise ``refusal`` instead, with nothing of them kept; any other integrity error goes on."""
+    try:
+        with session.begin_nested():
+            session.add_all(rows)
+    except exc.IntegrityError:
+        if not taken():
+            raise
+        raise refusal from None
 
 
 def hold(session: Session, name: str) -> None:

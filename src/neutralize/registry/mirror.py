@@ -22,6 +22,7 @@ from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
 from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock
+from neutralize.core.db import add_once
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 from neutralize.registry import journal
@@ -386,6 +387,16 @@ def record_holding(
     """Record units the platform holds at a home registry; retirements there draw them down."""
     require(actor, Role.ADMIN)
     project = _mirrored_project(session, cmd.project_code)
+
+    def taken() -> bool:
+        query = select(HomeHolding.id).where(
+            HomeHolding.programme == project.standard, HomeHolding.serial == cmd.serial
+        )
+        return session.scalars(query).first() is not None
+
+    recorded = DomainError(code=ErrorCode.DUPLICATE, message=f"the holding {cmd.serial} is recorded")
+    if taken():
+        raise recorded
     now = clock.now()
     row = HomeHolding(
         id=new_id("hold", now),
@@ -399,8 +410,7 @@ def record_holding(
         actor=actor.id,
         recorded_at=now,
     )
-    session.add(row)
-    session.flush()
+    add_once(session, [row], taken=taken, refusal=recorded)  # the same holding sent twice at once
     journal.append(
         session=session,
         clock=clock,
@@ -454,16 +464,19 @@ def record_retirement(
     """Record a retirement made on the home registry, so kilogram shares of it can be allocated."""
     require(actor, Role.ADMIN)
     project = _mirrored_project(session, cmd.project_code)
-    existing = session.scalars(
-        select(HomeRetirement).where(
+
+    def taken() -> bool:
+        query = select(HomeRetirement.id).where(
             HomeRetirement.programme == project.standard,
             HomeRetirement.home_retirement_id == cmd.home_retirement_id,
         )
-    ).first()
-    if existing is not None:
-        raise DomainError(
-            code=ErrorCode.DUPLICATE, message=f"home retirement {cmd.home_retirement_id} is recorded"
-        )
+        return session.scalars(query).first() is not None
+
+    recorded = DomainError(
+        code=ErrorCode.DUPLICATE, message=f"home retirement {cmd.home_retirement_id} is recorded"
+    )
+    if taken():
+        raise recorded
     vintage = _draw(session, cmd.holding_id, project, cmd.quantity_tonnes) if cmd.holding_id else cmd.vintage
     if vintage is None:
         raise DomainError(code=ErrorCode.MISSING_FIELD, message="give the holding drawn on, or the vintage")
@@ -489,8 +502,7 @@ def record_retirement(
         actor=actor.id,
         recorded_at=now,
     )
-    session.add(row)
-    session.flush()
+    add_once(session, [row], taken=taken, refusal=recorded)  # the same form sent twice at once
     journal.append(
         session=session,
         clock=clock,
@@ -510,6 +522,13 @@ def allocate_share(*, session: Session, clock: Clock, actor: Actor, cmd: ShareCr
     ).first()
     if row is None:
         raise NotFoundError(f"no home retirement {cmd.home_retirement_id!r}")
+    shared = select(RetirementShare.id).where(
+        RetirementShare.home_retirement_id == row.id, RetirementShare.reference == cmd.reference
+    )
+    if session.scalars(shared).first() is not None:  # the retirement's row lock orders allocations
+        raise DomainError(
+            code=ErrorCode.DUPLICATE, message=f"this retirement already has a share for {cmd.reference!r}"
+        )
     if row.allocated_kg + cmd.kg > row.quantity_kg:
         raise DomainError(
             code=ErrorCode.INSUFFICIENT_UNITS,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
 from neutralize.core.clock import Clock
+from neutralize.core.db import add_once
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 from neutralize.registry import fastpath, journal, mirror
@@ -148,8 +149,15 @@ def create_project(*, session: Session, clock: Clock, actor: Actor, cmd: Project
         raise DomainError(code=ErrorCode.FORBIDDEN, message="a project owner registers its own projects only")
     if session.get(Organisation, cmd.owner_organisation_id) is None:
         raise NotFoundError(f"no organisation {cmd.owner_organisation_id!r}")
-    if session.scalars(select(Project).where(Project.code == cmd.code)).first() is not None:
-        raise DomainError(code=ErrorCode.DUPLICATE, message=f"a project already has the code {cmd.code!r}")
+
+    def taken() -> bool:
+        return session.scalars(select(Project.id).where(Project.code == cmd.code)).first() is not None
+
+    duplicate = DomainError(
+        code=ErrorCode.DUPLICATE, message=f"a project already has the code {cmd.code!r}"
+    )
+    if taken():
+        raise duplicate
     now = clock.now()
     fields = cmd.model_dump(exclude={"labels"})
     project = Project(
@@ -160,18 +168,15 @@ def create_project(*, session: Session, clock: Clock, actor: Actor, cmd: Project
         created_at=now,
         **fields,
     )
-    session.add(project)
-    session.add(
-        ProjectEvent(
-            project_id=project.id,
-            from_status=None,
-            to_status=project.status,
-            actor=actor.id,
-            note="created",
-            at=now,
-        )
+    created = ProjectEvent(
+        project_id=project.id,
+        from_status=None,
+        to_status=project.status,
+        actor=actor.id,
+        note="created",
+        at=now,
     )
-    session.flush()
+    add_once(session, [project, created], taken=taken, refusal=duplicate)  # the same code at once
     journal.append(
         session=session,
         clock=clock,
@@ -367,10 +372,10 @@ def _issue(session: Session, clock: Clock, actor: Actor, cmd: IssueCmd) -> Opera
             code=ErrorCode.PERIOD_NOT_ENDED,
             message=f"the monitoring period ends {verification.period_end}: issue after it",
         )
+    quantity = verification.verified_kg
+    journal.lock_unit_space(session)  # issuances one at a time: the check below sees any made meanwhile
     if session.scalars(select(Issuance).where(Issuance.verification_id == verification.id)).first():
         raise DomainError(code=ErrorCode.ALREADY_ISSUED, message="this verification is already issued")
-    quantity = verification.verified_kg
-    journal.lock_unit_space(session)
     last = session.scalar(select(func.max(Issuance.span_end))) or 0
     span = Span(last + 1, last + quantity)
     vintage = vintage_of(verification.period_end)

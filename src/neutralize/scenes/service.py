@@ -22,6 +22,7 @@ from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
 from neutralize.accounts import service as accounts
 from neutralize.core.clock import Clock
+from neutralize.core.db import add_once
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 from neutralize.footprint import service as footprints
@@ -110,13 +111,12 @@ def create_scene(*, session: Session, clock: Clock, actor: Actor, cmd: SceneCrea
         ends_on=cmd.ends_on,
         created_at=now,
     )
-    try:
-        with session.begin_nested():  # the same short name asked for a moment ago: the first wins
-            session.add(scene)
-    except IntegrityError:
-        if session.scalars(select(Scene.id).where(Scene.slug == cmd.slug)).first() is None:
-            raise
-        raise DomainError(code=ErrorCode.DUPLICATE, message=f"the short name {cmd.slug!r} is taken") from None
+    add_once(  # the same short name asked for a moment ago: the first wins
+        session,
+        [scene],
+        taken=lambda: session.scalars(select(Scene.id).where(Scene.slug == cmd.slug)).first() is not None,
+        refusal=DomainError(code=ErrorCode.DUPLICATE, message=f"the short name {cmd.slug!r} is taken"),
+    )
     return ScenePublic.model_validate(scene)
 
 

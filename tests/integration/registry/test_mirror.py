@@ -181,3 +181,24 @@ def test_a_holding_out_of_step_with_its_retirements_fails_the_check(session: Ses
     session.execute(update(HomeHolding).where(HomeHolding.id == stock.id).values(retired_tonnes=1))
     report = service.check(session=session)
     assert not report.ok and any("home holding" in p for p in report.problems)
+
+
+def test_a_holding_or_a_share_sent_twice_is_refused_the_second_time(session: Session) -> None:
+    first = holding(session)
+    again_cmd = mirror.HomeHoldingCreate(
+        project_code="VCS-1340",
+        home_account="Neutralize at Verra",
+        vintage=2020,
+        serial=first.serial,
+        quantity_tonnes=first.quantity_tonnes,
+    )
+    with pytest.raises(DomainError) as again:
+        mirror.record_holding(session=session, clock=CLOCK, actor=SYSTEM, cmd=again_cmd)
+    assert again.value.code == ErrorCode.DUPLICATE
+    retirement = retire_from(session, first.id, 2, "HOME-7")
+    share(session, retirement.id, 100, "order-1")
+    with pytest.raises(DomainError) as twice:
+        share(session, retirement.id, 100, "order-1")
+    assert twice.value.code == ErrorCode.DUPLICATE
+    assert session.scalar(select(func.count()).select_from(HomeHolding)) == 1
+    assert session.scalar(select(func.count()).select_from(RetirementShare)) == 1

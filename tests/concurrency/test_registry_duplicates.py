@@ -1,7 +1,7 @@
 """The same registry record asked for many times at once (a double submit, a client's retry after a
 timeout): it is made once, and every other request is told so with a code, never a server error.
 
-- a project code: one project, the others ``duplicate``;
+- an organisation's name, and a project code: one each, the others ``duplicate``;
 - a verification issued with different idempotency keys: one issuance, the others
   ``already_issued`` (issuances take the unit space one at a time, and look again once they have it);
 - a home retirement recorded by its home id: one, the others ``duplicate``.
@@ -77,6 +77,11 @@ def _set_up(backend: Backend, build: Callable[[Session], object]) -> object:
             return build(session)
     finally:
         engine.dispose()
+
+
+def test_an_organisation_name_asked_for_at_once_is_taken_once(backend: Backend) -> None:
+    outcomes = _at_once(backend, lambda _thread, session: Registry(session).organisation(name="Tianfu Metro"))
+    assert outcomes == {WON: 1, ErrorCode.DUPLICATE.value: backend.threads - 1}, outcomes
 
 
 def test_a_project_code_asked_for_at_once_is_taken_once(backend: Backend) -> None:

@@ -77,12 +77,20 @@ def create_organisation(
 ) -> OrganisationPublic:
     """A new organisation with its holding, retirement, buffer and export accounts."""
     require(actor, Role.ADMIN)
-    if session.scalars(select(Organisation).where(Organisation.name == cmd.name)).first() is not None:
-        raise DomainError(code=ErrorCode.DUPLICATE, message=f"an organisation is already called {cmd.name!r}")
+
+    def taken() -> bool:
+        return (
+            session.scalars(select(Organisation.id).where(Organisation.name == cmd.name)).first() is not None
+        )
+
+    duplicate = DomainError(
+        code=ErrorCode.DUPLICATE, message=f"an organisation is already called {cmd.name!r}"
+    )
+    if taken():
+        raise duplicate
     now = clock.now()
     organisation = Organisation(id=new_id("org", now), name=cmd.name, created_at=now)
-    session.add(organisation)
-    session.flush()  # the accounts refer to it
+    add_once(session, [organisation], taken=taken, refusal=duplicate)  # written now: the accounts refer to it
     for kind in AccountKind:
         session.add(
             Account(
@@ -153,9 +161,7 @@ def create_project(*, session: Session, clock: Clock, actor: Actor, cmd: Project
     def taken() -> bool:
         return session.scalars(select(Project.id).where(Project.code == cmd.code)).first() is not None
 
-    duplicate = DomainError(
-        code=ErrorCode.DUPLICATE, message=f"a project already has the code {cmd.code!r}"
-    )
+    duplicate = DomainError(code=ErrorCode.DUPLICATE, message=f"a project already has the code {cmd.code!r}")
     if taken():
         raise duplicate
     now = clock.now()

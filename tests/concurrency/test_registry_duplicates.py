@@ -4,7 +4,8 @@ timeout): it is made once, and every other request is told so with a code, never
 - an organisation's name, and a project code: one each, the others ``duplicate``;
 - a verification issued with different idempotency keys: one issuance, the others
   ``already_issued`` (issuances take the unit space one at a time, and look again once they have it);
-- a home retirement recorded by its home id: one, the others ``duplicate``.
+- a home retirement recorded by its home id: one, the others ``duplicate``;
+- a public registry export imported: once, every other request told it was imported already.
 
 Thread counts as in ``test_account_redemptions``; each request works in a unit of work of its own.
 """
@@ -25,7 +26,7 @@ from neutralize.core.db import make_engine, make_session_factory, unit_of_work
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.registry import mirror, service
 from neutralize.registry.importers.records import Programme
-from neutralize.registry.models import HomeRetirement, Issuance, Project
+from neutralize.registry.models import HomeRetirement, ImportBatch, Issuance, Project
 from neutralize.registry.schemas import IssueCmd
 from tests.concurrency.test_access_races import _first_exception
 from tests.concurrency.test_account_redemptions import PG_REDEEMERS, SQLITE_THREADS
@@ -128,3 +129,17 @@ def test_a_home_retirement_recorded_at_once_is_kept_once(backend: Backend) -> No
     outcomes = _at_once(backend, record)
     assert outcomes == {WON: 1, ErrorCode.DUPLICATE.value: backend.threads - 1}, outcomes
     assert _count(backend, HomeRetirement) == 1
+
+
+def test_an_export_imported_at_once_is_imported_once(backend: Backend) -> None:
+    reports: list[bool] = []
+
+    def load(thread: int, session: Session) -> None:
+        report = mirror.import_export(session=session, clock=CLOCK, actor=SYSTEM, programme=Programme.VERRA,
+                                      text=VERRA_EXPORT.read_text(), filename=VERRA_EXPORT.name)  # fmt: skip
+        reports.append(report.already_imported)
+
+    outcomes = _at_once(backend, load)
+    assert outcomes == {WON: backend.threads}, outcomes
+    assert Counter(reports) == {False: 1, True: backend.threads - 1}
+    assert _count(backend, ImportBatch) == 1

@@ -22,7 +22,7 @@ from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
 from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock
-from neutralize.core.db import add_once
+from neutralize.core.db import add_once, hold
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 from neutralize.registry import journal
@@ -159,6 +159,9 @@ def import_export(
     the same unit space is refused, as is any row that does not parse.
     """
     require(actor, Role.ADMIN)
+    # One import of a programme at a time: the same file sent twice at once is imported once, and two
+    # files naming the same projects replace them one after the other.
+    hold(session, f"neutralize.import.{programme.value}")
     digest = hashlib.sha256(text.encode()).hexdigest()
     earlier = session.scalars(select(ImportBatch).where(ImportBatch.sha256 == digest)).first()
     if earlier is not None:

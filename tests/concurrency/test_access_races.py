@@ -7,12 +7,16 @@ one password-reset link, one e-mail address signed up twice.
   (``token_invalid``), and the password is the winner's.
 - An address signs up once: one account is made, the others are told it exists (``duplicate``),
   never a server error.
+- A reset that commits while a sign-in with the old password is being checked wins: the sign-in is
+  refused, keeps no session and writes no rehash of the old password (PostgreSQL; SQLite's writers
+  never overlap).
 
 Thread counts as in ``test_account_redemptions``; each thread works in a unit of work of its own.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from neutralize.access import users
-from neutralize.access.models import OutboxMessage, RateEvent, User
+from neutralize.access.models import OutboxMessage, RateEvent, User, WebSession
 from neutralize.core.clock import FixedClock
 from neutralize.core.db import make_engine, make_session_factory, unit_of_work
 from neutralize.core.errors import DomainError, ErrorCode
@@ -142,3 +146,67 @@ def test_an_address_signs_up_once(backend: Backend) -> None:
     assert errors == [], _first_exception(errors)
     counted = Counter(WON if o.startswith("usr_") else o for o in outcomes)
     assert counted == {WON: 1, ErrorCode.DUPLICATE.value: backend.threads - 1}, counted
+
+
+@pytest.mark.postgres  # SQLite's writers never overlap: the sign-in holds the database until it ends
+def test_a_reset_during_a_sign_in_with_the_old_password_wins(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _one_thread_does(backend, _sign_up)
+    checked, reset_done = threading.Event(), threading.Event()
+    real = users._hasher
+
+    class SlowHasher:  # the reset commits while the sign-in's hash is being checked
+        def verify(self, hash_: str, password: str) -> bool:
+            ok = real.verify(hash_, password)
+            checked.set()
+            assert reset_done.wait(timeout=30)
+            return ok
+
+        def check_needs_rehash(self, hash_: str) -> bool:
+            return True  # as after an upgrade of the hash's parameters: the sign-in would write one
+
+        def hash(self, password: str) -> str:
+            return real.hash(password)
+
+    monkeypatch.setattr(users, "_hasher", SlowHasher())
+    answers: list[str] = []
+
+    def sign_in() -> None:
+        engine = make_engine(backend.settings)
+        try:
+            with unit_of_work(make_session_factory(engine)) as session:
+                users.log_in(session=session, clock=CLOCK, settings=backend.settings, email=EMAIL,
+                             password=PASSWORD)  # fmt: skip
+            answers.append(WON)
+        except DomainError as refused:
+            answers.append(refused.code.value)
+        finally:
+            engine.dispose()
+
+    def reset(factory: sessionmaker[Session]) -> None:
+        with unit_of_work(factory) as session:
+            users.request_password_reset(session=session, clock=CLOCK, settings=backend.settings,
+                                         email=EMAIL, base_url="https://neutralize.test")  # fmt: skip
+            body = session.scalars(select(OutboxMessage.body)).one()
+        token = next(w for w in body.split() if "/password-reset/" in w).rsplit("/", 1)[1]
+        with unit_of_work(factory) as session:
+            users.reset_password(session=session, clock=CLOCK, settings=backend.settings, token=token,
+                                 password="the second password")  # fmt: skip
+
+    signing_in = threading.Thread(target=sign_in)
+    signing_in.start()
+    assert checked.wait(timeout=30)
+    _one_thread_does(backend, reset)
+    reset_done.set()
+    signing_in.join(timeout=30)
+    assert answers == [ErrorCode.UNAUTHENTICATED.value]
+
+    def after(factory: sessionmaker[Session]) -> tuple[str, int]:
+        with unit_of_work(factory) as session:
+            return session.scalars(select(User.password_hash)).one(), int(
+                session.scalar(select(func.count()).select_from(WebSession)) or 0
+            )
+
+    hash_, sessions = _one_thread_does(backend, after)
+    assert PasswordHasher().verify(hash_, "the second password") and sessions == 0

@@ -122,6 +122,12 @@ def log_in(*, session: Session, clock: Clock, settings: Settings, email: str, pa
         raise DomainError(
             code=ErrorCode.UNAUTHENTICATED, message="wrong e-mail address or password"
         ) from None
+    # Locked and read again (as a reset locks it): a password reset that committed while the hash was
+    # checked wins, and this sign-in with the old password is refused, its rehash never written.
+    verified = user.password_hash
+    user = session.get(User, user.id, with_for_update=True, populate_existing=True)
+    if user is None or user.password_hash != verified:
+        raise DomainError(code=ErrorCode.UNAUTHENTICATED, message="wrong e-mail address or password")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     token = secrets.token_urlsafe(32)

@@ -520,9 +520,9 @@ def record_retirement(
 def allocate_share(*, session: Session, clock: Clock, actor: Actor, cmd: ShareCreate) -> HomeRetirementPublic:
     """Allocate ``kg`` of a recorded home retirement to a buyer; never more than it holds."""
     require(actor, Role.ADMIN)
-    row = session.scalars(
-        select(HomeRetirement).where(HomeRetirement.id == cmd.home_retirement_id).with_for_update()
-    ).first()
+    locked = select(HomeRetirement).where(HomeRetirement.id == cmd.home_retirement_id).with_for_update()
+    # populate_existing: a row the session already holds (the market reads them first) is read again
+    row = session.scalars(locked.execution_options(populate_existing=True)).first()
     if row is None:
         raise NotFoundError(f"no home retirement {cmd.home_retirement_id!r}")
     shared = select(RetirementShare.id).where(

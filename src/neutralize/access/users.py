@@ -19,7 +19,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
@@ -27,7 +26,7 @@ from neutralize.access.models import ApiKey, OutboxMessage, RateEvent, User, Web
 from neutralize.access.service import IssuedKey, create_key
 from neutralize.core.clock import Clock, as_utc
 from neutralize.core.config import Settings
-from neutralize.core.db import hold
+from neutralize.core.db import add_once, hold
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 
@@ -85,8 +84,13 @@ def sign_up(
     """A new account (members sign themselves up; other roles are given by an admin)."""
     email = cmd.email.strip().lower()
     _check_password(cmd.password, email)
-    if session.scalars(select(User.id).where(User.email == email)).first() is not None:
-        raise DomainError(code=ErrorCode.DUPLICATE, message="an account with this e-mail address exists")
+
+    def taken() -> bool:
+        return session.scalars(select(User.id).where(User.email == email)).first() is not None
+
+    duplicate = DomainError(code=ErrorCode.DUPLICATE, message="an account with this e-mail address exists")
+    if taken():
+        raise duplicate
     now = clock.now()
     user = User(
         id=new_id("usr", now),
@@ -98,15 +102,7 @@ def sign_up(
         created_at=now,
         password_changed_at=now,
     )
-    try:
-        with session.begin_nested():  # the same address signed up a moment ago: its account wins
-            session.add(user)
-    except IntegrityError:
-        if session.scalars(select(User.id).where(User.email == email)).first() is None:
-            raise
-        raise DomainError(
-            code=ErrorCode.DUPLICATE, message="an account with this e-mail address exists"
-        ) from None
+    add_once(session, [user], taken=taken, refusal=duplicate)  # signed up a moment ago: that account wins
     return UserPublic.model_validate(user)
 
 

@@ -76,6 +76,30 @@ def retire(session: Session, at: Holding, kg: int, key: str) -> OperationResult:
     return service.retire(session=session, clock=CLOCK, actor=at.holder.member, cmd=cmd)
 
 
+def retirement_after(
+    factory: sessionmaker[Session], first: Session, at: Holding, kg: int, key: str
+) -> OperationResult:
+    """A retirement sent while ``first`` is open: it is still waiting half a second later, and is
+    answered once ``first`` commits (which this does, and closes it)."""
+    answers: list[OperationResult] = []
+
+    def second() -> None:
+        with unit_of_work(factory) as session:
+            answers.append(retire(session, at, kg, key))
+
+    try:
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        sleep(0.5)
+        assert waiting.is_alive() and not answers
+        first.commit()
+    finally:
+        first.close()
+    waiting.join(timeout=30)
+    [answer] = answers
+    return answer
+
+
 def held_spans(session: Session, at: Holding) -> list[Span]:
     rows = session.scalars(
         select(Block)
@@ -148,23 +172,8 @@ def test_an_ordinary_movement_waits_for_a_retirement_in_a_lane(factory: sessionm
 def test_a_retirement_that_waited_for_the_lowest_block_cuts_its_rest(factory: sessionmaker[Session]) -> None:
     at = holding(factory, 3 * SEGMENT_KG)
     first = factory()
-    answers: list[OperationResult] = []
-
-    def second() -> None:
-        with unit_of_work(factory) as session:
-            answers.append(retire(session, at, 200, "second"))
-
-    try:
-        one = retire(first, at, 100, "first")
-        waiting = threading.Thread(target=second)
-        waiting.start()
-        sleep(0.5)
-        assert waiting.is_alive() and not answers  # the only block is the first one's until it commits
-        first.commit()
-    finally:
-        first.close()
-    waiting.join(timeout=30)
-    [two] = answers
+    one = retire(first, at, 100, "first")  # the only block is the first one's until it commits
+    two = retirement_after(factory, first, at, 200, "second")
     lanes = journal.vintage_lanes(at.code, VINTAGE)
     assert one.journal.chain == two.journal.chain == lanes[0]  # the ordinary way, after the first
     assert span(one) == Span(at.start, at.start + 99)
@@ -218,25 +227,9 @@ def test_a_retirement_waits_for_an_issuance_of_its_vintage(factory: sessionmaker
     other movement, so a retirement that starts meanwhile waits for it and then follows its entry."""
     at = holding(factory, 10_000, period=(date(2025, 1, 1), date(2025, 6, 30)))
     first = factory()
-    answers: list[OperationResult] = []
-
-    def second() -> None:
-        with unit_of_work(factory) as session:
-            answers.append(retire(session, at, 100, "after-the-issuance"))
-
-    try:
-        registry = Registry(first)
-        project = service.get_project(session=first, code=at.code)
-        more = registry.issuance(project, kg=5_000, period=(date(2025, 7, 1), date(2025, 9, 30)))
-        waiting = threading.Thread(target=second)
-        waiting.start()
-        sleep(0.5)
-        assert waiting.is_alive() and not answers  # the vintage is the issuance's until it commits
-        first.commit()
-    finally:
-        first.close()
-    waiting.join(timeout=30)
-    [done] = answers
+    project = service.get_project(session=first, code=at.code)
+    more = Registry(first).issuance(project, kg=5_000, period=(date(2025, 7, 1), date(2025, 9, 30)))
+    done = retirement_after(factory, first, at, 100, "after-the-issuance")  # the issuance's vintage
     assert done.journal.chain == more.journal.chain == journal.vintage_chain(at.code, VINTAGE)
     assert done.journal.seq == more.journal.seq + 1
     ledger_holds(factory)

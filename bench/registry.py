@@ -16,9 +16,13 @@ What it does, in one run:
    recreated, reached with ``?options=-csearch_path%3Dneutralize_bench``), with ``--clients``
    processes (one engine each, no shared GIL) retiring from the same holding at once. While they
    run, the parent samples ``pg_stat_activity`` to see what the clients' server sessions wait on.
-4. After each run: ``registry.service.check`` must be ok, the journal must verify, and the kg and
-   count of retirements in the database must match what the clients counted.
-5. Prints the table (with the ratio to pgbench's tps and the goal: retirements/s on PostgreSQL at
+   Nothing is hooked on the clients' statements in these timed runs; a profiled run of a third of
+   the time follows each (on the same holding), timing every statement for the breakdown.
+4. The server's share alone: pgbench's C client calls ``registry_retire`` in BEGIN/COMMIT, as a
+   client's unit of work does, on the same holding with the same clients and jobs.
+5. After each run: ``registry.service.check`` must be ok, the journal must verify, and the kg and
+   count of retirements in the database must match what the clients counted (pgbench's by count).
+6. Prints the table (with the ratio to pgbench's tps and the goal: retirements/s on PostgreSQL at
    least half of pgbench's tps), where the clients' time goes statement by statement, writes
    bench/results/registry-<timestamp>.json and rewrites the registry section of docs/benchmarks.md.
 """
@@ -86,6 +90,12 @@ ISSUED_KG = 10**12  # far more than any run retires (500 kg x a few thousand a s
 QUANTITY_KG = (1, 500)
 WARMUP_RETIREMENTS = 20  # per client, before the clock starts (statement cache, pool, imports)
 GOAL_RATIO = 0.5
+# The statement timer's hooks cost a client CPU (the rate dropped by about a tenth with them): timed runs
+# go without them, and a profiled run of a third of the time (at least 5 s) follows each one of 15 s or
+# more on the same holding.
+PROFILE_SHARE = 1 / 3
+PROFILE_MIN_S = 5.0
+PROFILE_FROM_S = 15.0
 SAMPLE_EVERY_S = 0.1
 PROJECT_CODE = "BENCH-RETIRE"
 VERIFIER = Actor(id="bench-verifier", role=Role.VERIFIER)
@@ -207,11 +217,12 @@ class StatementTimer:
 
 
 class Client:
-    """Retires by quantity from the holding, one unit of work per retirement, like a request."""
+    """Retires by quantity from the holding, one unit of work per retirement, like a request. A
+    ``profiled`` client also times every statement, which costs the rate a share of its own."""
 
-    def __init__(self, index: int, url: str, holding: dict[str, Any], seed: int) -> None:
+    def __init__(self, index: int, url: str, holding: dict[str, Any], seed: int, profiled: bool) -> None:
         self.engine = make_engine(Settings(database_url=url))
-        self.timer = StatementTimer(self.engine)
+        self.timer = StatementTimer(self.engine) if profiled else None
         self.factory = make_session_factory(self.engine)
         self.clock = SystemClock()
         self.actor = Actor(id=f"bench-client-{index}", role=Role.INTEGRATOR,
@@ -225,7 +236,7 @@ class Client:
         self.errors: Counter[str] = Counter()
         self.latencies_s: list[float] = []
         self.commit_s = 0.0
-        self.held_s: Counter[str] = Counter()
+        self.held_s: dict[str, float] = {}
 
     def retire_once(self) -> None:
         kg = self.rng.randint(*QUANTITY_KG)
@@ -236,7 +247,8 @@ class Client:
             reason="registry benchmark",
             idempotency_key=f"bench-{self.index}-{next(self.numbers)}",
         )  # fmt: skip
-        self.timer.locked_at.clear()
+        if self.timer:
+            self.timer.locked_at.clear()
         began = perf_counter()
         try:
             with unit_of_work(self.factory) as session:
@@ -253,15 +265,16 @@ class Client:
         self.retired_kg += kg
         self.latencies_s.append(done - began)
         self.commit_s += done - body_done
-        for label, locked_at in self.timer.locked_at.items():
-            self.held_s[label] += done - locked_at
+        for label, locked_at in self.timer.locked_at.items() if self.timer else ():
+            self.held_s[label] = self.held_s.get(label, 0.0) + done - locked_at
 
     def reset(self) -> None:
         self.ok, self.retired_kg, self.commit_s = 0, 0, 0.0
         self.errors.clear()
         self.held_s.clear()
         self.latencies_s.clear()
-        self.timer.reset()
+        if self.timer:
+            self.timer.reset()
 
 
 def _cpu_s() -> float:
@@ -270,10 +283,17 @@ def _cpu_s() -> float:
 
 
 def client_main(
-    index: int, url: str, holding: dict[str, Any], seconds: float, seed: int, barrier: Barrier, answers: Any
+    index: int,
+    url: str,
+    holding: dict[str, Any],
+    seconds: float,
+    seed: int,
+    profiled: bool,
+    barrier: Barrier,
+    answers: Any,
 ) -> None:
     """A client process: warm up, wait for the others, retire until the time is up, report."""
-    client = Client(index, url, holding, seed)
+    client = Client(index, url, holding, seed, profiled)
     for _ in range(WARMUP_RETIREMENTS):
         client.retire_once()
     warmup = {"ok": client.ok, "retired_kg": client.retired_kg, "errors": dict(client.errors)}
@@ -287,7 +307,7 @@ def client_main(
     answers.put({"index": index, "wall_s": wall_s, "cpu_s": cpu_s, "ok": client.ok,
                  "retired_kg": client.retired_kg, "errors": dict(client.errors),
                  "latencies_s": client.latencies_s, "commit_s": client.commit_s,
-                 "statements": client.timer.by_label, "held_s": dict(client.held_s),
+                 "statements": client.timer.by_label if client.timer else {}, "held_s": dict(client.held_s),
                  "warmup": warmup})  # fmt: skip
     client.engine.dispose()
 
@@ -328,15 +348,24 @@ def wait_label(state: str | None, kind: str | None, wait: str | None) -> str:
 
 
 def run_clients(
-    url: str, holding: dict[str, Any], clients: int, seconds: float, seed: int, admin_url: str | None
+    url: str,
+    holding: dict[str, Any],
+    clients: int,
+    seconds: float,
+    seed: int,
+    admin_url: str | None,
+    *,
+    profiled: bool = False,
+    first_index: int = 0,
 ) -> dict[str, Any]:
-    """``clients`` processes retiring at once for ``seconds``; their answers merged."""
+    """``clients`` processes retiring at once for ``seconds``; their answers merged. Clients are
+    numbered from ``first_index`` (their idempotency keys with them), so runs on one holding differ."""
     context = mp.get_context("spawn")
     barrier = context.Barrier(clients + 1)
     answers = context.Queue()
     processes = [
-        context.Process(target=client_main, args=(i, url, holding, seconds, seed, barrier, answers))
-        for i in range(clients)
+        context.Process(target=client_main, args=(i, url, holding, seconds, seed, profiled, barrier, answers))
+        for i in range(first_index, first_index + clients)
     ]
     for process in processes:
         process.start()
@@ -404,8 +433,26 @@ def latency_summary(latencies: list[float]) -> dict[str, float]:
 # --- after a run: is the ledger still right? -------------------------------------------------------
 
 
-def verify_ledger(url: str, holding: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """``check`` and the journal audit must pass; the database's retirements must be the clients'."""
+def timed_then_profiled(
+    url: str, holding: dict[str, Any], clients: int, seconds: float, seed: int, admin_url: str | None
+) -> dict[str, Any]:
+    """The timed run, with nothing hooked on the clients' statements, then (unless ``seconds`` is
+    short) a shorter profiled run that times every statement, on the same holding; then the ledger
+    check over both."""
+    run = run_clients(url, holding, clients, seconds, seed, admin_url)
+    runs = [run]
+    if seconds >= PROFILE_FROM_S:
+        run["profiled"] = run_clients(url, holding, clients, max(PROFILE_MIN_S, seconds * PROFILE_SHARE),
+                                      seed, None, profiled=True, first_index=clients)  # fmt: skip
+        runs.append(run["profiled"])
+    run["ledger"] = verify_ledger(url, holding, runs)
+    return run
+
+
+def verify_ledger(url: str, holding: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """``check`` and the journal audit must pass; the database's retirements must be the clients'.
+    A run whose kilograms nobody counted (pgbench's, ``retired_kg`` None) counts by number only:
+    then the retired blocks must hold what the retirements in the database say."""
     engine = make_engine(Settings(database_url=url))
     try:
         with unit_of_work(make_session_factory(engine)) as session:
@@ -416,8 +463,11 @@ def verify_ledger(url: str, holding: dict[str, Any], run: dict[str, Any]) -> dic
             count, kg = session.execute(select(func.count(), func.sum(Retirement.quantity_kg))).one()
     finally:
         engine.dispose()
-    expected_count = run["ok"] + run["warmup"]["ok"]
-    expected_kg = run["retired_kg"] + run["warmup"]["retired_kg"]
+    expected_count = sum(run["ok"] + run["warmup"]["ok"] for run in runs)
+    counted = all(run["retired_kg"] is not None for run in runs)
+    expected_kg = int(kg or 0)
+    if counted:
+        expected_kg = sum(run["retired_kg"] + run["warmup"]["retired_kg"] for run in runs)
     vintage = next(v for v in report.vintages if v.project_code == holding["project_code"])
     return {
         "check_ok": report.ok, "check_s": check_s, "problems": report.problems[:10], "audit_ok": audit.ok,
@@ -443,8 +493,7 @@ def registry_sqlite(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     upgrade(settings)
     holding = seed_holding(settings)
     print(f"SQLite: {url}, {holding['issued_kg']:,} kg issued; 1 client for {args.seconds:g} s")
-    run = run_clients(url, holding, 1, args.seconds, args.seed, admin_url=None)
-    run["ledger"] = verify_ledger(url, holding, run)
+    run = timed_then_profiled(url, holding, 1, args.seconds, args.seed, admin_url=None)
     run["backend"] = "sqlite"
     return run
 
@@ -465,10 +514,45 @@ def registry_postgres(args: argparse.Namespace, clients: int, seconds: float) ->
     holding = seed_holding(settings)
     checkpoint(args.postgres_url)
     print(f"PostgreSQL: schema {SCHEMA}; {clients} client(s) for {seconds:g} s")
-    run = run_clients(url, holding, clients, seconds, args.seed, admin_url=args.postgres_url)
-    run["ledger"] = verify_ledger(url, holding, run)
+    run = timed_then_profiled(url, holding, clients, seconds, args.seed, admin_url=args.postgres_url)
     run["backend"] = "postgresql"
+    run["holding"], run["url"] = holding, url
     return run
+
+
+SERVER_ONLY_SCRIPT = """\\set n random(1, 9000000000000000000)
+\\set kg random({low}, {high})
+BEGIN;
+SELECT registry_retire('bench-server-only', 'srv-' || :client_id || '-' || :n, 'pgbench', '{holder}',
+    '{project_code}', {vintage}, :kg, NULL, NULL, 'pgbench', 'registry benchmark', NULL, NULL, NULL,
+    'ret_srv_' || :client_id || '_' || :n, now(), to_json(now()) #>> '{{}}');
+COMMIT;
+"""
+
+
+def server_only(
+    args: argparse.Namespace, pgbench_path: str, holding: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    """The server's share alone: pgbench's C client calling ``registry_retire`` as the clients' units
+    of work do (BEGIN, the call, COMMIT; 1-500 kg by quantity from the same holding), with pgbench's
+    clients and jobs; then the ledger check again, counting pgbench's retirements by number."""
+    script = SERVER_ONLY_SCRIPT.format(
+        low=QUANTITY_KG[0], high=QUANTITY_KG[1], holder=holding["organisation_id"],
+        project_code=holding["project_code"], vintage=holding["vintage"],
+    )  # fmt: skip
+    env = {**pgbench_env(args.postgres_url), "PGOPTIONS": f"-csearch_path={SCHEMA}"}
+    with tempfile.TemporaryDirectory(prefix="neutralize-bench-") as directory:
+        path = Path(directory) / "retire.sql"
+        path.write_text(script, encoding="utf-8")
+        command = [pgbench_path, "-n", "-M", "prepared", "-c", str(args.clients),
+                   "-j", str(args.pgbench_jobs), "-T", str(round(seconds)), "-f", str(path),
+                   make_url(args.postgres_url).database or ""]  # fmt: skip
+        print(f"server only: pgbench {' '.join(command[1:-3])} (registry_retire in BEGIN/COMMIT)")
+        done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    parsed = parse_pgbench(done.stdout)
+    pgbench_run = {"ok": int(parsed["transactions"] or 0), "retired_kg": None, "warmup": {"ok": 0}}
+    return {"command": " ".join(command[:-3]) + " -f retire.sql", **parsed, "output": done.stdout,
+            "pgbench_run": pgbench_run}  # fmt: skip
 
 
 def checkpoint(url: str) -> None:
@@ -587,6 +671,15 @@ def table(result: dict[str, Any]) -> str:
         f"{base['load_average']['after']}; registry on PostgreSQL {pg['load_average']['before']} / "
         f"{pg['load_average']['after']}.",
     ]
+    alone = result.get("server_only")
+    if alone:
+        notes.append(
+            f"The server's share alone: pgbench's C client calling `registry_retire` in BEGIN/COMMIT on "
+            f"the same holding, {result['clients']} clients (-j {result['jobs']}), "
+            f"{alone['duration_s'] or 0:.0f} s: "
+            f"{alone['tps']:,.0f} calls/s, ratio {alone['tps'] / tps:.2f}, {int(alone['failed'])} failed, "
+            f"ledger after it {'ok' if alone['ledger']['ok'] else '**FAILED**'}."
+        )
     for name, run in (("SQLite", lite), ("PostgreSQL", pg)):
         if run["errors"]:
             notes.append(f"{name} errors: " + ", ".join(f"{k}: {v}" for k, v in run["errors"].items()))
@@ -596,9 +689,16 @@ def table(result: dict[str, Any]) -> str:
 
 
 def profile_table(result: dict[str, Any]) -> str:
-    """Where a client's time goes, per retirement: each statement (lock waits inside), the commit,
-    and the rest (Python: the ORM, Pydantic, hashing; and the pool's pre-ping)."""
-    runs = [("SQLite", result["sqlite"]), ("PostgreSQL", result["postgresql"])]
+    """Where a client's time goes, per retirement, in the profiled runs: each statement (lock waits
+    inside), the commit, and the rest (Python: the ORM, Pydantic, hashing; and the pool's pre-ping)."""
+    timed = [("SQLite", result["sqlite"]), ("PostgreSQL", result["postgresql"])]
+    if not all("profiled" in run for _, run in timed):
+        return f"No profiled runs: they follow timed runs of {PROFILE_FROM_S:g} s or more."
+    runs = [(name, run["profiled"]) for name, run in timed]
+    intro = ("From the profiled runs, which time every statement with hooks on the engine: "
+             + "; ".join(f"{name} {p['wall_s']:.0f} s, {p['per_s']:,.0f}/s against {t['per_s']:,.0f}/s "
+                         f"timed without them" for (name, t), (_, p) in zip(timed, runs, strict=True))
+             + ".")  # fmt: skip
     labels = sorted({label for _, run in runs for label in run["statements"]},
                     key=lambda lb: -max(run["statements"].get(lb, [0, 0.0])[1] / run["client_busy_s"]
                                         for _, run in runs))  # fmt: skip
@@ -609,7 +709,7 @@ def profile_table(result: dict[str, Any]) -> str:
         ok = max(run["ok"], 1)
         return [f"{count / ok:.2f}", f"{took / ok * 1000:.3f}"]
 
-    pg = result["postgresql"]
+    pg = runs[1][1]
     for label in labels:
         row = [label]
         for _, run in runs:
@@ -624,7 +724,8 @@ def profile_table(result: dict[str, Any]) -> str:
                     cells(run, 0, took_of(run))[1]]  # fmt: skip
         row.append(f"{took_of(pg) / pg['client_busy_s']:.0%}")
         lines.append(f"| {' | '.join(row)} |")
-    lines += ["", *lock_table(runs)]
+    lines = [intro, "", *lines, "", *lock_table(runs)]
+    pg = result["postgresql"]
     single = result.get("postgresql_1_client")
     if single:
         cpu_ms = single["client_cpu_s"] / max(single["ok"], 1) * 1000
@@ -718,10 +819,13 @@ It runs on SQLite (a WAL file database, one client process) and on PostgreSQL (a
 four client processes with an engine each, so no GIL is shared). The baseline, measured in the
 same run on the same PostgreSQL server, is pgbench's TPC-B-like script (`pgbench -i -s 10`, then
 `pgbench -c 4 -j 2 -T 30`) in a database of its own. The goal: registry retirements/s on PostgreSQL
-at least half of pgbench's tps. The profile gives, per retirement, each statement's time as the
-client saw it (lock waits happen inside statements), the commit, and the rest (Python), and what
-the clients' server sessions were doing, sampled from `pg_stat_activity`. When the goal is missed
-it also runs PostgreSQL with one client, to tell contention from cost.
+at least half of pgbench's tps. The timed runs hook nothing on the clients' statements; a profiled
+run of a third of the time follows each and gives, per retirement, each statement's time as the
+client saw it (lock waits happen inside statements), the commit, and the rest (Python). The run also
+samples what the clients' server sessions were doing from `pg_stat_activity`, and measures the
+server's share alone: pgbench's C client calling `registry_retire` in BEGIN/COMMIT on the same
+holding. When the goal is missed it also runs PostgreSQL with one client, to tell contention from
+cost.
 
 Run it:
 
@@ -778,8 +882,13 @@ def measure(args: argparse.Namespace, pgbench_path: str) -> dict[str, Any]:
     # The registry's schema goes into pgbench's database (made above), never into the tests' own.
     bench_url = make_url(args.postgres_url).set(database=PGBENCH_DATABASE).render_as_string(False)
     args = argparse.Namespace(**{**vars(args), "postgres_url": bench_url})
-    result["postgresql"] = registry_postgres(args, args.clients, args.seconds)
-    print(f"  {result['postgresql']['per_s']:,.1f} retirements/s")
+    result["postgresql"] = pg = registry_postgres(args, args.clients, args.seconds)
+    print(f"  {pg['per_s']:,.1f} retirements/s")
+    alone = server_only(args, pgbench_path, pg["holding"], max(PROFILE_MIN_S, args.seconds * PROFILE_SHARE))
+    runs = [pg, *([pg["profiled"]] if "profiled" in pg else []), alone.pop("pgbench_run")]
+    alone["ledger"] = verify_ledger(pg["url"], pg["holding"], runs)
+    result["server_only"] = alone
+    print(f"  {alone['tps']:,.1f} calls/s")
     goal_met = result["postgresql"]["per_s"] >= GOAL_RATIO * result["pgbench"]["tps"]
     if args.profile == "always" or (args.profile == "auto" and not goal_met and args.clients > 1):
         # Is it contention? The same with one client, no one to wait for.
@@ -791,7 +900,7 @@ def measure(args: argparse.Namespace, pgbench_path: str) -> dict[str, Any]:
     result["goal_met"] = result["ratio_postgresql"] >= GOAL_RATIO
     result["ledger_ok"] = all(
         result[name]["ledger"]["ok"]
-        for name in ("sqlite", "postgresql", "postgresql_1_client")
+        for name in ("sqlite", "postgresql", "server_only", "postgresql_1_client")
         if name in result
     )
     result["source"] = source_version()

@@ -90,9 +90,9 @@ ISSUED_KG = 10**12  # far more than any run retires (500 kg x a few thousand a s
 QUANTITY_KG = (1, 500)
 WARMUP_RETIREMENTS = 20  # per client, before the clock starts (statement cache, pool, imports)
 GOAL_RATIO = 0.5
-# The statement timer's hooks cost a client CPU (the rate dropped by about a tenth with them): timed runs
-# go without them, and a profiled run of a third of the time (at least 5 s) follows each one of 15 s or
-# more on the same holding.
+# The statement timer's hooks run Python in the client around every statement: timed runs go without
+# them, and a profiled run of a third of the time (at least 5 s) follows each one of 15 s or more on
+# the same holding.
 PROFILE_SHARE = 1 / 3
 PROFILE_MIN_S = 5.0
 PROFILE_FROM_S = 15.0

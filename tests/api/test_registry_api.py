@@ -118,6 +118,27 @@ def test_public_lists_projects_but_not_drafts_and_pages_are_bounded(
     assert client.get("/registry").status_code == 200
 
 
+def test_drafts_are_left_out_before_paging_so_no_page_comes_back_short(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    org = organisation(client, admin)
+    owner = key(client, Role.PROJECT_OWNER, org["id"])
+    for _ in range(3):  # drafts whose codes sort before every other project's
+        body = {"code": f"AAA-DRAFT{next(codes)}", "name": "Not yet submitted", "standard": "CDCER",
+                "methodology": "PT", "methodology_version": "1", "project_type": "transport",
+                "credit_type": "avoidance", "nature_based": False, "country": "CN",
+                "owner_organisation_id": org["id"]}  # fmt: skip
+        assert client.post("/api/v1/registry/projects", json=body, headers=owner).status_code == 201
+    code, _owner, _org = registered_project(client, admin)
+    pages: list[list[dict[str, Any]]] = []
+    while page := client.get(
+        "/api/v1/registry/projects", params={"page_size": 1, "page": len(pages) + 1}
+    ).json():
+        pages.append(page)
+    assert code in {p["code"] for [p] in pages}  # every page until the last has its one project
+    assert all(p["status"] != "draft" for [p] in pages)
+
+
 def test_admin_checks_conservation_and_the_journal(client: TestClient, admin: dict[str, str]) -> None:
     registered_project(client, admin)
     check = client.get("/api/v1/registry/check", headers=admin).json()

@@ -420,6 +420,8 @@ class RegistryMachine(RuleBasedStateMachine):
     def transfer(self, receiver: int, data: st.DataObject) -> None:
         giver = self.holder(data)
         units, expected, refusal = self.choose(data, giver)
+        if receiver == giver:  # a transfer goes to another organisation
+            refusal = ErrorCode.INVALID_REQUEST
         to = self.accounts[receiver]["holding"]
         cmd = TransferCmd(units=units, to_account_id=to, idempotency_key=self.key())
         result = self.run(service.transfer, self.actors[giver], cmd, refusal)
@@ -469,6 +471,14 @@ class RegistryMachine(RuleBasedStateMachine):
         org = self.holder(data)
         reservation = data.draw(st.sampled_from(RESERVATIONS), label="reservation")
         units, expected, refusal = self.choose(data, org)
+        named = parse_serial(units.serial)[:2] if units.serial else (units.project_code, units.vintage)
+        if any(
+            u.state == "reserved"
+            and (u.org, u.reservation) == (org, reservation)
+            and (PROJECTS[u.project][0], u.vintage) != named
+            for u in self.units.values()
+        ):  # a reservation spans one project vintage
+            refusal = ErrorCode.INVALID_REQUEST
         cmd = ReserveCmd(units=units, reservation=reservation, idempotency_key=self.key())
         result = self.run(service.reserve, self.actors[org], cmd, refusal)
         if result is not None:

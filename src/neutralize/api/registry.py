@@ -54,10 +54,15 @@ def list_projects(
     page_size: PageSize = 50,
 ) -> list[ProjectPublic]:
     """Projects (all but drafts), filtered by status, standard or quality label."""
-    projects = service.list_projects(
-        session=session, status=status_, standard=standard, label=label, page=page, page_size=page_size
+    return service.list_projects(
+        session=session,
+        status=status_,
+        standard=standard,
+        label=label,
+        public=True,
+        page=page,
+        page_size=page_size,
     )
-    return [p for p in projects if p.status != "draft"]
 
 
 @router.get("/projects/{code}")

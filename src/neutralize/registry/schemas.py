@@ -107,6 +107,13 @@ class RetireCmd(Command):
     claim_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     idempotency_key: str = Field(min_length=1, max_length=120)
 
+    @model_validator(mode="after")
+    def _claim_period(self) -> RetireCmd:
+        start, end = self.claim_period_start, self.claim_period_end
+        if start is not None and end is not None and end < start:
+            raise ValueError("claim_period_end is before claim_period_start")
+        return self
+
 
 class CancelCmd(Command):
     units: Units

@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
 from neutralize.core.clock import Clock
-from neutralize.core.db import add_once
+from neutralize.core.db import add_once, hold
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 from neutralize.registry import fastpath, journal, mirror
@@ -36,6 +36,7 @@ from neutralize.registry.domain import (
 from neutralize.registry.models import (
     Account,
     Block,
+    IdempotencyRecord,
     Issuance,
     Organisation,
     Project,
@@ -282,10 +283,14 @@ def list_projects(
     status: str | None = None,
     standard: str | None = None,
     label: str | None = None,
+    public: bool = False,
     page: int = 1,
     page_size: int = 50,
 ) -> list[ProjectPublic]:
+    """One page of projects by code; ``public`` leaves drafts out (before paging, so no page is short)."""
     query = select(Project).order_by(Project.code)
+    if public:
+        query = query.where(Project.status != ProjectStatus.DRAFT.value)
     if status:
         query = query.where(Project.status == status)
     if standard:
@@ -453,10 +458,15 @@ def _new_block(
 
 
 def transfer(*, session: Session, clock: Clock, actor: Actor, cmd: TransferCmd) -> OperationResult:
-    """Move units from the actor's holding account to another holding account."""
+    """Move units from the actor's holding account to another organisation's holding account."""
     destination = session.get(Account, cmd.to_account_id)
     if destination is None or destination.kind != AccountKind.HOLDING.value:
         raise NotFoundError(f"no holding account {cmd.to_account_id!r}")
+    if destination.organisation_id == _holder(actor):
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST,
+            message="a transfer goes to another organisation's holding account, not to your own",
+        )
     return _move(
         session, clock, actor, cmd, cmd.units, "transfer", BlockState.HELD, lambda _s: destination.id
     )
@@ -531,6 +541,7 @@ def reserve(*, session: Session, clock: Clock, actor: Actor, cmd: ReserveCmd) ->
 
     On PostgreSQL this runs as one server-side call (see ``registry.fastpath``); same result,
     refusals and rows."""
+    _one_vintage_per_reservation(session, actor, cmd)
     if (named := _fast_units(session, cmd.units)) is not None:
         code, vintage, wanted = named
         return fastpath.reserve(
@@ -554,6 +565,41 @@ def reserve(*, session: Session, clock: Clock, actor: Actor, cmd: ReserveCmd) ->
         lambda block: block.account_id,
         reservation=cmd.reservation,
     )
+
+
+def _one_vintage_per_reservation(session: Session, actor: Actor, cmd: ReserveCmd) -> None:
+    """A reservation is posted as one retirement, of one project vintage: units of another one are
+    refused at once, rather than found unpostable later. Reservations of one name are checked one at a
+    time (``hold``), so two at once cannot both pass; a key used before is left to the reservation,
+    which answers with its first result."""
+    holder = _holder(actor)
+    try:
+        code, vintage, _ = _which(cmd.units)
+    except DomainError:
+        return  # a malformed serial: the reservation itself refuses it, after any earlier use of the key
+    hold(session, f"neutralize.reservation.{holder}.{cmd.reservation}")
+    used_before = select(IdempotencyRecord.key).where(
+        IdempotencyRecord.actor == actor.id, IdempotencyRecord.key == cmd.idempotency_key
+    )
+    other = session.execute(
+        select(Project.code, Block.vintage)
+        .join(Project, Block.project_id == Project.id)
+        .join(Account, Block.account_id == Account.id)
+        .where(
+            Block.reservation == cmd.reservation,
+            Block.state == BlockState.RESERVED.value,
+            Account.organisation_id == holder,
+            or_(Project.code != code, Block.vintage != vintage),
+            ~used_before.exists(),
+        )
+        .limit(1)
+    ).first()
+    if other is not None:
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST,
+            message=f"reservation {cmd.reservation!r} holds units of {other.code} {other.vintage}: "
+            "a reservation spans one project vintage",
+        )
 
 
 def release(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd) -> OperationResult:

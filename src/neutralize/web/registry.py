@@ -19,7 +19,7 @@ router = APIRouter(prefix="/registry", include_in_schema=False)
 
 @router.get("", response_class=HTMLResponse)
 def projects(request: Request, session: SessionDep) -> HTMLResponse:
-    shown = [p for p in service.list_projects(session=session, page_size=200) if p.status != "draft"]
+    shown = service.list_projects(session=session, public=True, page_size=200)
     return templates.TemplateResponse(request, "registry_projects.html", {"projects": shown})
 
 

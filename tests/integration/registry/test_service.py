@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -452,7 +453,7 @@ def test_only_an_admin_issues(registry: Registry, owner: Org, project: ProjectPu
 
 
 def test_a_forestry_issuance_puts_its_buffer_share_in_the_buffer_account(
-    registry: Registry, owner: Org
+    registry: Registry, owner: Org, buyer: Org
 ) -> None:
     # given a nature-based project with a 20 % buffer share
     forest = registry.project(owner, nature_based=True, buffer_permille=200)
@@ -473,7 +474,7 @@ def test_a_forestry_issuance_puts_its_buffer_share_in_the_buffer_account(
     assert vintage.by_state_kg["buffer"] == 2_000 and vintage.by_state_kg["held"] == 8_000
     # and the buffer cannot be moved as if it were held
     with refused(registry.session, ErrorCode.UNITS_NOT_AVAILABLE):
-        transfer(registry, owner.owner, by_serial(buffered.serial), owner.holding)
+        transfer(registry, owner.owner, by_serial(buffered.serial), buyer.holding)
     with refused(registry.session, ErrorCode.INSUFFICIENT_UNITS):
         retire(registry, owner.owner, units(forest, 8_001))
 
@@ -564,9 +565,9 @@ def test_another_organisation_cannot_move_your_units(
     whole = issued.blocks[0].serial
     for actor in (buyer.owner, buyer.member):
         with refused(registry.session, ErrorCode.UNITS_NOT_AVAILABLE):
-            transfer(registry, actor, by_serial(whole), buyer.holding)
+            transfer(registry, actor, by_serial(whole), owner.holding)
         with refused(registry.session, ErrorCode.INSUFFICIENT_UNITS):
-            transfer(registry, actor, units(project, 1), buyer.holding)
+            transfer(registry, actor, units(project, 1), owner.holding)
         with refused(registry.session, ErrorCode.UNITS_NOT_AVAILABLE):
             retire(registry, actor, by_serial(whole))
         with refused(registry.session, ErrorCode.INSUFFICIENT_UNITS):
@@ -758,14 +759,38 @@ def test_reserve_then_post_retires_what_was_reserved(
         release(registry, owner.owner)  # nothing is left reserved
 
 
-def test_a_reservation_of_two_project_vintages_cannot_be_posted(
+def test_a_reservation_spans_one_project_vintage_so_it_can_always_be_posted_or_released(
     registry: Registry, owner: Org, project: ProjectPublic, issued: OperationResult
 ) -> None:
     registry.issuance(project, kg=100, period=(date(2024, 1, 1), date(2024, 12, 31)))
     reserve(registry, owner.owner, units(project, 10))
-    reserve(registry, owner.owner, units(project, 10, vintage=2024))
+    # units of another vintage under the same name are refused at once, and nothing of them is reserved
     with refused(registry.session, ErrorCode.INVALID_REQUEST):
-        post(registry, owner.owner, project)
+        reserve(registry, owner.owner, units(project, 10, vintage=2024))
+    assert registry.kg_by_state(owner) == {"held": 10_090, "reserved": 10}
+    # more of the same vintage is welcome, another organisation may use the same name for its own
+    reserve(registry, owner.owner, units(project, 5))
+    assert post(registry, owner.owner, project).quantity_kg == 15
+    reserve(registry, owner.owner, units(project, 10, vintage=2024))
+    assert release(registry, owner.owner).quantity_kg == 10
+    registry.assert_sound()
+
+
+def test_a_transfer_to_your_own_holding_account_is_refused(
+    registry: Registry, owner: Org, project: ProjectPublic, issued: OperationResult
+) -> None:
+    with refused(registry.session, ErrorCode.INVALID_REQUEST):
+        transfer(registry, owner.owner, units(project, 10), owner.holding)
+    assert spans(registry.holdings(owner)) == spans(issued.blocks)  # no block was split
+
+
+def test_a_claim_period_ends_after_it_starts() -> None:
+    what = Units(project_code="P", vintage=VINTAGE, quantity_kg=1)
+    with pytest.raises(ValidationError, match="claim_period_end is before claim_period_start"):
+        RetireCmd(units=what, beneficiary="b", reason="r", claim_period_start=date(2025, 12, 31),
+                  claim_period_end=date(2025, 1, 1), idempotency_key="k")  # fmt: skip
+    RetireCmd(units=what, beneficiary="b", reason="r", claim_period_start=date(2025, 1, 1),
+              claim_period_end=date(2025, 1, 1), idempotency_key="k")  # fmt: skip
 
 
 def test_release_and_post_with_the_same_key_are_different_commands(
@@ -863,7 +888,7 @@ def test_the_same_key_with_another_command_is_an_idempotency_conflict(
     with refused(registry.session, ErrorCode.IDEMPOTENCY_CONFLICT):
         retire(registry, owner.owner, units(project, 300), key="t-1")
     with refused(registry.session, ErrorCode.IDEMPOTENCY_CONFLICT):
-        transfer(registry, owner.owner, units(project, 300), owner.holding, key="t-1")
+        transfer(registry, owner.owner, units(project, 300), registry.organisation().holding, key="t-1")
     assert (block_rows(registry.session), journal_entries(registry.session)) == before
 
 

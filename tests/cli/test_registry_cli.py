@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,127 @@ def test_a_retirement_by_file_and_where_its_serial_went(database: Path) -> None:
     where = runner.invoke(app, ["registry", "where", held["serialNumberBlock"]])
     assert where.exit_code == 0 and json.loads(where.stdout)[0]["state"] == "held"
     assert runner.invoke(app, ["registry", "where", "NZ-NOPE"]).exit_code == 2
+
+
+def organisation_id(database: Path, name: str) -> str:
+    with closing(sqlite3.connect(database / "cli.db")) as db:
+        row = db.execute("SELECT id FROM organisations WHERE name = ?", (name,)).fetchone()
+    assert row is not None, name
+    return str(row[0])
+
+
+def count(database: Path, table: str) -> int:
+    with closing(sqlite3.connect(database / "cli.db")) as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_units_leave_for_another_registry_with_send_out_and_export_still_writes_files(
+    database: Path, tmp_path: Path
+) -> None:
+    # given the demo's held units and a key of the organisation that holds them
+    assert runner.invoke(app, ["demo"]).exit_code == 0
+    units = json.loads(runner.invoke(app, ["registry", "export", "units", "--format", "json"]).stdout)
+    held = next(u for u in units if u["unitStatus"] == "Held" and u["projectId"] == "CDCER-CD-METRO")
+    owner = organisation_id(database, held["unitOwner"])
+    key = runner.invoke(app, ["keys", "create", "--role", "project_owner", "--organisation", owner])
+    assert key.exit_code == 0, key.output
+    start = held["unitBlockStart"]
+    serial = f"NZ-CDCER-CD-METRO-2025-{start:012d}-{start + 999:012d}"
+    body = tmp_path / "e1.json"
+    body.write_text(
+        json.dumps(
+            {
+                "units": {"serial": serial},
+                "destination_registry": "VCS",
+                "reference": "R-1",
+                "idempotency_key": "e1",
+            }
+        ),
+        encoding="utf-8",
+    )
+    # when they are sent out to another registry
+    sent = runner.invoke(app, ["registry", "send-out", str(body), "--api-key", key.stdout.strip()])
+    # then they are exported there, and the file export lists them so
+    assert sent.exit_code == 0, sent.output
+    result = json.loads(sent.stdout)
+    assert result["operation"] == "export" and result["quantity_kg"] == 1000
+    assert [b["destination"] for b in result["blocks"]] == ["VCS: R-1"]
+    after = json.loads(runner.invoke(app, ["registry", "export", "units", "--format", "json"]).stdout)
+    assert any(u["serialNumberBlock"] == serial and u["unitStatus"] == "Exported" for u in after)
+
+
+@pytest.mark.parametrize(
+    ("command", "table"),
+    [
+        (["keys", "create", "--role", "project_owner"], "api_keys"),
+        (
+            ["users", "create", "--email", "ada@example.org", "--name", "Ada", "--role", "project_owner"],
+            "users",
+        ),
+    ],
+)
+def test_an_unknown_organisation_is_not_found_and_nothing_is_written(
+    database: Path, command: list[str], table: str
+) -> None:
+    # given no organisation org_doesnotexist
+    before = count(database, table)
+    # when a key or an account is created for it
+    result = runner.invoke(
+        app,
+        [*command, "--organisation", "org_doesnotexist"],
+        env={"NEUTRALIZE_NEW_PASSWORD": "correct horse battery staple"},
+    )
+    # then the command refuses with a code and writes nothing
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.stderr)["code"] == "not_found"
+    assert count(database, table) == before
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "field"),
+    [
+        (["registry", "transition", "AUD-FOREST", "bogus"], "unknown_value", "to_status"),
+        (["registry", "organisation", ""], "out_of_range", "name"),
+        (["registry", "issue", "ver_x", "--key", ""], "out_of_range", "idempotency_key"),
+    ],
+)
+def test_an_invalid_argument_exits_2_with_the_code_the_api_gives(
+    database: Path, arguments: list[str], code: str, field: str
+) -> None:
+    # given an admin key
+    token = admin_token()
+    # when a command is given an argument its schema refuses
+    result = runner.invoke(app, [*arguments, "--api-key", token])
+    # then it exits 2 with the API's code for the same failure and the field at fault
+    assert result.exit_code == 2, result.output
+    problem = json.loads(result.stderr)
+    assert problem["code"] == code
+    assert [p["field"] for p in problem["problems"]] == [field]
+
+
+def test_an_invalid_email_for_a_new_account_exits_2_with_a_code(database: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["users", "create", "--email", "not-an-address", "--name", "Ada"],
+        env={"NEUTRALIZE_NEW_PASSWORD": "correct horse battery staple"},
+    )
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.stderr)["code"] == "wrong_type"
+
+
+def test_a_body_gets_the_codes_and_field_paths_the_api_gives(database: Path) -> None:
+    # given a transfer with an unknown field and a quantity out of range
+    body = {
+        "units": {"project_code": "AUD-FOREST", "vintage": 2024, "quantity_kg": 0},
+        "to_account_id": "acc_x",
+        "idempotency_key": "t1",
+        "note": "hello",
+    }
+    # when it is read
+    result = runner.invoke(
+        app, ["registry", "transfer", "-", "--api-key", admin_token()], input=json.dumps(body)
+    )
+    # then each problem has the API's code and field path
+    assert result.exit_code == 2, result.output
+    problems = {(p["code"], p["field"]) for p in json.loads(result.stderr)["problems"]}
+    assert problems == {("out_of_range", "units.quantity_kg"), ("unknown_field", "note")}

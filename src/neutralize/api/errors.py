@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -12,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutralize.core.errors import DomainError, ErrorCode, Problem
+from neutralize.core.errors import DomainError, ErrorCode, validation_problems
 
 logger = logging.getLogger(__name__)
 
@@ -39,25 +38,6 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.CSRF_FAILED: 403,
 }
 
-# Pydantic's error types, as our codes.
-_PYDANTIC_CODES: dict[str, ErrorCode] = {
-    "missing": ErrorCode.MISSING_FIELD,
-    "extra_forbidden": ErrorCode.UNKNOWN_FIELD,
-    "too_long": ErrorCode.TOO_MANY_ACTIVITIES,
-    "too_short": ErrorCode.INVALID_REQUEST,
-    "json_invalid": ErrorCode.INVALID_REQUEST,
-    "greater_than": ErrorCode.OUT_OF_RANGE,
-    "greater_than_equal": ErrorCode.OUT_OF_RANGE,
-    "less_than": ErrorCode.OUT_OF_RANGE,
-    "less_than_equal": ErrorCode.OUT_OF_RANGE,
-    "string_too_long": ErrorCode.OUT_OF_RANGE,
-    "string_too_short": ErrorCode.OUT_OF_RANGE,
-    "literal_error": ErrorCode.UNKNOWN_VALUE,
-    "enum": ErrorCode.UNKNOWN_VALUE,
-    "value_error": ErrorCode.INVALID_REQUEST,
-}
-
-
 # The framework's own refusals (no route matches the path, or not with this method, or a body it cannot
 # parse), as our codes; any other 4xx it raises is an invalid request.
 _FRAMEWORK_CODES: dict[int, ErrorCode] = {404: ErrorCode.NOT_FOUND, 413: ErrorCode.PAYLOAD_TOO_LARGE}
@@ -80,16 +60,6 @@ def status_for(code: ErrorCode) -> int:
 
 def error_response(error: DomainError) -> JSONResponse:
     return JSONResponse(status_code=status_for(error.code), content=error.as_dict())
-
-
-def _validation_problem(detail: dict[str, Any]) -> Problem:
-    field = ""
-    for part in detail.get("loc", ()):
-        if part == "body":
-            continue
-        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
-    code = _PYDANTIC_CODES.get(str(detail.get("type")), ErrorCode.WRONG_TYPE)
-    return Problem(code=code, message=str(detail.get("msg", "invalid value")), field=field or None)
 
 
 def install_error_handlers(app: FastAPI, *, page_problem: PageProblem | None = None) -> None:
@@ -115,8 +85,7 @@ def install_error_handlers(app: FastAPI, *, page_problem: PageProblem | None = N
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
-        problems = [_validation_problem(dict(detail)) for detail in error.errors()][:100]
-        failed = DomainError.from_problems(problems)
+        failed = DomainError.from_problems(validation_problems(error.errors()))
         return answer(request, failed, status_for(failed.code))
 
     @app.exception_handler(StarletteHTTPException)

@@ -19,7 +19,7 @@ from neutralize.access.domain import Actor
 from neutralize.access.service import authenticate
 from neutralize.core.config import get_settings
 from neutralize.core.db import make_engine, make_session_factory, unit_of_work
-from neutralize.core.errors import DomainError, ErrorCode, Problem
+from neutralize.core.errors import DomainError, ErrorCode, validation_problems
 
 USAGE_ERROR = 2  # bad input: the command did nothing
 CHECK_FAILED = 1  # a check ran and found problems
@@ -85,17 +85,14 @@ def read_json(source: str) -> Any:
         ) from None
 
 
-def read_model(source: str, model: type[Model]) -> Model:
-    """A command body from JSON, validated; each problem gets a code and field path."""
+def validated(model: type[Model], data: Any) -> Model:
+    """``data`` as ``model``; each problem gets the code and field path the API gives it."""
     try:
-        return model.model_validate(read_json(source))
+        return model.model_validate(data)
     except ValidationError as error:
-        problems = [
-            Problem(
-                code=ErrorCode.WRONG_TYPE if d["type"] != "missing" else ErrorCode.MISSING_FIELD,
-                message=d["msg"],
-                field=".".join(str(p) for p in d["loc"]) or None,
-            )
-            for d in error.errors()
-        ]
-        raise DomainError.from_problems(problems) from None
+        raise DomainError.from_problems(validation_problems(error.errors())) from None
+
+
+def read_model(source: str, model: type[Model]) -> Model:
+    """A command body from JSON, validated like the API validates it."""
+    return validated(model, read_json(source))

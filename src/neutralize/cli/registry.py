@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from neutralize.access import users
 from neutralize.access.domain import Role
@@ -22,6 +23,7 @@ from neutralize.cli.common import (
     read_model,
     read_text,
     session_scope,
+    validated,
 )
 from neutralize.core.clock import SystemClock
 from neutralize.core.config import get_settings
@@ -63,6 +65,7 @@ def keys_create(
 ) -> None:
     """Create an API key; its secret is printed once and stored only as a digest."""
     with session_scope() as session:
+        _known_organisation(session, organisation)
         key = create_key(session=session, clock=CLOCK, role=role, organisation_id=organisation, label=label)
     out.print(key.token)
     err.print(f"key {key.id} ({key.role}) created: keep the token above, it is not shown again")
@@ -79,9 +82,16 @@ def users_create(
     from $NEUTRALIZE_NEW_PASSWORD, or asked for."""
     password = os.environ.get("NEUTRALIZE_NEW_PASSWORD") or typer.prompt("Password", hide_input=True)
     with session_scope() as session:
-        cmd = users.SignUp(email=email, password=password, display_name=name)
+        _known_organisation(session, organisation)
+        cmd = validated(users.SignUp, {"email": email, "password": password, "display_name": name})
         user = users.sign_up(session=session, clock=CLOCK, cmd=cmd, role=role, organisation_id=organisation)
     err.print(f"account {user.id} ({user.role}) created for {user.email}")
+
+
+def _known_organisation(session: Session, organisation_id: str | None) -> None:
+    """``NOT_FOUND`` before anything is written, rather than the database's foreign-key refusal."""
+    if organisation_id is not None:
+        service.organisation_public(session=session, organisation_id=organisation_id)
 
 
 @keys_app.command("revoke")
@@ -95,7 +105,7 @@ def keys_revoke(key_id: str) -> None:
 def organisation(name: str, api_key: ApiKey = None) -> None:
     """Create an organisation with its holding, retirement, buffer and export accounts."""
     with session_scope() as session:
-        cmd = OrganisationCreate(name=name)
+        cmd = validated(OrganisationCreate, {"name": name})
         print_model(
             service.create_organisation(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd)
         )
@@ -122,7 +132,7 @@ def projects(status: str | None = None, standard: str | None = None) -> None:
 def transition(code: str, to_status: str, note: str = "", api_key: ApiKey = None) -> None:
     """Move a project along its lifecycle (submitted, validated, registered, rejected, suspended)."""
     with session_scope() as session:
-        cmd = ProjectTransition.model_validate({"to_status": to_status, "note": note})
+        cmd = validated(ProjectTransition, {"to_status": to_status, "note": note})
         print_model(
             service.transition_project(
                 session=session, clock=CLOCK, actor=acting(session, api_key), project_code=code, cmd=cmd
@@ -146,11 +156,11 @@ def issue(
 ) -> None:
     """Issue a verified vintage (admin)."""
     with session_scope() as session:
-        cmd = IssueCmd(verification_id=verification_id, idempotency_key=key)
+        cmd = validated(IssueCmd, {"verification_id": verification_id, "idempotency_key": key})
         print_model(service.issue(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd))
 
 
-def _operation(name: str, model: type[BaseModel], doc: str) -> None:
+def _operation(name: str, model: type[BaseModel], doc: str, *, command_name: str | None = None) -> None:
     def command(body: Body, api_key: ApiKey = None) -> None:
         with session_scope() as session:
             cmd = read_model(body, model)
@@ -158,19 +168,25 @@ def _operation(name: str, model: type[BaseModel], doc: str) -> None:
             print_model(run(session=session, clock=CLOCK, actor=acting(session, api_key), cmd=cmd))
 
     command.__doc__ = doc
-    registry_app.command(name)(command)
+    registry_app.command(command_name or name)(command)
 
 
 for _name, _model, _doc in (
     ("transfer", TransferCmd, "Transfer units to another holding account."),
     ("retire", RetireCmd, "Retire units on behalf of a beneficiary."),
     ("cancel", CancelCmd, "Cancel units without a claim."),
-    ("export", ExportCmd, "Export units to another registry."),
     ("reserve", ReserveCmd, "Reserve units for an order."),
     ("release", ReservationCmd, "Release a reservation."),
     ("post", ReservationCmd, "Post a reservation: retire what it holds."),
 ):
     _operation(_name, _model, _doc)
+# ``export`` is the file export that pairs with ``import``, so the movement has a name of its own.
+_operation(
+    "export",
+    ExportCmd,
+    "Export units to another registry: they leave this one, with destination and reference.",
+    command_name="send-out",
+)
 
 
 @registry_app.command("where")
@@ -263,7 +279,8 @@ def export(
         Path | None, typer.Option("--out", help="file to write (default: standard output)")
     ] = None,
 ) -> None:
-    """Export projects, unit blocks (close to the CADT unit model) or journal transactions."""
+    """Write projects, unit blocks (close to the CADT unit model) or journal transactions to a file
+    (units leave for another registry with send-out)."""
     with session_scope() as session:
         text = exports.export(session=session, kind=kind, fmt=fmt)
     if out_path is None:

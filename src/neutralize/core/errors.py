@@ -6,6 +6,7 @@ Codes never change meaning once published; clients match on them. Interfaces map
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -148,3 +149,41 @@ class NotFoundError(DomainError):
 
     def __init__(self, message: str) -> None:
         super().__init__(code=ErrorCode.NOT_FOUND, message=message)
+
+
+# Pydantic's error types, as our codes; any other is a wrong type.
+_PYDANTIC_CODES: dict[str, ErrorCode] = {
+    "missing": ErrorCode.MISSING_FIELD,
+    "extra_forbidden": ErrorCode.UNKNOWN_FIELD,
+    "too_long": ErrorCode.TOO_MANY_ACTIVITIES,
+    "too_short": ErrorCode.INVALID_REQUEST,
+    "json_invalid": ErrorCode.INVALID_REQUEST,
+    "greater_than": ErrorCode.OUT_OF_RANGE,
+    "greater_than_equal": ErrorCode.OUT_OF_RANGE,
+    "less_than": ErrorCode.OUT_OF_RANGE,
+    "less_than_equal": ErrorCode.OUT_OF_RANGE,
+    "string_too_long": ErrorCode.OUT_OF_RANGE,
+    "string_too_short": ErrorCode.OUT_OF_RANGE,
+    "literal_error": ErrorCode.UNKNOWN_VALUE,
+    "enum": ErrorCode.UNKNOWN_VALUE,
+    "value_error": ErrorCode.INVALID_REQUEST,
+}
+
+MAX_PROBLEMS = 100  # a body with more problems than this is answered with the first ones
+
+
+def validation_problems(details: Iterable[Mapping[str, Any]]) -> list[Problem]:
+    """Pydantic's error details (``ValidationError.errors()``) as problems with our codes and dotted
+    field paths (``units.quantity_kg``, ``activities[2].kg``), so that the API and the command line
+    refuse the same input the same way."""
+    return [_validation_problem(detail) for detail in details][:MAX_PROBLEMS]
+
+
+def _validation_problem(detail: Mapping[str, Any]) -> Problem:
+    field = ""
+    for part in detail.get("loc", ()):
+        if part == "body":
+            continue
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    code = _PYDANTIC_CODES.get(str(detail.get("type")), ErrorCode.WRONG_TYPE)
+    return Problem(code=code, message=str(detail.get("msg", "invalid value")), field=field or None)

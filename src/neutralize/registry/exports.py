@@ -1,8 +1,13 @@
 """Exports: projects, unit blocks and transactions as CSV or JSON, the units close to the Climate
 Action Data Trust (CADT) unit model.
 
-A unit here is one kilogram of CO2e, so ``unitBlockStart``/``unitBlockEnd``/``unitCount`` count
-kilograms; ``unitCountTonnes`` gives the same quantity in tonnes for readers used to tCO2e.
+A unit is what a block's serials number: one kilogram of CO2e for native blocks, one tonne for
+mirrored blocks (the home registry's serials). Every row follows one rule, ``unitCount =
+unitBlockEnd - unitBlockStart + 1``, with ``unitMetric`` naming the unit; ``quantityKg`` gives the
+block's kilograms and ``unitCountTonnes`` the same quantity in exact decimal tonnes, whatever the unit.
+
+CSV cells of text that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return) are written with a leading ``'``; JSON is written as stored.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -45,6 +51,9 @@ UNIT_STATUS = {
     BlockState.EXPORTED: "Exported",
 }
 MIRRORED_STATUS = {"issued": "Held", "retired": "Retired", "cancelled": "Cancelled"}
+NATIVE_UNIT = "kg CO2e"
+MIRRORED_UNIT = "t CO2e (home registry serials)"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list for CSV injection
 
 
 def unit_type(project: Project) -> str:
@@ -69,7 +78,7 @@ def project_rows(session: Session, *, drafts: bool = True) -> list[dict[str, Any
                 "registryOfOrigin": REGISTRY_NAME if project.native else (project.home_registry or ""),
                 "originProjectId": project.home_id or project.code,
                 "program": project.standard,
-                "projectDeveloper": owners.get(project.owner_organisation_id, ""),
+                "projectDeveloper": _developer(project, owners),
                 "projectType": project.project_type,
                 "methodology": f"{project.methodology} {project.methodology_version}".strip(),
                 "projectStatus": project.status,
@@ -82,6 +91,14 @@ def project_rows(session: Session, *, drafts: bool = True) -> list[dict[str, Any
             }
         )
     return rows
+
+
+def _developer(project: Project, owners: dict[str, str]) -> str:
+    """The owner of a native project; for a mirrored one, the developer its home registry
+    publishes (Gold Standard does, Verra does not), never the organisation that mirrors it."""
+    if project.native:
+        return owners.get(project.owner_organisation_id, "")
+    return str((project.labels or {}).get("developer") or "")
 
 
 def unit_rows(session: Session) -> list[dict[str, Any]]:
@@ -101,7 +118,7 @@ def unit_rows(session: Session) -> list[dict[str, Any]]:
                 project,
                 span.start,
                 span.end,
-                span.size,
+                span.size,  # one unit per kilogram
                 block.vintage,
                 serial(project.code, block.vintage, span),
                 UNIT_STATUS[BlockState(block.state)],
@@ -128,7 +145,7 @@ def unit_rows(session: Session) -> list[dict[str, Any]]:
                 "",
                 project.home_registry or "",
                 reason=mirrored.reason or "",
-                unit_metric="t CO2e (home registry serials)",
+                unit_metric=MIRRORED_UNIT,
             )
         )
     return rows
@@ -148,7 +165,7 @@ def _unit(
     registry: str,
     *,
     reason: str,
-    unit_metric: str = "kg CO2e",
+    unit_metric: str = NATIVE_UNIT,
 ) -> dict[str, Any]:
     labels = project.labels or {}
     return {
@@ -158,8 +175,9 @@ def _unit(
         "serialNumberBlock": serial_text,
         "unitBlockStart": start,
         "unitBlockEnd": end,
-        "unitCount": kg,
-        "unitCountTonnes": f"{kg / KG_PER_TONNE:g}",
+        "unitCount": end - start + 1,
+        "quantityKg": kg,
+        "unitCountTonnes": tonnes_text(kg),
         "unitMetric": unit_metric,
         "unitType": unit_type(project),
         "unitStatus": status,
@@ -174,6 +192,11 @@ def _unit(
         if labels.get("corresponding_adjustment")
         else "Not Started",
     }
+
+
+def tonnes_text(kg: int) -> str:
+    """Kilograms as exact decimal tonnes, without exponent or trailing zeros: 123456789 → "123456.789"."""
+    return f"{(Decimal(kg) / KG_PER_TONNE).normalize():f}"
 
 
 def transaction_rows(session: Session) -> list[dict[str, Any]]:
@@ -216,5 +239,12 @@ def _csv(rows: Iterable[dict[str, Any]]) -> str:
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({name: _cell(value) for name, value in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, made plain text; other values as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return f"'{value}"
+    return value

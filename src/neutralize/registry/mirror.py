@@ -10,7 +10,6 @@ and allocates kilogram shares of it; the shares of one retirement never exceed i
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterable
 from datetime import date
 
@@ -27,10 +26,11 @@ from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.core.ids import new_id
 from neutralize.registry import journal
 from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, merkle_root
+from neutralize.registry.importers import gold_standard, verra
+from neutralize.registry.importers.assemble import EarlierBlock, overlaps_with_earlier
 from neutralize.registry.importers.duplicates import cross_programme_duplicates
-from neutralize.registry.importers.gold_standard import parse_gold_standard_export
 from neutralize.registry.importers.records import ImportedBlock, ImportedProject, ImportResult, Programme
-from neutralize.registry.importers.verra import parse_verra_export
+from neutralize.registry.importers.table import reject
 from neutralize.registry.models import (
     HomeHolding,
     HomeRetirement,
@@ -42,6 +42,8 @@ from neutralize.registry.models import (
 )
 
 HOME_REGISTRIES = {Programme.VERRA: "Verra", Programme.GOLD_STANDARD: "Gold Standard"}
+SERIAL_COLUMNS = {Programme.VERRA: verra.SERIAL, Programme.GOLD_STANDARD: gold_standard.SERIAL}
+UNIT_SPACES_PER_QUERY = 500  # bound the IN list when loading earlier blocks
 
 
 class ImportReport(BaseModel):
@@ -146,8 +148,8 @@ class HomeRetirementPublic(BaseModel):
 def parse_export(programme: Programme, text: str) -> ImportResult:
     """Parse a Verra or Gold Standard public export; all rows or nothing (``INVALID_IMPORT``)."""
     if programme is Programme.VERRA:
-        return parse_verra_export(text)
-    return parse_gold_standard_export(text)
+        return verra.parse_verra_export(text)
+    return gold_standard.parse_gold_standard_export(text)
 
 
 def import_export(
@@ -156,7 +158,8 @@ def import_export(
     """Mirror a public export: its projects and blocks replace what earlier imports said of them.
 
     The same file imported twice changes nothing. A block that overlaps another project's block in
-    the same unit space is refused, as is any row that does not parse.
+    the same unit space (in this file or mirrored earlier) is refused before anything is written,
+    as is any row that does not parse; the error lists the lines at fault.
     """
     require(actor, Role.ADMIN)
     # One import of a programme at a time: the same file sent twice at once is imported once, and two
@@ -167,6 +170,7 @@ def import_export(
     if earlier is not None:
         return _report(session, earlier, already=True)
     result = parse_export(programme, text)
+    _refuse_overlaps(session, result)
     now = clock.now()
     batch = ImportBatch(
         id=new_id("imp", now),
@@ -187,7 +191,6 @@ def import_export(
     for block in result.blocks:
         session.add(_mirror_block(block, projects[block.project_id].id, batch.id))
     session.flush()
-    _refuse_overlaps(session, programme)
     duplicates = _flag_duplicates(session, result.projects)
     journal.append(
         session=session,
@@ -220,7 +223,7 @@ def _registry_organisation(session: Session, clock: Clock, programme: Programme)
 def _mirror_project(
     session: Session, clock: Clock, programme: Programme, imported: ImportedProject
 ) -> Project:
-    code = f"{programme.value}-{imported.project_id}"
+    code = _code(imported)
     project = session.scalars(select(Project).where(Project.code == code)).first()
     fields = {
         "name": imported.name[:300],
@@ -256,6 +259,7 @@ def _mirror_project(
         **(project.labels or {}),
         "home_labels": list(imported.additional_certifications),
         "cross_references": list(imported.cross_references),
+        "developer": imported.developer[:300] if imported.developer else None,  # Gold Standard only
     }
     session.flush()
     return project
@@ -282,43 +286,63 @@ def _mirror_block(block: ImportedBlock, project_id: str, batch_id: str) -> Mirro
     )
 
 
-def _refuse_overlaps(session: Session, programme: Programme) -> None:
-    rows = session.execute(
-        select(
-            MirroredBlock.unit_space, MirroredBlock.first_unit, MirroredBlock.last_unit, MirroredBlock.serial
-        )
-        .where(MirroredBlock.programme == programme.value)
-        .order_by(MirroredBlock.unit_space, MirroredBlock.first_unit)
-    ).all()
-    for previous, current in itertools.pairwise(rows):
-        if previous.unit_space == current.unit_space and current.first_unit <= previous.last_unit:
-            raise DomainError(
-                code=ErrorCode.INVALID_IMPORT,
-                message=f"{current.serial} overlaps {previous.serial}: a unit cannot be in two blocks",
+def _refuse_overlaps(session: Session, result: ImportResult) -> None:
+    """Refuse the file, listing its lines, if a block shares a unit with another project's block
+    mirrored earlier. The blocks of the projects the file names are left out: it replaces them."""
+    problems = overlaps_with_earlier(
+        result.blocks, _earlier_blocks(session, result), SERIAL_COLUMNS[result.programme]
+    )
+    if problems:
+        reject(problems)
+
+
+def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock]:
+    replaced = {_code(p) for p in result.projects}
+    spaces = sorted({block.unit_space for block in result.blocks})
+    found = []
+    for start in range(0, len(spaces), UNIT_SPACES_PER_QUERY):
+        rows = session.execute(
+            select(
+                MirroredBlock.unit_space,
+                MirroredBlock.first_unit,
+                MirroredBlock.last_unit,
+                MirroredBlock.serial,
+                Project.code,
             )
+            .join(Project, Project.id == MirroredBlock.project_id)
+            .where(
+                MirroredBlock.programme == result.programme.value,
+                MirroredBlock.unit_space.in_(spaces[start : start + UNIT_SPACES_PER_QUERY]),
+            )
+        )
+        found += [EarlierBlock(*row) for row in rows if row.code not in replaced]
+    return found
 
 
 def _flag_duplicates(session: Session, imported: Iterable[ImportedProject]) -> list[str]:
-    """Projects that appear under two programmes (this file and everything mirrored before)."""
+    """Projects that appear under two programmes (this file and everything mirrored before).
+
+    Each project's ``possible_duplicate_of`` label lists every project it was matched with, in
+    this import or an earlier one."""
     known = [*imported, *_mirrored_projects(session)]
     flagged = []
+    matches: dict[str, set[str]] = {}
     for first, second, reason in cross_programme_duplicates(known):
-        first_code, second_code = (
-            f"{first.programme.value}-{first.project_id}",
-            f"{second.programme.value}-{second.project_id}",
-        )
-        text = f"{first_code} and {second_code}: {reason}"
-        flagged.append(text)
-        for one, other in ((first, second), (second, first)):
-            project = session.scalars(
-                select(Project).where(Project.code == f"{one.programme.value}-{one.project_id}")
-            ).first()
-            if project is not None:
-                project.labels = {
-                    **project.labels,
-                    "possible_duplicate_of": f"{other.programme.value}-{other.project_id}",
-                }
+        first_code, second_code = _code(first), _code(second)
+        flagged.append(f"{first_code} and {second_code}: {reason}")
+        matches.setdefault(first_code, set()).add(second_code)
+        matches.setdefault(second_code, set()).add(first_code)
+    for code, others in matches.items():
+        project = session.scalars(select(Project).where(Project.code == code)).first()
+        if project is not None:
+            before = project.labels.get("possible_duplicate_of") or []
+            before = [before] if isinstance(before, str) else before  # one code, as first stored
+            project.labels = {**project.labels, "possible_duplicate_of": sorted({*before, *others})}
     return sorted(set(flagged))
+
+
+def _code(project: ImportedProject) -> str:
+    return f"{project.programme.value}-{project.project_id}"
 
 
 def _mirrored_projects(session: Session) -> list[ImportedProject]:
@@ -334,7 +358,7 @@ def _mirrored_projects(session: Session) -> list[ImportedProject]:
                 name=project.name,
                 country_name=project.country,
                 country_code=project.country,
-                developer=None,
+                developer=project.labels.get("developer"),
                 project_type=project.project_type,
                 methodology=project.methodology,
                 sustainable_development_goals=(),

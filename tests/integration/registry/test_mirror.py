@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.registry import mirror, service
 from neutralize.registry.domain import merkle_root
+from neutralize.registry.importers import gold_standard, verra
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.models import HomeHolding, MirroredBlock, Project, RetirementShare
 from tests.integration.registry.conftest import CLOCK
@@ -21,10 +24,72 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "registry"
 
 
 def load(session: Session, programme: Programme, name: str) -> mirror.ImportReport:
-    text = (DATA / name).read_text(encoding="utf-8")
+    return load_text(session, programme, (DATA / name).read_text(encoding="utf-8"), name)
+
+
+def load_text(
+    session: Session, programme: Programme, text: str, name: str = "export.csv"
+) -> mirror.ImportReport:
     return mirror.import_export(
         session=session, clock=CLOCK, actor=SYSTEM, programme=programme, text=text, filename=name
     )
+
+
+def verra_serial(project_id: int, first: int, last: int) -> str:
+    return f"19385-{first}-{last}-VCS-VCU-1507-VER-ET-14-{project_id}-01012020-31122020-0"
+
+
+def verra_file(*blocks: tuple[int, int, int]) -> str:
+    """A Verra export with one issued 2020 block per (project id, first unit, last unit)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=verra.COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    for project_id, first, last in blocks:
+        writer.writerow(
+            {
+                "Issuance Date": "2021-03-01",
+                "Vintage Start": "2020-01-01",
+                "Vintage End": "2020-12-31",
+                "ID": str(project_id),
+                "Name": f"Project {project_id}",
+                "Country/Area": "Ethiopia",
+                "Quantity Issued": str(last - first + 1),
+                "Serial Number": verra_serial(project_id, first, last),
+            }
+        )
+    return out.getvalue()
+
+
+def gold_standard_file(gsid: int, name: str, country: str, note: str) -> str:
+    """A Gold Standard retirements export with one retired 2024 block of project ``gsid``."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=gold_standard.RETIREMENT_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerow(
+        {
+            "Vintage": "2024",
+            "Credit Status": "Retired",
+            "Quantity": "10",
+            "GSID": str(gsid),
+            "Project Name": name,
+            "Country": country,
+            "Issuance Date": "2025-01-10",
+            "Retirement Date": "2025-02-10",
+            "Serial Number": f"GS1-1-CN-GS{gsid}-16-2024-40001-1-10",
+            "Note": note,
+        }
+    )
+    return out.getvalue()
+
+
+def blocks_of(session: Session, code: str) -> list[tuple[int, int]]:
+    query = (
+        select(MirroredBlock.first_unit, MirroredBlock.last_unit)
+        .join(Project, Project.id == MirroredBlock.project_id)
+        .where(Project.code == code)
+        .order_by(MirroredBlock.first_unit)
+    )
+    return [(first, last) for first, last in session.execute(query)]
 
 
 def test_a_verra_export_imports_with_every_unit_accounted_for(session: Session) -> None:
@@ -60,7 +125,73 @@ def test_a_project_under_two_programmes_is_flagged(session: Session) -> None:
     report = load(session, Programme.GOLD_STANDARD, "gold_standard_retirements.csv")
     assert any("VCS-2250" in d and "GS-2429" in d for d in report.duplicates)
     flagged = session.scalars(select(Project).where(Project.code == "VCS-2250")).one()
-    assert flagged.labels["possible_duplicate_of"] == "GS-2429"
+    assert flagged.labels["possible_duplicate_of"] == ["GS-2429"]
+
+
+def test_a_block_starting_where_another_projects_earlier_block_starts_is_refused_on_its_line(
+    session: Session,
+) -> None:
+    # given project 5001's units 1000-2999, mirrored from an earlier file
+    load_text(session, Programme.VERRA, verra_file((5001, 1000, 2999)), "first.csv")
+    # when another file gives project 5005 units 1000-1099 of the same unit space
+    with pytest.raises(DomainError) as caught:
+        load_text(session, Programme.VERRA, verra_file((5005, 1000, 1099)), "second.csv")
+    # then the file is refused, its line and serial column named, and nothing of it is written
+    assert caught.value.code == ErrorCode.INVALID_IMPORT
+    assert [(p.row, p.field) for p in caught.value.problems] == [(2, "Serial Number")]
+    assert "VCS-5001" in caught.value.problems[0].message
+    assert blocks_of(session, "VCS-5001") == [(1000, 2999)]
+    assert session.scalars(select(Project).where(Project.code == "VCS-5005")).first() is None
+
+
+def test_every_block_overlapping_an_earlier_file_is_reported_with_its_line(session: Session) -> None:
+    # given project 5001's units 1000-2999 and project 5002's 5000-5999, mirrored earlier
+    load_text(session, Programme.VERRA, verra_file((5001, 1000, 2999), (5002, 5000, 5999)), "first.csv")
+    # when a file's lines 3 and 4 run into them and its line 2 does not
+    text = verra_file((5005, 7000, 7099), (5005, 2500, 3499), (5005, 5999, 6100))
+    with pytest.raises(DomainError) as caught:
+        load_text(session, Programme.VERRA, text, "second.csv")
+    # then both lines are listed, in line order, and nothing of the file is written
+    assert caught.value.code == ErrorCode.INVALID_IMPORT
+    assert [(p.row, p.field) for p in caught.value.problems] == [(3, "Serial Number"), (4, "Serial Number")]
+    assert blocks_of(session, "VCS-5005") == []
+
+
+def test_a_newer_export_of_a_project_may_renumber_its_own_blocks(session: Session) -> None:
+    # given project 5001's units 1000-2999 and project 5002's 5000-5999, mirrored earlier
+    load_text(session, Programme.VERRA, verra_file((5001, 1000, 2999), (5002, 5000, 5999)), "first.csv")
+    # when a newer export of project 5001 splits its range differently
+    load_text(session, Programme.VERRA, verra_file((5001, 1000, 1999), (5001, 2000, 2999)), "second.csv")
+    # then the new blocks replace the old, and the other project keeps its own
+    assert blocks_of(session, "VCS-5001") == [(1000, 1999), (2000, 2999)]
+    assert blocks_of(session, "VCS-5002") == [(5000, 5999)]
+
+
+def test_a_gold_standard_developer_is_kept_and_compared_across_files(session: Session) -> None:
+    # given a Gold Standard export whose GS 2429 names its developer, imported first
+    load(session, Programme.GOLD_STANDARD, "gold_standard_retirements.csv")
+    developer = session.scalars(select(Project).where(Project.code == "GS-2429")).one().labels["developer"]
+    assert developer == "South Pole Ltd"
+    # when a Verra export with a project of the same name and country follows
+    report = load(session, Programme.VERRA, "verra_export.csv")
+    # then the match knows GS 2429's developer, and only Verra is said to publish none
+    [match] = [d for d in report.duplicates if "GS-2429" in d]
+    assert match.endswith("no developer published by VCS")
+
+
+def test_a_project_matched_with_two_others_keeps_both(session: Session) -> None:
+    # given VCS 2250 flagged as a possible duplicate of GS 2429
+    load(session, Programme.VERRA, "verra_export.csv")
+    load(session, Programme.GOLD_STANDARD, "gold_standard_retirements.csv")
+    # when a later Gold Standard export names VCS 2250 in the note of another project
+    load_text(
+        session, Programme.GOLD_STANDARD, gold_standard_file(8123, "Yunnan stoves", "China", "see VCS 2250")
+    )
+    # then VCS 2250 lists both, and each of them lists VCS 2250
+    labels = {p.code: p.labels for p in session.scalars(select(Project).where(Project.native.is_(False)))}
+    assert labels["VCS-2250"]["possible_duplicate_of"] == ["GS-2429", "GS-8123"]
+    assert labels["GS-2429"]["possible_duplicate_of"] == ["VCS-2250"]
+    assert labels["GS-8123"]["possible_duplicate_of"] == ["VCS-2250"]
 
 
 def test_only_admins_import(session: Session) -> None:

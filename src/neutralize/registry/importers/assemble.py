@@ -1,9 +1,14 @@
-"""Checks across rows, then the all-or-nothing result: one project per id, no unit counted twice."""
+"""Checks across rows, then the all-or-nothing result: one project per id, no unit counted twice.
+
+The same overlap rule holds across files: ``overlaps_with_earlier`` reports, in the same shape,
+every block of a file that shares a unit with a block mirrored from an earlier one.
+"""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from neutralize.core.errors import Problem
@@ -105,6 +110,80 @@ def _overlap_problem(later: ImportedBlock, other: ImportedBlock, serial_column: 
         f"serial range {later.first_unit}-{later.last_unit} {verb} the range "
         f"{other.first_unit}-{other.last_unit} on line {other.source_line}",
         "each unit may appear in one row only",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierBlock:
+    """A block mirrored from an earlier file: its units and the project (by code) that holds them."""
+
+    unit_space: str
+    first_unit: int
+    last_unit: int
+    serial: str
+    project_code: str
+
+
+def overlaps_with_earlier(
+    blocks: Sequence[ImportedBlock], earlier: Iterable[EarlierBlock], serial_column: str
+) -> list[Problem]:
+    """A problem on the line of every block that shares a unit with a block of ``earlier``.
+
+    ``earlier`` holds the blocks kept after the import, so the caller leaves out those of the
+    projects the file replaces.
+    """
+    spaces: dict[str, list[EarlierBlock]] = {}
+    for known in earlier:
+        spaces.setdefault(known.unit_space, []).append(known)
+    for known_in_space in spaces.values():
+        known_in_space.sort(key=lambda b: (b.first_unit, b.last_unit))
+    reaches = {space: _reach(members) for space, members in spaces.items()}
+    found: list[Problem] = []
+    for block in blocks:
+        if block.unit_space not in spaces:
+            continue
+        other = _first_overlap(block, spaces[block.unit_space], reaches[block.unit_space])
+        if other is not None:
+            found.append(_earlier_overlap_problem(block, other, serial_column))
+    return found
+
+
+def _reach(members: Sequence[EarlierBlock]) -> tuple[list[int], list[int]]:
+    """Per position of ``members`` (sorted by first unit), the furthest last unit reached so far
+    and the position of the block reaching it: a binary search then finds an overlap even if
+    earlier blocks were to overlap each other."""
+    furthest: list[int] = []
+    holder: list[int] = []
+    for i, member in enumerate(members):
+        if not furthest or member.last_unit > furthest[-1]:
+            furthest.append(member.last_unit)
+            holder.append(i)
+        else:
+            furthest.append(furthest[-1])
+            holder.append(holder[-1])
+    return furthest, holder
+
+
+def _first_overlap(
+    block: ImportedBlock, members: Sequence[EarlierBlock], reach: tuple[list[int], list[int]]
+) -> EarlierBlock | None:
+    furthest, holder = reach
+    i = bisect.bisect_left(furthest, block.first_unit)  # the first position reaching the block
+    if i == len(members) or members[i].first_unit > block.last_unit:
+        return None
+    return members[holder[i]]
+
+
+def _earlier_overlap_problem(block: ImportedBlock, other: EarlierBlock, serial_column: str) -> Problem:
+    same = (block.first_unit, block.last_unit) == (other.first_unit, other.last_unit)
+    verb = "repeats" if same else "overlaps"
+    return problem(
+        block.source_line,
+        serial_column,
+        f"serial range {block.first_unit}-{block.last_unit} {verb} the range "
+        f"{other.first_unit}-{other.last_unit} of {other.project_code} ({other.serial}), "
+        "mirrored from an earlier file",
+        "each unit may belong to one project only; correct the file or the earlier import",
     )
 
 

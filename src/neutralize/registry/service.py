@@ -620,9 +620,11 @@ def post(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd) -
 def reverse_buffer(
     *, session: Session, clock: Clock, actor: Actor, cmd: BufferReversalCmd
 ) -> OperationResult:
-    """Cancel as many buffer units of the project vintage as were found invalid, and link every block
-    of the invalid range to the buffer units that replace it (the link follows them onto any
-    certificate). The invalid blocks keep their units, state and account."""
+    """Cancel as many buffer units of the project vintage as were found invalid, and link the invalid
+    credits to the buffer units that replace them; the link follows them onto any certificate. A held
+    or reserved block is split so that only its invalid units carry the link (and keep it wherever
+    they move); a retired, cancelled or exported block never changes its span, so it carries the link
+    whole. The invalid credits keep their units, state and account."""
     require(actor, Role.ADMIN)
 
     def run() -> OperationResult:
@@ -684,9 +686,15 @@ def reverse_buffer(
             cmd.idempotency_key,
             extra={"invalid_serial": cmd.invalid_serial, "reason": cmd.reason},
         )
-        replacement = ", ".join(block.serial for block in result.blocks)
+        replacement = ", ".join(block.serial for block in result.blocks)[:120]
+        now = clock.now()
         for block in affected:
-            block.replaced_by = replacement[:120]
+            if not BlockState(block.state).is_final:
+                part = Span(max(block.span_start, invalid.start), min(block.span_end, invalid.end))
+                block = _split(session, block, part, BlockState(block.state), block.account_id, now,
+                               reservation=block.reservation, retirement_id=block.retirement_id,
+                               destination=block.destination)  # fmt: skip
+            block.replaced_by = replacement
         session.flush()
         return result
 
@@ -1007,7 +1015,8 @@ def _split(
     remainder = current.without(part)
     block.span_start, block.span_end, block.updated_at = remainder[0].start, remainder[0].end, now
     session.flush()  # shrink first: at no moment do two blocks overlap
-    keep = {"state": block.state, "account_id": block.account_id, "reservation": block.reservation}
+    keep = {"state": block.state, "account_id": block.account_id, "reservation": block.reservation,
+            "replaced_by": block.replaced_by}  # fmt: skip
     for rest in remainder[1:]:
         session.add(
             Block(
@@ -1026,6 +1035,7 @@ def _split(
         vintage=block.vintage,
         span_start=part.start,
         span_end=part.end,
+        replaced_by=block.replaced_by,  # credits found invalid take their link wherever they go
         **attributes,
     )
     session.add(moved)

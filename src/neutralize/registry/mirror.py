@@ -22,7 +22,7 @@ from neutralize.access.service import require
 from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock
 from neutralize.core.db import add_once, hold
-from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Problem
 from neutralize.core.ids import new_id
 from neutralize.registry import journal
 from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, merkle_root
@@ -504,6 +504,14 @@ def record_retirement(
     )
     if taken():
         raise recorded
+    if cmd.retired_on > clock.now().date():
+        raise DomainError(
+            code=ErrorCode.OUT_OF_RANGE,
+            message=f"a retirement made on the home registry on {cmd.retired_on} is yet to be made",
+            problems=[
+                Problem(code=ErrorCode.OUT_OF_RANGE, message="a day that has not come", field="retired_on")
+            ],
+        )
     vintage = _draw(session, cmd.holding_id, project, cmd.quantity_tonnes) if cmd.holding_id else cmd.vintage
     if vintage is None:
         raise DomainError(code=ErrorCode.MISSING_FIELD, message="give the holding drawn on, or the vintage")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -215,6 +215,21 @@ def home_retirement(session: Session, tonnes: int = 2) -> mirror.HomeRetirementP
         beneficiary_text="Platform on behalf of buyers",
     )
     return mirror.record_retirement(session=session, clock=CLOCK, actor=SYSTEM, cmd=cmd)
+
+
+def test_a_home_retirement_dated_after_today_is_refused(session: Session) -> None:
+    load(session, Programme.VERRA, "verra_export.csv")
+    tomorrow = CLOCK.now().date() + timedelta(days=1)
+    cmd = mirror.HomeRetirementCreate(
+        project_code="VCS-1340", vintage=2020, home_retirement_id="HOME-LATER", serial="19385-1-2",
+        quantity_tonnes=2, retired_on=tomorrow, beneficiary_text="Platform on behalf of buyers",
+    )  # fmt: skip
+    with pytest.raises(DomainError) as caught:
+        mirror.record_retirement(session=session, clock=CLOCK, actor=SYSTEM, cmd=cmd)
+    assert caught.value.code is ErrorCode.OUT_OF_RANGE and caught.value.problems[0].field == "retired_on"
+    today = cmd.model_copy(update={"retired_on": CLOCK.now().date()})
+    recorded = mirror.record_retirement(session=session, clock=CLOCK, actor=SYSTEM, cmd=today)
+    assert recorded.quantity_kg == 2_000
 
 
 def share(session: Session, retirement_id: str, kg: int, reference: str) -> mirror.HomeRetirementPublic:

@@ -29,7 +29,13 @@ from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, merkle_root
 from neutralize.registry.importers import gold_standard, verra
 from neutralize.registry.importers.assemble import EarlierBlock, overlaps_with_earlier
 from neutralize.registry.importers.duplicates import cross_programme_duplicates
-from neutralize.registry.importers.records import ImportedBlock, ImportedProject, ImportResult, Programme
+from neutralize.registry.importers.records import (
+    BlockStatus,
+    ImportedBlock,
+    ImportedProject,
+    ImportResult,
+    Programme,
+)
 from neutralize.registry.importers.table import reject
 from neutralize.registry.models import (
     HomeHolding,
@@ -44,6 +50,12 @@ from neutralize.registry.models import (
 HOME_REGISTRIES = {Programme.VERRA: "Verra", Programme.GOLD_STANDARD: "Gold Standard"}
 SERIAL_COLUMNS = {Programme.VERRA: verra.SERIAL, Programme.GOLD_STANDARD: gold_standard.SERIAL}
 UNIT_SPACES_PER_QUERY = 500  # bound the IN list when loading earlier blocks
+# What a newer export says of a project replaces what older ones said of it, kind by kind: an export
+# of issuances leaves the retirements and cancellations mirrored from another export as they are.
+KINDS = {
+    "issued": (BlockStatus.ISSUED.value,),
+    "retired or cancelled": (BlockStatus.RETIRED.value, BlockStatus.CANCELLED.value),
+}
 
 
 class ImportReport(BaseModel):
@@ -155,10 +167,11 @@ def parse_export(programme: Programme, text: str) -> ImportResult:
 def import_export(
     *, session: Session, clock: Clock, actor: Actor, programme: Programme, text: str, filename: str
 ) -> ImportReport:
-    """Mirror a public export: its projects and blocks replace what earlier imports said of them.
+    """Mirror a public export: its projects, and its blocks of each kind (``KINDS``) in place of the
+    blocks of that kind earlier imports said its projects have.
 
-    The same file imported twice changes nothing. A block that overlaps another project's block in
-    the same unit space (in this file or mirrored earlier) is refused before anything is written,
+    The same file imported twice changes nothing. A block that overlaps a block it does not replace,
+    in the same unit space (in this file or mirrored earlier), is refused before anything is written,
     as is any row that does not parse; the error lists the lines at fault.
     """
     require(actor, Role.ADMIN)
@@ -185,9 +198,13 @@ def import_export(
     session.add(batch)
     session.flush()
     projects = {p.project_id: _mirror_project(session, clock, programme, p) for p in result.projects}
-    session.execute(
-        delete(MirroredBlock).where(MirroredBlock.project_id.in_([p.id for p in projects.values()]))
-    )
+    for statuses in KINDS.values():
+        listed = {projects[b.project_id].id for b in result.blocks if b.status.value in statuses}
+        session.execute(
+            delete(MirroredBlock).where(
+                MirroredBlock.project_id.in_(sorted(listed)), MirroredBlock.status.in_(statuses)
+            )
+        )
     for block in result.blocks:
         session.add(_mirror_block(block, projects[block.project_id].id, batch.id))
     session.flush()
@@ -297,7 +314,7 @@ def _refuse_overlaps(session: Session, result: ImportResult) -> None:
 
 
 def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock]:
-    replaced = {_code(p) for p in result.projects}
+    replaced = {(_block_code(b), _kind(b.status.value)) for b in result.blocks}
     spaces = sorted({block.unit_space for block in result.blocks})
     found = []
     for start in range(0, len(spaces), UNIT_SPACES_PER_QUERY):
@@ -308,6 +325,7 @@ def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock
                 MirroredBlock.last_unit,
                 MirroredBlock.serial,
                 Project.code,
+                MirroredBlock.status,
             )
             .join(Project, Project.id == MirroredBlock.project_id)
             .where(
@@ -315,8 +333,20 @@ def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock
                 MirroredBlock.unit_space.in_(spaces[start : start + UNIT_SPACES_PER_QUERY]),
             )
         )
-        found += [EarlierBlock(*row) for row in rows if row.code not in replaced]
+        found += [
+            EarlierBlock(row.unit_space, row.first_unit, row.last_unit, row.serial, row.code)
+            for row in rows
+            if (row.code, _kind(row.status)) not in replaced
+        ]
     return found
+
+
+def _kind(status: str) -> str:
+    return next(kind for kind, statuses in KINDS.items() if status in statuses)
+
+
+def _block_code(block: ImportedBlock) -> str:
+    return f"{block.programme.value}-{block.project_id}"
 
 
 def _flag_duplicates(session: Session, imported: Iterable[ImportedProject]) -> list[str]:

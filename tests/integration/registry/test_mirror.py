@@ -167,6 +167,39 @@ def test_a_newer_export_of_a_project_may_renumber_its_own_blocks(session: Sessio
     assert blocks_of(session, "VCS-5002") == [(5000, 5999)]
 
 
+def test_an_export_of_issuances_leaves_the_retirements_mirrored_from_another_export(session: Session) -> None:
+    # given a Gold Standard retirements export: project 11603 retired 110-5463 of its 2025 issuance
+    load(session, Programme.GOLD_STANDARD, "gold_standard_retirements.csv")
+    retired = blocks_of(session, "GS-11603")
+    assert (110, 5463) in retired
+    # when an issuances export names project 11603's issuance of another batch
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=gold_standard.ISSUANCE_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    issuance = {
+        "Vintage": "2025",
+        "Credit Status": "Issued",
+        "GSID": "11603",
+        "Country": "Kenya",
+        "Project Name": "GS10789 VPA8: Efficient and Clean Cooking for households in Kenya",
+        "Issuance Date": "2026-01-10",
+    }
+    writer.writerow({**issuance, "Quantity": "100", "Serial Number": "GS1-1-KE-GS11603-16-2025-30299-1-100"})
+    load_text(session, Programme.GOLD_STANDARD, out.getvalue(), "issuances.csv")
+    # then the retirements stay beside it: an export of one kind replaces only that kind
+    assert sorted(blocks_of(session, "GS-11603")) == sorted([*retired, (1, 100)])
+    # and an issuance overlapping them (the whole batch they were retired from) is refused, not let to
+    # drop them: Gold Standard's retired sub-blocks inside issued blocks are not mirrored side by side
+    writer.writerow(
+        {**issuance, "Quantity": "5485", "Serial Number": "GS1-1-KE-GS11603-16-2025-30256-1-5485"}
+    )
+    with pytest.raises(DomainError) as caught:
+        load_text(session, Programme.GOLD_STANDARD, out.getvalue(), "issuances-2.csv")
+    assert caught.value.code == ErrorCode.INVALID_IMPORT
+    assert [p.row for p in caught.value.problems] == [3]
+    assert sorted(blocks_of(session, "GS-11603")) == sorted([*retired, (1, 100)])
+
+
 def test_a_gold_standard_developer_is_kept_and_compared_across_files(session: Session) -> None:
     # given a Gold Standard export whose GS 2429 names its developer, imported first
     load(session, Programme.GOLD_STANDARD, "gold_standard_retirements.csv")

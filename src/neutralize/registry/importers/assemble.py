@@ -102,15 +102,18 @@ def _overlaps(blocks: Sequence[ImportedBlock], serial_column: str) -> list[Probl
 
 
 def _overlap_problem(later: ImportedBlock, other: ImportedBlock, serial_column: str) -> Problem:
-    same = (later.first_unit, later.last_unit) == (other.first_unit, other.last_unit)
-    verb = "repeats" if same else "overlaps"
     return problem(
         later.source_line,
         serial_column,
-        f"serial range {later.first_unit}-{later.last_unit} {verb} the range "
+        f"serial range {later.first_unit}-{later.last_unit} {_verb(later, other)} the range "
         f"{other.first_unit}-{other.last_unit} on line {other.source_line}",
         "each unit may appear in one row only",
     )
+
+
+def _verb(block: ImportedBlock, other: ImportedBlock | EarlierBlock) -> str:
+    same = (block.first_unit, block.last_unit) == (other.first_unit, other.last_unit)
+    return "repeats" if same else "overlaps"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +132,8 @@ def overlaps_with_earlier(
 ) -> list[Problem]:
     """A problem on the line of every block that shares a unit with a block of ``earlier``.
 
-    ``earlier`` holds the blocks kept after the import, so the caller leaves out those of the
-    projects the file replaces.
+    ``earlier`` holds the blocks kept after the import, so the caller leaves out those the file
+    replaces.
     """
     spaces: dict[str, list[EarlierBlock]] = {}
     for known in earlier:
@@ -175,15 +178,13 @@ def _first_overlap(
 
 
 def _earlier_overlap_problem(block: ImportedBlock, other: EarlierBlock, serial_column: str) -> Problem:
-    same = (block.first_unit, block.last_unit) == (other.first_unit, other.last_unit)
-    verb = "repeats" if same else "overlaps"
     return problem(
         block.source_line,
         serial_column,
-        f"serial range {block.first_unit}-{block.last_unit} {verb} the range "
+        f"serial range {block.first_unit}-{block.last_unit} {_verb(block, other)} the range "
         f"{other.first_unit}-{other.last_unit} of {other.project_code} ({other.serial}), "
         "mirrored from an earlier file",
-        "each unit may belong to one project only; correct the file or the earlier import",
+        "each unit may be in one block only; correct the file or the earlier import",
     )
 
 

@@ -119,7 +119,8 @@ def test_a_home_retirement_recorded_at_once_is_kept_once(backend: Backend) -> No
 
     _set_up(backend, exported)
     cmd = mirror.HomeRetirementCreate(
-        project_code="VCS-1340", vintage=2020, home_retirement_id="HOME-1", serial="19385-1-2",
+        project_code="VCS-1340", vintage=2020, home_retirement_id="HOME-1",
+        serial="19385-1-2-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-0",
         quantity_tonnes=2, retired_on=date(2026, 11, 1), beneficiary_text="Platform on behalf of buyers",
     )  # fmt: skip
 

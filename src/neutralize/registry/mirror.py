@@ -35,7 +35,9 @@ from neutralize.registry.importers.records import (
     ImportedProject,
     ImportResult,
     Programme,
+    SerialForm,
 )
+from neutralize.registry.importers.serials import SerialError, parse_gs_serial, parse_vcs_serial
 from neutralize.registry.importers.table import reject
 from neutralize.registry.models import (
     HomeHolding,
@@ -444,6 +446,7 @@ def record_holding(
     """Record units the platform holds at a home registry; retirements there draw them down."""
     require(actor, Role.ADMIN)
     project = _mirrored_project(session, cmd.project_code)
+    _home_serial(project, cmd.serial, cmd.quantity_tonnes)
 
     def taken() -> bool:
         query = select(HomeHolding.id).where(
@@ -485,6 +488,39 @@ def holdings_at_home(*, session: Session, project_code: str | None = None) -> li
     if project_code is not None:
         query = query.where(HomeHolding.project_id == _mirrored_project(session, project_code).id)
     return [HomeHoldingPublic.model_validate(row) for row in session.scalars(query)]
+
+
+HOME_SERIALS = {Programme.VERRA.value: parse_vcs_serial, Programme.GOLD_STANDARD.value: parse_gs_serial}
+HOME_FORMS = (SerialForm.VCS_13, SerialForm.VCS_12, SerialForm.GS)  # the forms that name the home project
+
+
+def _home_serial(project: Project, serial: str, tonnes: int) -> None:
+    """``serial`` as the home registry publishes it: in its grammar, naming ``project`` (Kyoto/CDM
+    ranges name the CDM project instead), and numbering ``tonnes`` units."""
+    parse = HOME_SERIALS.get(project.standard)
+    if parse is None:
+        return
+    try:
+        read = parse(serial)
+    except SerialError as error:
+        raise DomainError(
+            code=ErrorCode.INVALID_SERIAL,
+            message=f"{serial!r}: {error.message}",
+            problems=[Problem(code=ErrorCode.INVALID_SERIAL, message=error.message, field="serial",
+                              hint=error.hint)],
+        ) from None  # fmt: skip
+    if read.form in HOME_FORMS and read.project_id != project.home_id:
+        raise DomainError(
+            code=ErrorCode.INVALID_SERIAL,
+            message=f"the serial names project {read.project_id}, not {project.code}",
+        )
+    if read.quantity != tonnes:
+        raise DomainError(
+            code=ErrorCode.INVALID_REQUEST,
+            message=f"the serial numbers {read.quantity} t, not the {tonnes} t given",
+            problems=[Problem(code=ErrorCode.INVALID_REQUEST, message="last unit − first unit + 1 must "
+                              "equal quantity_tonnes", field="quantity_tonnes")],
+        )  # fmt: skip
 
 
 def _mirrored_project(session: Session, code: str) -> Project:
@@ -534,6 +570,7 @@ def record_retirement(
     )
     if taken():
         raise recorded
+    _home_serial(project, cmd.serial, cmd.quantity_tonnes)
     if cmd.retired_on > clock.now().date():
         raise DomainError(
             code=ErrorCode.OUT_OF_RANGE,

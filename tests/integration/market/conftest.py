@@ -40,6 +40,11 @@ KEY_B64 = base64.b64encode(bytes(range(32))).decode("ascii")
 PRICE_PER_TONNE = 6_000  # 60.00 CNY
 
 
+def home_serial(first: int, tonnes: int, year: int = 2020) -> str:
+    """A Verra serial of project 1340 numbering ``tonnes`` units from ``first``."""
+    return f"19385-{first}-{first + tonnes - 1}-VCS-VCU-1507-VER-ET-14-1340-0101{year}-3112{year}-0"
+
+
 @dataclass
 class Seller:
     org: Org
@@ -109,7 +114,7 @@ class Market:
             cmd=mirror.HomeHoldingCreate(
                 project_code="VCS-1340",
                 home_account="Platform account 1",
-                serial="19385-1-5",
+                serial=home_serial(1, tonnes),
                 vintage=2020,
                 quantity_tonnes=tonnes,
             ),
@@ -140,7 +145,7 @@ class Market:
                 holding_id=holding.id,
                 project_code="VCS-1340",
                 home_retirement_id=home_id,
-                serial="19385-1-1",
+                serial=home_serial(1, tonnes),
                 quantity_tonnes=tonnes,
                 retired_on=date(2026, 11, 24),
                 beneficiary_text="Neutralize platform buyers",

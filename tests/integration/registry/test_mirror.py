@@ -242,7 +242,7 @@ def home_retirement(session: Session, tonnes: int = 2) -> mirror.HomeRetirementP
         project_code="VCS-1340",
         vintage=2020,
         home_retirement_id="HOME-1",
-        serial="19385-1-2",
+        serial=verra_serial(1340, 1, tonnes),
         quantity_tonnes=tonnes,
         retired_on=date(2026, 11, 1),
         beneficiary_text="Platform on behalf of buyers",
@@ -254,8 +254,9 @@ def test_a_home_retirement_dated_after_today_is_refused(session: Session) -> Non
     load(session, Programme.VERRA, "verra_export.csv")
     tomorrow = CLOCK.now().date() + timedelta(days=1)
     cmd = mirror.HomeRetirementCreate(
-        project_code="VCS-1340", vintage=2020, home_retirement_id="HOME-LATER", serial="19385-1-2",
-        quantity_tonnes=2, retired_on=tomorrow, beneficiary_text="Platform on behalf of buyers",
+        project_code="VCS-1340", vintage=2020, home_retirement_id="HOME-LATER",
+        serial=verra_serial(1340, 1, 2), quantity_tonnes=2, retired_on=tomorrow,
+        beneficiary_text="Platform on behalf of buyers",
     )  # fmt: skip
     with pytest.raises(DomainError) as caught:
         mirror.record_retirement(session=session, clock=CLOCK, actor=SYSTEM, cmd=cmd)
@@ -263,6 +264,32 @@ def test_a_home_retirement_dated_after_today_is_refused(session: Session) -> Non
     today = cmd.model_copy(update={"retired_on": CLOCK.now().date()})
     recorded = mirror.record_retirement(session=session, clock=CLOCK, actor=SYSTEM, cmd=today)
     assert recorded.quantity_kg == 2_000
+
+
+@pytest.mark.parametrize(
+    ("serial", "tonnes", "code"),
+    [
+        ("x", 2, ErrorCode.INVALID_SERIAL),
+        (verra_serial(1341, 1, 2), 2, ErrorCode.INVALID_SERIAL),  # another project's serial
+        (verra_serial(1340, 1, 2), 3, ErrorCode.INVALID_REQUEST),  # two units are not three tonnes
+    ],
+)
+def test_a_home_serial_must_be_the_projects_and_number_its_tonnes(
+    session: Session, serial: str, tonnes: int, code: ErrorCode
+) -> None:
+    load(session, Programme.VERRA, "verra_export.csv")
+    holding_cmd = mirror.HomeHoldingCreate(project_code="VCS-1340", home_account="Platform account 1",
+                                           serial=serial, vintage=2020, quantity_tonnes=tonnes)  # fmt: skip
+    retirement_cmd = mirror.HomeRetirementCreate(
+        project_code="VCS-1340", vintage=2020, home_retirement_id="HOME-X", serial=serial,
+        quantity_tonnes=tonnes, retired_on=date(2026, 11, 1), beneficiary_text="Platform",
+    )  # fmt: skip
+    with pytest.raises(DomainError) as holding_refused:
+        mirror.record_holding(session=session, clock=CLOCK, actor=SYSTEM, cmd=holding_cmd)
+    with pytest.raises(DomainError) as retirement_refused:
+        mirror.record_retirement(session=session, clock=CLOCK, actor=SYSTEM, cmd=retirement_cmd)
+    assert (holding_refused.value.code, retirement_refused.value.code) == (code, code)
+    assert mirror.holdings_at_home(session=session) == []
 
 
 def share(session: Session, retirement_id: str, kg: int, reference: str) -> mirror.HomeRetirementPublic:
@@ -321,7 +348,7 @@ def holding(session: Session, tonnes: int = 5) -> mirror.HomeHoldingPublic:
         project_code="VCS-1340",
         home_account="Neutralize at Verra",
         vintage=2020,
-        serial="19385-941467432-941467436-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1",
+        serial=verra_serial(1340, 941467432, 941467431 + tonnes),
         quantity_tonnes=tonnes,
     )
     return mirror.record_holding(session=session, clock=CLOCK, actor=SYSTEM, cmd=cmd)
@@ -332,7 +359,7 @@ def retire_from(session: Session, holding_id: str, tonnes: int, home_id: str) ->
         holding_id=holding_id,
         project_code="VCS-1340",
         home_retirement_id=home_id,
-        serial=f"part of the holding ({home_id})",
+        serial=verra_serial(1340, 941467432, 941467431 + tonnes),  # part of the holding
         quantity_tonnes=tonnes,
         retired_on=date(2026, 11, 2),
         beneficiary_text="Platform for buyers",

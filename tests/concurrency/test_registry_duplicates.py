@@ -32,7 +32,7 @@ from tests.concurrency.test_access_races import _first_exception
 from tests.concurrency.test_account_redemptions import PG_REDEEMERS, SQLITE_THREADS
 from tests.concurrency.test_market_races import Backend, race
 from tests.conftest import fresh_database
-from tests.integration.registry.conftest import CLOCK, Registry
+from tests.integration.registry.conftest import CLOCK, Registry, verra_serial
 
 WON = "won"
 VERRA_EXPORT = Path(__file__).resolve().parents[1] / "data" / "registry" / "verra_export.csv"
@@ -120,7 +120,7 @@ def test_a_home_retirement_recorded_at_once_is_kept_once(backend: Backend) -> No
     _set_up(backend, exported)
     cmd = mirror.HomeRetirementCreate(
         project_code="VCS-1340", vintage=2020, home_retirement_id="HOME-1",
-        serial="19385-1-2-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-0",
+        serial=verra_serial(1340, 1, 2),
         quantity_tonnes=2, retired_on=date(2026, 11, 1), beneficiary_text="Platform on behalf of buyers",
     )  # fmt: skip
 

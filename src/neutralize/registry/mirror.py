@@ -316,7 +316,7 @@ def _refuse_overlaps(session: Session, result: ImportResult) -> None:
 
 
 def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock]:
-    replaced = {(_block_code(b), _kind(b.status.value)) for b in result.blocks}
+    replaced = {(_code(b), _kind(b.status.value)) for b in result.blocks}
     spaces = sorted({block.unit_space for block in result.blocks})
     found = []
     for start in range(0, len(spaces), UNIT_SPACES_PER_QUERY):
@@ -347,10 +347,6 @@ def _kind(status: str) -> str:
     return next(kind for kind, statuses in KINDS.items() if status in statuses)
 
 
-def _block_code(block: ImportedBlock) -> str:
-    return f"{block.programme.value}-{block.project_id}"
-
-
 def _flag_duplicates(session: Session, imported: Iterable[ImportedProject]) -> list[str]:
     """Projects that appear under two programmes (this file and everything mirrored before).
 
@@ -373,8 +369,9 @@ def _flag_duplicates(session: Session, imported: Iterable[ImportedProject]) -> l
     return sorted(set(flagged))
 
 
-def _code(project: ImportedProject) -> str:
-    return f"{project.programme.value}-{project.project_id}"
+def _code(imported: ImportedProject | ImportedBlock) -> str:
+    """The mirrored project's code: ``VCS-<id>`` or ``GS-<id>``."""
+    return f"{imported.programme.value}-{imported.project_id}"
 
 
 def _mirrored_projects(session: Session) -> list[ImportedProject]:

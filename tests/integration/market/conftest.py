@@ -32,17 +32,12 @@ from neutralize.market.schemas import (
 from neutralize.registry import mirror
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import ProjectPublic
-from tests.integration.registry.conftest import Org, Registry
+from tests.integration.registry.conftest import Org, Registry, verra_serial
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "registry"
 SETTINGS = Settings(environment="test", public_url="https://neutralize.test")
 KEY_B64 = base64.b64encode(bytes(range(32))).decode("ascii")
 PRICE_PER_TONNE = 6_000  # 60.00 CNY
-
-
-def home_serial(first: int, tonnes: int, year: int = 2020) -> str:
-    """A Verra serial of project 1340 numbering ``tonnes`` units from ``first``."""
-    return f"19385-{first}-{first + tonnes - 1}-VCS-VCU-1507-VER-ET-14-1340-0101{year}-3112{year}-0"
 
 
 @dataclass
@@ -114,7 +109,7 @@ class Market:
             cmd=mirror.HomeHoldingCreate(
                 project_code="VCS-1340",
                 home_account="Platform account 1",
-                serial=home_serial(1, tonnes),
+                serial=verra_serial(1340, 1, tonnes),
                 vintage=2020,
                 quantity_tonnes=tonnes,
             ),
@@ -145,7 +140,7 @@ class Market:
                 holding_id=holding.id,
                 project_code="VCS-1340",
                 home_retirement_id=home_id,
-                serial=home_serial(1, tonnes),
+                serial=verra_serial(1340, 1, tonnes),
                 quantity_tonnes=tonnes,
                 retired_on=date(2026, 11, 24),
                 beneficiary_text="Neutralize platform buyers",

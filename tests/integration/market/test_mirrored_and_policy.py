@@ -16,9 +16,9 @@ from neutralize.registry import mirror
 from neutralize.registry import service as registry
 from neutralize.registry.domain import ProjectStatus
 from neutralize.registry.schemas import Labels, ProjectCreate
-from tests.integration.registry.conftest import ADMIN, VERIFIER, refused
+from tests.integration.registry.conftest import ADMIN, VERIFIER, refused, verra_serial
 
-from .conftest import Market, home_serial
+from .conftest import Market
 
 
 def test_a_share_of_home_stock_is_pending_until_the_home_retirement_is_recorded(market: Market) -> None:
@@ -199,7 +199,8 @@ def test_a_share_goes_only_into_a_retirement_of_its_own_vintage(market: Market) 
     mirror.record_holding(
         session=market.session, clock=market.clock, actor=SYSTEM,
         cmd=mirror.HomeHoldingCreate(project_code="VCS-1340", home_account="Platform account 1",
-                                     serial=home_serial(6, 2, year=2021), vintage=2021, quantity_tonnes=2),
+                                     serial=verra_serial(1340, 6, 7, year=2021), vintage=2021,
+                                     quantity_tonnes=2),
     )  # fmt: skip
     listing_2021 = service.create_listing(
         session=market.session, clock=market.clock, actor=SYSTEM,

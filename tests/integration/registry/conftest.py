@@ -199,6 +199,11 @@ class Registry:
             assert_accounted_for(self.session, issuance.serial, issuance.quantity_kg)
 
 
+def verra_serial(project_id: int, first: int, last: int, year: int = 2020) -> str:
+    """A Verra serial of ``project_id`` numbering units ``first`` to ``last`` of vintage ``year``."""
+    return f"19385-{first}-{last}-VCS-VCU-1507-VER-ET-14-{project_id}-0101{year}-3112{year}-0"
+
+
 def units(project: ProjectPublic, kg: int, vintage: int = VINTAGE) -> Units:
     return Units(project_code=project.code, vintage=vintage, quantity_kg=kg)
 

@@ -18,7 +18,7 @@ from neutralize.registry.domain import merkle_root
 from neutralize.registry.importers import gold_standard, verra
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.models import HomeHolding, MirroredBlock, Project, RetirementShare
-from tests.integration.registry.conftest import CLOCK
+from tests.integration.registry.conftest import CLOCK, verra_serial
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "registry"
 
@@ -33,10 +33,6 @@ def load_text(
     return mirror.import_export(
         session=session, clock=CLOCK, actor=SYSTEM, programme=programme, text=text, filename=name
     )
-
-
-def verra_serial(project_id: int, first: int, last: int) -> str:
-    return f"19385-{first}-{last}-VCS-VCU-1507-VER-ET-14-{project_id}-01012020-31122020-0"
 
 
 def verra_file(*blocks: tuple[int, int, int]) -> str:

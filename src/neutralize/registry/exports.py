@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from neutralize.core.errors import DomainError, ErrorCode
+from neutralize.registry import mirror
 from neutralize.registry.domain import KG_PER_TONNE, BlockState, ProjectStatus, Span, serial
 from neutralize.registry.journal import hashed_fields
 from neutralize.registry.models import (
@@ -102,7 +103,10 @@ def _developer(project: Project, owners: dict[str, str]) -> str:
 
 
 def unit_rows(session: Session) -> list[dict[str, Any]]:
-    """Native blocks in serial order, then mirrored public blocks."""
+    """Native blocks in serial order, then mirrored public blocks in unit order.
+
+    A mirrored issued block with retired or cancelled blocks inside it is written as the pieces left
+    outside them, each with the issued block's serial as published, so no unit is counted twice."""
     projects = {p.id: p for p in session.scalars(select(Project))}
     accounts = {a.id: a for a in session.scalars(select(Account))}
     owners = dict(session.execute(select(Organisation.id, Organisation.name)).all())
@@ -129,22 +133,30 @@ def unit_rows(session: Session) -> list[dict[str, Any]]:
                 reason=block.destination or "",
             )
         )
-    for mirrored in session.scalars(select(MirroredBlock).order_by(MirroredBlock.id).limit(MAX_ROWS)):
-        project = projects[mirrored.project_id]
+    mirrored = list(session.scalars(select(MirroredBlock).order_by(*mirror.UNIT_ORDER).limit(MAX_ROWS)))
+    inside = mirror.sub_blocks(mirrored)
+    pieces = [
+        (home_block.unit_space, piece, index)
+        for index, home_block in enumerate(mirrored)
+        for piece in mirror.remainder(home_block, inside.get(home_block.id, []))
+    ]
+    for _, piece, index in sorted(pieces):  # in unit order, the issued blocks' pieces among the rest
+        home_block = mirrored[index]
+        project = projects[home_block.project_id]
         rows.append(
             _unit(
                 project,
-                mirrored.first_unit,
-                mirrored.last_unit,
-                mirrored.quantity_kg,
-                mirrored.vintage_end.year,
-                mirrored.serial,
-                MIRRORED_STATUS.get(mirrored.status, "Held"),
+                piece.start,
+                piece.end,
+                piece.size * KG_PER_TONNE,
+                home_block.vintage_end.year,
+                home_block.serial,
+                MIRRORED_STATUS.get(home_block.status, "Held"),
                 "",
-                mirrored.beneficiary or "",
+                home_block.beneficiary or "",
                 "",
                 project.home_registry or "",
-                reason=mirrored.reason or "",
+                reason=home_block.reason or "",
                 unit_metric=MIRRORED_UNIT,
             )
         )

@@ -10,12 +10,13 @@ and allocates kilogram shares of it; the shares of one retirement never exceed i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, delete, func, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.util import AliasedClass
 
 from neutralize.access.domain import Actor, Role
 from neutralize.access.service import require
@@ -25,7 +26,7 @@ from neutralize.core.db import add_once, hold
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Problem
 from neutralize.core.ids import new_id
 from neutralize.registry import journal
-from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, merkle_root
+from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, Span, merkle_root
 from neutralize.registry.importers import gold_standard, verra
 from neutralize.registry.importers.assemble import EarlierBlock, overlaps_with_earlier
 from neutralize.registry.importers.duplicates import cross_programme_duplicates
@@ -36,6 +37,7 @@ from neutralize.registry.importers.records import (
     ImportResult,
     Programme,
     SerialForm,
+    project_code,
 )
 from neutralize.registry.importers.serials import SerialError, parse_gs_serial, parse_vcs_serial
 from neutralize.registry.importers.table import reject
@@ -49,8 +51,17 @@ from neutralize.registry.models import (
     RetirementShare,
 )
 
+Blocks = type[MirroredBlock] | AliasedClass[MirroredBlock]
 HOME_REGISTRIES = {Programme.VERRA: "Verra", Programme.GOLD_STANDARD: "Gold Standard"}
 SERIAL_COLUMNS = {Programme.VERRA: verra.SERIAL, Programme.GOLD_STANDARD: gold_standard.SERIAL}
+ISSUED = BlockStatus.ISSUED.value
+UNIT_ORDER = (
+    MirroredBlock.unit_space,
+    MirroredBlock.first_unit,
+    MirroredBlock.last_unit.desc(),
+    MirroredBlock.id,
+)
+SHOWN_INSIDE = 200  # blocks shown inside (or around) each block a serial search finds
 UNIT_SPACES_PER_QUERY = 500  # bound the IN list when loading earlier blocks
 # What a newer export says of a project replaces what older ones said of it, kind by kind: an export
 # of issuances leaves the retirements and cancellations mirrored from another export as they are.
@@ -61,6 +72,9 @@ KINDS = {
 
 
 class ImportReport(BaseModel):
+    """What an import mirrored. ``kg_by_status`` counts each unit of the file once, by its innermost
+    block: a retired block inside an issued one counts as retired, the rest of the issued one as issued."""
+
     batch_id: str
     programme: str
     already_imported: bool
@@ -81,8 +95,16 @@ class MirroredBlockPublic(BaseModel):
     status: str
     vintage_start: date
     vintage_end: date
+    issued_on: date | None
     retired_on: date | None
     beneficiary: str | None
+    reason: str | None
+    remaining_kg: int | None = Field(
+        default=None, description="issued blocks: the kg in no retired or cancelled block inside it"
+    )
+    part_of: str | None = Field(
+        default=None, description="a retired or cancelled block inside an issued one: that block's serial"
+    )
 
 
 class HomeHoldingCreate(BaseModel):
@@ -242,7 +264,7 @@ def _registry_organisation(session: Session, clock: Clock, programme: Programme)
 def _mirror_project(
     session: Session, clock: Clock, programme: Programme, imported: ImportedProject
 ) -> Project:
-    code = _code(imported)
+    code = project_code(imported)
     project = session.scalars(select(Project).where(Project.code == code)).first()
     fields = {
         "name": imported.name[:300],
@@ -316,7 +338,7 @@ def _refuse_overlaps(session: Session, result: ImportResult) -> None:
 
 
 def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock]:
-    replaced = {(_code(b), _kind(b.status.value)) for b in result.blocks}
+    replaced = {(project_code(b), _kind(b.status.value)) for b in result.blocks}
     spaces = sorted({block.unit_space for block in result.blocks})
     found = []
     for start in range(0, len(spaces), UNIT_SPACES_PER_QUERY):
@@ -336,7 +358,9 @@ def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock
             )
         )
         found += [
-            EarlierBlock(row.unit_space, row.first_unit, row.last_unit, row.serial, row.code)
+            EarlierBlock(
+                row.unit_space, row.first_unit, row.last_unit, row.serial, row.code, BlockStatus(row.status)
+            )
             for row in rows
             if (row.code, _kind(row.status)) not in replaced
         ]
@@ -356,7 +380,7 @@ def _flag_duplicates(session: Session, imported: Iterable[ImportedProject]) -> l
     flagged = []
     matches: dict[str, set[str]] = {}
     for first, second, reason in cross_programme_duplicates(known):
-        first_code, second_code = _code(first), _code(second)
+        first_code, second_code = project_code(first), project_code(second)
         flagged.append(f"{first_code} and {second_code}: {reason}")
         matches.setdefault(first_code, set()).add(second_code)
         matches.setdefault(second_code, set()).add(first_code)
@@ -367,11 +391,6 @@ def _flag_duplicates(session: Session, imported: Iterable[ImportedProject]) -> l
             before = [before] if isinstance(before, str) else before  # one code, as first stored
             project.labels = {**project.labels, "possible_duplicate_of": sorted({*before, *others})}
     return sorted(set(flagged))
-
-
-def _code(imported: ImportedProject | ImportedBlock) -> str:
-    """The mirrored project's code: ``VCS-<id>`` or ``GS-<id>``."""
-    return f"{imported.programme.value}-{imported.project_id}"
 
 
 def _mirrored_projects(session: Session) -> list[ImportedProject]:
@@ -404,11 +423,12 @@ def _mirrored_projects(session: Session) -> list[ImportedProject]:
 def _report(
     session: Session, batch: ImportBatch, *, already: bool, duplicates: list[str] | None = None
 ) -> ImportReport:
+    blocks = list(session.scalars(select(MirroredBlock).where(MirroredBlock.batch_id == batch.id)))
     kg: dict[str, int] = {}
-    for status, quantity in session.execute(
-        select(MirroredBlock.status, MirroredBlock.quantity_kg).where(MirroredBlock.batch_id == batch.id)
-    ):
-        kg[status] = kg.get(status, 0) + quantity
+    for block in blocks:
+        kg[block.status] = kg.get(block.status, 0) + block.quantity_kg
+    for inside in sub_blocks(blocks).values():
+        kg[ISSUED] -= sum(sub.quantity_kg for sub in inside)
     return ImportReport(
         batch_id=batch.id,
         programme=batch.programme,
@@ -421,17 +441,133 @@ def _report(
 
 
 def find_home_serial(*, session: Session, text: str, page_size: int = 50) -> list[MirroredBlockPublic]:
-    """Mirrored blocks whose published serial contains ``text`` (at least 6 characters)."""
+    """Mirrored blocks whose published serial contains ``text`` (at least 6 characters), in unit
+    order, with the issued block each retired or cancelled one lies inside and the first
+    ``SHOWN_INSIDE`` blocks inside each issued one."""
     needle = text.strip()
     if len(needle) < 6:
         raise DomainError(code=ErrorCode.INVALID_SERIAL, message="give at least 6 characters of a serial")
+    found = list(
+        session.scalars(
+            select(MirroredBlock)
+            .where(MirroredBlock.serial.contains(needle))
+            .order_by(MirroredBlock.id)
+            .limit(page_size)
+        )
+    )
+    shown = {block.id: block for block in found}
+    for block in found:
+        near = session.scalars(
+            select(MirroredBlock)
+            .where(*_same_units(MirroredBlock, block), MirroredBlock.id != block.id)
+            .order_by(MirroredBlock.first_unit)
+            .limit(SHOWN_INSIDE)
+        )
+        shown.update((other.id, other) for other in near)
+    return _public(session, shown.values())
+
+
+def mirrored_blocks_of(
+    *, session: Session, project_code: str, page: int = 1, page_size: int = 200
+) -> list[MirroredBlockPublic]:
+    """A mirrored project's blocks as its home registry published them, in unit order."""
+    project = _mirrored_project(session, project_code)
     rows = session.scalars(
         select(MirroredBlock)
-        .where(MirroredBlock.serial.contains(needle))
-        .order_by(MirroredBlock.id)
+        .where(MirroredBlock.project_id == project.id)
+        .order_by(*UNIT_ORDER)
+        .offset((page - 1) * page_size)
         .limit(page_size)
     )
-    return [MirroredBlockPublic.model_validate(row) for row in rows]
+    return _public(session, rows)
+
+
+def sub_blocks(blocks: Iterable[MirroredBlock]) -> dict[int, list[MirroredBlock]]:
+    """Of ``blocks``, each issued block's retired and cancelled blocks inside it, in unit order, by
+    the issued block's id (issued blocks without any are left out)."""
+    inside: dict[int, list[MirroredBlock]] = {}
+    outer: MirroredBlock | None = None
+    for block in sorted(blocks, key=_unit_order):
+        if block.status == ISSUED:
+            outer = block
+        elif outer is not None and _inside(block, outer):
+            inside.setdefault(outer.id, []).append(block)
+    return inside
+
+
+def remainder(block: MirroredBlock, inside: Sequence[MirroredBlock]) -> list[Span]:
+    """The units of ``block`` in none of ``inside`` (its sub-blocks, in unit order), as spans."""
+    pieces = []
+    start = block.first_unit
+    for sub in inside:
+        if sub.first_unit > start:
+            pieces.append(Span(start, sub.first_unit - 1))
+        start = sub.last_unit + 1
+    if start <= block.last_unit:
+        pieces.append(Span(start, block.last_unit))
+    return pieces
+
+
+def _inside(block: MirroredBlock, outer: MirroredBlock) -> bool:
+    return (
+        (block.programme, block.unit_space, block.project_id)
+        == (outer.programme, outer.unit_space, outer.project_id)
+        and outer.first_unit <= block.first_unit
+        and block.last_unit <= outer.last_unit
+    )
+
+
+def _unit_order(block: MirroredBlock) -> tuple[str, str, int, bool, int]:
+    return (block.programme, block.unit_space, block.first_unit, block.status != ISSUED, -block.last_unit)
+
+
+def _same_units(table: Blocks, block: MirroredBlock | Blocks) -> tuple[ColumnElement[bool], ...]:
+    """``table``'s blocks of ``block``'s project sharing a unit with it (``block`` a row or, in a
+    join, another alias of the table)."""
+    return (
+        table.programme == block.programme,
+        table.unit_space == block.unit_space,
+        table.project_id == block.project_id,
+        table.first_unit <= block.last_unit,
+        table.last_unit >= block.first_unit,
+    )
+
+
+def _public(session: Session, blocks: Iterable[MirroredBlock]) -> list[MirroredBlockPublic]:
+    ordered = sorted(blocks, key=_unit_order)
+    serials = {block.id: block.serial for block in ordered}
+    part_of = {
+        sub.id: serials[outer_id] for outer_id, inside in sub_blocks(ordered).items() for sub in inside
+    }
+    settled = _settled_inside(session, [block for block in ordered if block.status == ISSUED])
+    shown = []
+    for block in ordered:
+        public = MirroredBlockPublic.model_validate(block)
+        if block.status == ISSUED:
+            public.remaining_kg = block.quantity_kg - settled.get(block.id, 0)
+        public.part_of = part_of.get(block.id)
+        shown.append(public)
+    return shown
+
+
+def _settled_inside(session: Session, issued: list[MirroredBlock]) -> dict[int, int]:
+    """The kg of the retired and cancelled blocks inside each of ``issued``, by its id."""
+    outer, inner = aliased(MirroredBlock), aliased(MirroredBlock)
+    rows = session.execute(
+        select(outer.id, func.sum(inner.quantity_kg))
+        .join(
+            inner,
+            and_(
+                *_same_units(inner, outer),
+                inner.status != ISSUED,
+                inner.first_unit >= outer.first_unit,
+                inner.last_unit <= outer.last_unit,
+            ),
+        )
+        .where(outer.id.in_([block.id for block in issued]))
+        .group_by(outer.id)
+    )
+    return {block_id: int(kg) for block_id, kg in rows}
 
 
 # --- home retirements and shares ------------------------------------------------------------------

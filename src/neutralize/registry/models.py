@@ -255,7 +255,8 @@ class MirroredBlock(Base):
 
     __tablename__ = "mirrored_blocks"
     __table_args__ = (
-        UniqueConstraint("programme", "unit_space", "first_unit"),
+        # a retired or cancelled block may lie inside an issued one, from its first unit on
+        UniqueConstraint("programme", "unit_space", "first_unit", "status"),
         CheckConstraint("last_unit >= first_unit", name="units"),
         CheckConstraint("quantity_kg = (last_unit - first_unit + 1) * 1000", name="quantity"),
         Index("ix_mirrored_blocks_space", "programme", "unit_space", "first_unit", "last_unit"),

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from neutralize.access.domain import SYSTEM, Actor, Role
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.registry import mirror, service
+from neutralize.registry import exports, mirror, service
 from neutralize.registry.domain import merkle_root
 from neutralize.registry.importers import gold_standard, verra
 from neutralize.registry.importers.records import Programme
@@ -184,16 +184,93 @@ def test_an_export_of_issuances_leaves_the_retirements_mirrored_from_another_exp
     load_text(session, Programme.GOLD_STANDARD, out.getvalue(), "issuances.csv")
     # then the retirements stay beside it: an export of one kind replaces only that kind
     assert sorted(blocks_of(session, "GS-11603")) == sorted([*retired, (1, 100)])
-    # and an issuance overlapping them (the whole batch they were retired from) is refused, not let to
-    # drop them: Gold Standard's retired sub-blocks inside issued blocks are not mirrored side by side
-    writer.writerow(
-        {**issuance, "Quantity": "5485", "Serial Number": "GS1-1-KE-GS11603-16-2025-30256-1-5485"}
-    )
+    # and an issuance cutting through one of them is refused with its line, not let to drop it
+    writer.writerow({**issuance, "Quantity": "200", "Serial Number": "GS1-1-KE-GS11603-16-2025-30256-1-200"})
     with pytest.raises(DomainError) as caught:
         load_text(session, Programme.GOLD_STANDARD, out.getvalue(), "issuances-2.csv")
     assert caught.value.code == ErrorCode.INVALID_IMPORT
     assert [p.row for p in caught.value.problems] == [3]
+    assert "(issued) overlaps the retired range 110-5463" in caught.value.problems[0].message
     assert sorted(blocks_of(session, "GS-11603")) == sorted([*retired, (1, 100)])
+
+
+def gold_standard_rows(*rows: dict[str, str]) -> str:
+    """A Gold Standard export (retirements layout) of project 11603's 2025 batch 30256."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=gold_standard.RETIREMENT_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        first, last = row.pop("units").split("-")
+        writer.writerow(
+            {
+                "Vintage": "2025",
+                "GSID": "11603",
+                "Country": "Kenya",
+                "Project Name": "GS10789 VPA8: Efficient and Clean Cooking for households in Kenya",
+                "Issuance Date": "2026-01-10",
+                "Quantity": str(int(last) - int(first) + 1),
+                "Serial Number": f"GS1-1-KE-GS11603-16-2025-30256-{first}-{last}",
+                **row,
+            }
+        )
+    return out.getvalue()
+
+
+def test_gold_standard_retirements_lie_inside_their_issuance_and_each_unit_counts_once(
+    session: Session,
+) -> None:
+    # given a Gold Standard export of an issuance of 5,485 t with two retirements inside it, the
+    # first from the issuance's first unit
+    retired = {"Credit Status": "Retired", "Retirement Date": "2026-02-01"}
+    text = gold_standard_rows(
+        {"Credit Status": "Issued", "units": "1-5485"},
+        {**retired, "units": "1-109", "Using Entity": "Example Tools AG"},
+        {**retired, "units": "110-5463", "Using Entity": "Example Bank"},
+    )
+    # when it is imported
+    report = load_text(session, Programme.GOLD_STANDARD, text)
+    # then all three blocks are mirrored, and the report counts each unit once
+    assert sorted(blocks_of(session, "GS-11603")) == [(1, 109), (1, 5485), (110, 5463)]
+    assert report.kg_by_status == {"issued": 22_000, "retired": 5_463_000}
+    # and the units export writes the issued block as the 22 units left outside the retirements
+    rows = [r for r in exports.unit_rows(session) if r["projectId"] == "GS-11603"]
+    assert [(r["unitBlockStart"], r["unitBlockEnd"], r["unitStatus"]) for r in rows] == [
+        (1, 109, "Retired"),
+        (110, 5463, "Retired"),
+        (5464, 5485, "Held"),
+    ]
+    assert sum(r["unitCount"] for r in rows) == 5485
+    # and a search for the batch shows where its units went
+    found = mirror.find_home_serial(session=session, text="GS11603-16-2025-30256")
+    assert [(b.first_unit, b.last_unit, b.remaining_kg, b.part_of) for b in found] == [
+        (1, 5485, 22_000, None),
+        (1, 109, None, "GS1-1-KE-GS11603-16-2025-30256-1-5485"),
+        (110, 5463, None, "GS1-1-KE-GS11603-16-2025-30256-1-5485"),
+    ]
+
+
+def test_a_search_for_a_retired_sub_block_shows_the_issuance_around_it(session: Session) -> None:
+    # given a retirement mirrored from one export and its issuance from another
+    load_text(
+        session,
+        Programme.GOLD_STANDARD,
+        gold_standard_rows(
+            {"Credit Status": "Retired", "Retirement Date": "2026-02-01", "units": "110-5463"}
+        ),
+        "retirements.csv",
+    )
+    load_text(
+        session, Programme.GOLD_STANDARD, gold_standard_rows({"Credit Status": "Issued", "units": "1-5485"})
+    )
+    # when the retired serial is searched for, the issued block it lies in is shown with it
+    found = mirror.find_home_serial(session=session, text="30256-110-5463")
+    assert [(b.status, b.remaining_kg, b.part_of) for b in found] == [
+        ("issued", 131_000, None),
+        ("retired", None, "GS1-1-KE-GS11603-16-2025-30256-1-5485"),
+    ]
+    # and the project's page lists both, in unit order
+    listed = mirror.mirrored_blocks_of(session=session, project_code="GS-11603")
+    assert [(b.first_unit, b.status) for b in listed] == [(1, "issued"), (110, "retired")]
 
 
 def test_a_gold_standard_developer_is_kept_and_compared_across_files(session: Session) -> None:

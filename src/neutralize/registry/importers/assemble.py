@@ -1,19 +1,38 @@
 """Checks across rows, then the all-or-nothing result: one project per id, no unit counted twice.
 
-The same overlap rule holds across files: ``overlaps_with_earlier`` reports, in the same shape,
-every block of a file that shares a unit with a block mirrored from an earlier one.
+Two blocks of one unit space share no unit, except that a Gold Standard retired or cancelled block may
+lie inside an issued block of its project: Gold Standard publishes an issuance whole and its
+retirements as sub-blocks of it (``SUB_BLOCK_PROGRAMMES``). Verra splits a block when part of it is
+retired, so there a retired block inside an active one is a fault of the file. The same rule holds
+across files: ``overlaps_with_earlier`` reports, in the same shape, every block of a file that
+clashes with a block mirrored from an earlier one.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar, cast
 
 from neutralize.core.errors import Problem
-from neutralize.registry.importers.records import ImportedBlock, ImportedProject, ImportResult, Programme
+from neutralize.registry.importers.records import (
+    SUB_BLOCK_PROGRAMMES,
+    BlockStatus,
+    ImportedBlock,
+    ImportedProject,
+    ImportResult,
+    Programme,
+    project_code,
+)
 from neutralize.registry.importers.table import problem, reject
+
+NESTING_RULE = (
+    "a retired or cancelled block may lie inside an issued block of its project; "
+    "no other blocks may share a unit"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +59,7 @@ def assemble(
     found = list(problems)
     consistent, conflicts = _consistent_projects(parsed, identity)
     found += conflicts
-    found += _overlaps([row.block for row in consistent], serial_column)
+    found += _overlaps(programme, [row.block for row in consistent], serial_column)
     if found:
         reject(found)
     projects: dict[str, ImportedProject] = {}
@@ -80,111 +99,155 @@ def _consistent_projects(
     return kept, conflicts
 
 
-def _overlaps(blocks: Sequence[ImportedBlock], serial_column: str) -> list[Problem]:
-    """A problem on the later line of every pair of blocks that share a unit."""
-    spaces: dict[str, list[ImportedBlock]] = {}
-    for block in blocks:
-        spaces.setdefault(block.unit_space, []).append(block)
-    reported: set[int] = set()
+def _overlaps(programme: Programme, blocks: Sequence[ImportedBlock], serial_column: str) -> list[Problem]:
+    """A problem on the later line of every pair of blocks that may not share their units."""
+    nesting = programme in SUB_BLOCK_PROGRAMMES
+    spaces = {space: _Space(members, nesting) for space, members in _by_space(blocks).items()}
     found: list[Problem] = []
-    for members in spaces.values():
-        members.sort(key=lambda b: (b.first_unit, b.source_line))
-        reach = members[0]  # the block reaching furthest so far
-        for block in members[1:]:
-            if block.first_unit <= reach.last_unit:
-                later, other = sorted((block, reach), key=lambda b: b.source_line, reverse=True)
-                if later.source_line not in reported:
-                    reported.add(later.source_line)
-                    found.append(_overlap_problem(later, other, serial_column))
-            if block.last_unit > reach.last_unit:
-                reach = block
+    for block in blocks:
+        clashes = spaces[block.unit_space].clashes(block)
+        other = next((o for o in clashes if o.source_line < block.source_line), None)
+        if other is not None:
+            found.append(
+                problem(
+                    block.source_line,
+                    serial_column,
+                    f"{_relation(block, other)} on line {other.source_line}",
+                    NESTING_RULE,
+                )
+            )
     return found
-
-
-def _overlap_problem(later: ImportedBlock, other: ImportedBlock, serial_column: str) -> Problem:
-    return problem(
-        later.source_line,
-        serial_column,
-        f"serial range {later.first_unit}-{later.last_unit} {_verb(later, other)} the range "
-        f"{other.first_unit}-{other.last_unit} on line {other.source_line}",
-        "each unit may appear in one row only",
-    )
-
-
-def _verb(block: ImportedBlock, other: ImportedBlock | EarlierBlock) -> str:
-    same = (block.first_unit, block.last_unit) == (other.first_unit, other.last_unit)
-    return "repeats" if same else "overlaps"
 
 
 @dataclass(frozen=True, slots=True)
 class EarlierBlock:
-    """A block mirrored from an earlier file: its units and the project (by code) that holds them."""
+    """A block mirrored from an earlier file: its units, status and the project (by code) holding them."""
 
     unit_space: str
     first_unit: int
     last_unit: int
     serial: str
     project_code: str
+    status: BlockStatus
 
 
 def overlaps_with_earlier(
     blocks: Sequence[ImportedBlock], earlier: Iterable[EarlierBlock], serial_column: str
 ) -> list[Problem]:
-    """A problem on the line of every block that shares a unit with a block of ``earlier``.
+    """A problem on the line of every block that may not share its units with a block of ``earlier``.
 
     ``earlier`` holds the blocks kept after the import, so the caller leaves out those the file
     replaces.
     """
-    spaces: dict[str, list[EarlierBlock]] = {}
-    for known in earlier:
-        spaces.setdefault(known.unit_space, []).append(known)
-    for known_in_space in spaces.values():
-        known_in_space.sort(key=lambda b: (b.first_unit, b.last_unit))
-    reaches = {space: _reach(members) for space, members in spaces.items()}
+    nesting = any(block.programme in SUB_BLOCK_PROGRAMMES for block in blocks)
+    spaces = {space: _Space(members, nesting) for space, members in _by_space(earlier).items()}
     found: list[Problem] = []
     for block in blocks:
-        if block.unit_space not in spaces:
-            continue
-        other = _first_overlap(block, spaces[block.unit_space], reaches[block.unit_space])
+        space = spaces.get(block.unit_space)
+        other = None if space is None else next(space.clashes(block), None)
         if other is not None:
-            found.append(_earlier_overlap_problem(block, other, serial_column))
+            found.append(
+                problem(
+                    block.source_line,
+                    serial_column,
+                    f"{_relation(block, other)} of {other.project_code} ({other.serial}), "
+                    "mirrored from an earlier file",
+                    f"{NESTING_RULE}; correct the file or the earlier import",
+                )
+            )
     return found
 
 
-def _reach(members: Sequence[EarlierBlock]) -> tuple[list[int], list[int]]:
-    """Per position of ``members`` (sorted by first unit), the furthest last unit reached so far
-    and the position of the block reaching it: a binary search then finds an overlap even if
-    earlier blocks were to overlap each other."""
-    furthest: list[int] = []
-    holder: list[int] = []
-    for i, member in enumerate(members):
-        if not furthest or member.last_unit > furthest[-1]:
-            furthest.append(member.last_unit)
-            holder.append(i)
-        else:
-            furthest.append(furthest[-1])
-            holder.append(holder[-1])
-    return furthest, holder
+class _Units(Protocol):
+    @property
+    def unit_space(self) -> str: ...
+    @property
+    def first_unit(self) -> int: ...
+    @property
+    def last_unit(self) -> int: ...
+    @property
+    def status(self) -> BlockStatus: ...
 
 
-def _first_overlap(
-    block: ImportedBlock, members: Sequence[EarlierBlock], reach: tuple[list[int], list[int]]
-) -> EarlierBlock | None:
-    furthest, holder = reach
-    i = bisect.bisect_left(furthest, block.first_unit)  # the first position reaching the block
-    if i == len(members) or members[i].first_unit > block.last_unit:
-        return None
-    return members[holder[i]]
+U = TypeVar("U", bound=_Units)
 
 
-def _earlier_overlap_problem(block: ImportedBlock, other: EarlierBlock, serial_column: str) -> Problem:
-    return problem(
-        block.source_line,
-        serial_column,
-        f"serial range {block.first_unit}-{block.last_unit} {_verb(block, other)} the range "
-        f"{other.first_unit}-{other.last_unit} of {other.project_code} ({other.serial}), "
-        "mirrored from an earlier file",
-        "each unit may be in one block only; correct the file or the earlier import",
+def _by_space(blocks: Iterable[U]) -> dict[str, list[U]]:
+    spaces: dict[str, list[U]] = {}
+    for block in blocks:
+        spaces.setdefault(block.unit_space, []).append(block)
+    return spaces
+
+
+class _Space(Generic[U]):
+    """The blocks of one unit space, issued and settled (retired or cancelled) apart; with
+    ``nesting``, a settled block may lie inside an issued block of its project."""
+
+    def __init__(self, blocks: Iterable[U], nesting: bool) -> None:
+        self.nesting = nesting
+        members = list(blocks)
+        self.kinds = (
+            _Sorted([b for b in members if not _settled(b)]),
+            _Sorted([b for b in members if _settled(b)]),
+        )
+
+    def clashes(self, block: _Units) -> Iterator[U]:
+        """The blocks sharing a unit with ``block`` that are not nested in it or it in them."""
+        for kind in self.kinds:
+            for other in kind.overlapping(block):
+                if other is block:
+                    continue
+                if not self.nesting or not (_nested(block, other) or _nested(other, block)):
+                    yield other
+
+
+class _Sorted(Generic[U]):
+    """Blocks sorted by first unit, with the furthest last unit reached at each position, so the
+    blocks overlapping a range are found by a binary search even if some overlap each other."""
+
+    def __init__(self, members: list[U]) -> None:
+        self.members = sorted(members, key=lambda b: (b.first_unit, b.last_unit))
+        self.furthest = list(itertools.accumulate((b.last_unit for b in self.members), max))
+
+    def overlapping(self, block: _Units) -> Iterator[U]:
+        # every member before the first one reaching the block's first unit ends before it
+        for member in self.members[bisect.bisect_left(self.furthest, block.first_unit) :]:
+            if member.first_unit > block.last_unit:
+                return
+            if member.last_unit >= block.first_unit:
+                yield member
+
+
+def _settled(block: _Units) -> bool:
+    return block.status is not BlockStatus.ISSUED
+
+
+def _nested(inner: _Units, outer: _Units) -> bool:
+    """``inner`` is a retired or cancelled block inside ``outer``, an issued block of its project."""
+    return (
+        _settled(inner)
+        and not _settled(outer)
+        and outer.first_unit <= inner.first_unit
+        and inner.last_unit <= outer.last_unit
+        and _code(inner) == _code(outer)
+    )
+
+
+def _code(block: _Units) -> str:
+    return block.project_code if isinstance(block, EarlierBlock) else project_code(cast(ImportedBlock, block))
+
+
+def _relation(block: _Units, other: _Units) -> str:
+    """How ``block`` clashes with ``other``, for a problem's message."""
+    same = (block.first_unit, block.last_unit, block.status) == (
+        other.first_unit,
+        other.last_unit,
+        other.status,
+    )
+    verb = "repeats" if same else "overlaps"
+    return (
+        f"serial range {block.first_unit}-{block.last_unit} ({block.status.value}) {verb} "
+        f"the {other.status.value} range {other.first_unit}-{other.last_unit}"
     )
 
 

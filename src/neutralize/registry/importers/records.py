@@ -19,6 +19,10 @@ class Programme(StrEnum):
     GOLD_STANDARD = "GS"
 
 
+# Programmes that publish a retirement as a sub-block of the issued block it came from.
+SUB_BLOCK_PROGRAMMES = frozenset({Programme.GOLD_STANDARD})
+
+
 class BlockStatus(StrEnum):
     """The state of a block on its home registry when the export was taken."""
 
@@ -63,7 +67,9 @@ class ImportedBlock:
 
     Unit numbers are unique only within a ``unit_space``: Verra numbers all units of one registry in
     one sequence, Gold Standard numbers each issuance batch from 1, Kyoto units are numbered per
-    originating party and unit type. Two blocks in the same space must never overlap.
+    originating party and unit type. Two blocks in the same space share no unit, with one exception:
+    a retired or cancelled block may lie inside an issued block of its project, as Gold Standard
+    publishes its retirements (see ``assemble.py``).
     """
 
     programme: Programme
@@ -100,3 +106,8 @@ class ImportResult:
     programme: Programme
     projects: tuple[ImportedProject, ...]
     blocks: tuple[ImportedBlock, ...]
+
+
+def project_code(record: ImportedProject | ImportedBlock) -> str:
+    """The code of the project ``record`` names, as mirrored here: ``VCS-<id>`` or ``GS-<id>``."""
+    return f"{record.programme.value}-{record.project_id}"

@@ -251,6 +251,7 @@ def _mirrored(session: Session, clock: Clock) -> None:
     for programme, name in (
         (Programme.VERRA, "verra_public_export.csv"),
         (Programme.GOLD_STANDARD, "gold_standard_public_export.csv"),
+        (Programme.GOLD_STANDARD, "gold_standard_issuances_export.csv"),  # retirements lie inside
     ):
         mirror.import_export(
             session=session,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from neutralize.access.domain import Role
+from neutralize.registry.importers.gold_standard import RETIREMENT_COLUMNS
 from tests.api.factories import codes, key, organisation, registered_project
 
 
@@ -233,3 +236,71 @@ def test_an_export_that_is_not_utf8_is_refused_whole(client: TestClient, admin: 
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "invalid_import"
     assert response.json()["problems"][0]["field"] == "verra.csv"
+
+
+def test_a_mirrored_projects_page_shows_its_home_blocks_and_the_platforms_retirements_there(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a Gold Standard export: an issuance of 5,485 t with a retirement of 109 t inside it
+    batch = "GS1-1-KE-GS11603-16-2025-30256"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=RETIREMENT_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    project = {"Vintage": "2025", "GSID": "11603", "Project Name": "Clean Cooking Kenya", "Country": "Kenya"}
+    issued = {**project, "Issuance Date": "2026-01-10", "Credit Status": "Issued", "Quantity": "5485"}
+    writer.writerow({**issued, "Serial Number": f"{batch}-1-5485"})
+    retired = {**issued, "Credit Status": "Retired", "Quantity": "109", "Retirement Date": "2026-02-01"}
+    writer.writerow({**retired, "Serial Number": f"{batch}-1-109"})
+    padded = out.getvalue()
+    imported = client.post(
+        "/api/v1/registry/imports",
+        params={"programme": "GS"},
+        headers=admin,
+        files={"file": ("gs.csv", padded.encode(), "text/csv")},
+    )
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["kg_by_status"] == {"issued": 5_376_000, "retired": 109_000}
+    # and the platform's own retirement of 10 t of the project at Gold Standard
+    recorded = client.post(
+        "/api/v1/registry/home-retirements",
+        headers=admin,
+        json={
+            "project_code": "GS-11603",
+            "vintage": 2025,
+            "home_retirement_id": "GS-RET-1",
+            "serial": "GS1-1-KE-GS11603-16-2025-30299-1-10",
+            "quantity_tonnes": 10,
+            "retired_on": "2026-03-01",
+            "beneficiary_text": "Neutralize buyers",
+        },
+    )
+    assert recorded.status_code == 201, recorded.text
+    # when anyone lists the project's home blocks, the retirement is shown inside the issuance
+    listed = client.get("/api/v1/registry/projects/GS-11603/home-blocks")
+    assert listed.status_code == 200, listed.text
+    blocks = listed.json()
+    assert [(b["first_unit"], b["status"], b["remaining_kg"], b["part_of"]) for b in blocks] == [
+        (1, "issued", 5_376_000, None),
+        (1, "retired", None, f"{batch}-1-5485"),
+    ]
+    retired = client.get("/api/v1/registry/projects/GS-11603/home-blocks", params={"status": "retired"})
+    assert [b["serial"] for b in retired.json()] == [f"{batch}-1-109"]
+    retirements = client.get("/api/v1/registry/projects/GS-11603/home-retirements").json()
+    assert [r["home_retirement_id"] for r in retirements] == ["GS-RET-1"]
+    # and the project's page shows both tables, not the native ones
+    page = client.get("/registry/projects/GS-11603")
+    assert page.status_code == 200
+    assert f"{batch}-1-5485" in page.text and "5,376,000" in page.text and "GS-RET-1" in page.text
+    assert 'id="home-blocks"' in page.text and "Issuances" not in page.text
+    # and a bad status, a native project and an unknown one are refused with their codes
+    native, _owner, _org = registered_project(client, admin)
+    refused = [
+        client.get("/api/v1/registry/projects/GS-11603/home-blocks", params={"status": "lost"}),
+        client.get(f"/api/v1/registry/projects/{native}/home-blocks"),
+        client.get("/api/v1/registry/projects/GS-404/home-retirements"),
+    ]
+    assert [(r.status_code, r.json()["code"]) for r in refused] == [
+        (422, "unknown_value"),
+        (422, "invalid_request"),
+        (404, "not_found"),
+    ]

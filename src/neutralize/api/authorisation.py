@@ -94,6 +94,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/registry/projects/{code}"): public("a draft is its owner's and admins' only"),
     ("GET", "/api/v1/registry/serials/{serial}"): public("where credits went (accounts hidden)"),
     ("GET", "/api/v1/registry/home-serials"): public("mirrored public registry data"),
+    ("GET", "/api/v1/registry/projects/{code}/home-blocks"): public("mirrored public registry data"),
+    ("GET", "/api/v1/registry/projects/{code}/home-retirements"): public("shares and their Merkle roots"),
     ("GET", "/api/v1/registry/home-retirements/{retirement_id}"): public("shares and their Merkle root"),
     ("GET", "/api/v1/registry/retirements"): public("retirements are public claims"),
     ("GET", "/api/v1/registry/exports/{kind}.{fmt}"): public(

@@ -11,7 +11,7 @@ from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Problem
 from neutralize.registry import exports, journal, mirror, service
-from neutralize.registry.importers.records import Programme
+from neutralize.registry.importers.records import BlockStatus, Programme
 from neutralize.registry.schemas import (
     AuditReport,
     BlockPublic,
@@ -69,6 +69,32 @@ def list_projects(
 def read_project(code: str, session: SessionDep, actor: ActorDep) -> ProjectPublic:
     """A project; a draft only for its owner organisation and admins (``not_found`` to others)."""
     return service.visible_project(session=session, code=code, actor=actor)
+
+
+@router.get("/projects/{code}/home-blocks")
+def list_home_blocks(
+    code: str,
+    session: SessionDep,
+    status_: Annotated[BlockStatus | None, Query(alias="status")] = None,
+    page: Page = 1,
+    page_size: PageSize = 50,
+) -> list[mirror.MirroredBlockPublic]:
+    """A mirrored project's blocks as its home registry published them (public), in unit order."""
+    return mirror.mirrored_blocks_of(
+        session=session,
+        project_code=code,
+        status=status_.value if status_ else None,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@router.get("/projects/{code}/home-retirements")
+def list_home_retirements(
+    code: str, session: SessionDep, page: Page = 1, page_size: PageSize = 50
+) -> list[mirror.HomeRetirementPublic]:
+    """The retirements the platform made at a mirrored project's home registry (public), newest first."""
+    return mirror.home_retirements_of(session=session, project_code=code, page=page, page_size=page_size)
 
 
 @router.get("/serials/{serial}")

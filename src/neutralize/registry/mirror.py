@@ -468,17 +468,15 @@ def find_home_serial(*, session: Session, text: str, page_size: int = 50) -> lis
 
 
 def mirrored_blocks_of(
-    *, session: Session, project_code: str, page: int = 1, page_size: int = 200
+    *, session: Session, project_code: str, status: str | None = None, page: int = 1, page_size: int = 200
 ) -> list[MirroredBlockPublic]:
-    """A mirrored project's blocks as its home registry published them, in unit order."""
+    """A mirrored project's blocks as its home registry published them, in unit order, optionally
+    of one status (issued, retired or cancelled)."""
     project = _mirrored_project(session, project_code)
-    rows = session.scalars(
-        select(MirroredBlock)
-        .where(MirroredBlock.project_id == project.id)
-        .order_by(*UNIT_ORDER)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
+    query = select(MirroredBlock).where(MirroredBlock.project_id == project.id)
+    if status is not None:
+        query = query.where(MirroredBlock.status == status)
+    rows = session.scalars(query.order_by(*UNIT_ORDER).offset((page - 1) * page_size).limit(page_size))
     return _public(session, rows)
 
 
@@ -662,7 +660,9 @@ def _mirrored_project(session: Session, code: str) -> Project:
         raise NotFoundError(f"no project {code!r}")
     if project.native:
         raise DomainError(
-            code=ErrorCode.INVALID_REQUEST, message="native credits retire here, not at a home registry"
+            code=ErrorCode.INVALID_REQUEST,
+            message=f"{code} is a native project: its credits live and retire in this registry, "
+            "not at a home registry",
         )
     return project
 
@@ -861,6 +861,21 @@ def share_problems(*, session: Session) -> list[str]:
                 f"home retirement {row.home_retirement_id}: its shares do not match the published root"
             )
     return problems
+
+
+def home_retirements_of(
+    *, session: Session, project_code: str, page: int = 1, page_size: int = 50
+) -> list[HomeRetirementPublic]:
+    """The retirements the platform recorded at a project's home registry, newest first."""
+    project = _mirrored_project(session, project_code)
+    ids = session.scalars(
+        select(HomeRetirement.id)
+        .where(HomeRetirement.project_id == project.id)
+        .order_by(HomeRetirement.retired_on.desc(), HomeRetirement.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return [home_retirement_public(session=session, retirement_id=i) for i in ids]
 
 
 def retirements_with_room(*, session: Session, project_code: str, vintage: int) -> list[HomeRetirementPublic]:

@@ -27,12 +27,17 @@ def projects(request: Request, session: SessionDep) -> HTMLResponse:
 def project(request: Request, code: str, session: SessionDep, who: SignedIn) -> HTMLResponse:
     """A project's page; a draft only for its owner organisation and admins (``not_found`` to others)."""
     actor = who[0] if who is not None else None
-    context = {
-        "p": service.visible_project(session=session, code=code, actor=actor),
-        "issuances": service.issuances_of(session=session, project_code=code),
-        "retirements": service.retirements_of(session=session, project_code=code),
+    shown = service.visible_project(session=session, code=code, actor=actor)
+    context: dict[str, object] = {
+        "p": shown,
         "sales": market.project_sales(session=session, project_code=code),
     }
+    if shown.native:
+        context["issuances"] = service.issuances_of(session=session, project_code=code)
+        context["retirements"] = service.retirements_of(session=session, project_code=code)
+    else:
+        context["home_blocks"] = mirror.mirrored_blocks_of(session=session, project_code=code)
+        context["home_retirements"] = mirror.home_retirements_of(session=session, project_code=code)
     return templates.TemplateResponse(request, "registry_project.html", context)
 
 

@@ -304,3 +304,32 @@ def test_a_mirrored_projects_page_shows_its_home_blocks_and_the_platforms_retire
         (422, "invalid_request"),
         (404, "not_found"),
     ]
+
+
+def test_holdings_are_paged_and_filtered_by_project_vintage_and_state(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a holder of 5,000 kg of vintage 2025 who retired three times
+    code, owner, _org = registered_project(client, admin)
+    for n in range(3):
+        body = {
+            "units": {"project_code": code, "vintage": 2025, "quantity_kg": 10 + n},
+            "beneficiary": "Guest",
+            "reason": "travel",
+            "idempotency_key": f"holdings-{n}",
+        }
+        assert client.post("/api/v1/registry/retirements", json=body, headers=owner).status_code == 201
+
+    def listed(**params: Any) -> list[tuple[str, int]]:
+        response = client.get("/api/v1/registry/holdings", params=params, headers=owner)
+        assert response.status_code == 200, response.text
+        return [(b["state"], b["kg"]) for b in response.json()]
+
+    # then the filters and pages select what is asked for, in serial order
+    assert listed(project=code, state="retired") == [("retired", 10), ("retired", 11), ("retired", 12)]
+    assert listed(project=code, state="held") == [("held", 4967)]
+    assert listed(project=code, vintage=2025, page_size=2, page=2) == [("retired", 12), ("held", 4967)]
+    assert listed(project=code, vintage=2024) == []
+    # and a state that is not one is refused with its code
+    wrong = client.get("/api/v1/registry/holdings", params={"state": "lost"}, headers=owner)
+    assert (wrong.status_code, wrong.json()["code"]) == (422, "unknown_value")

@@ -11,6 +11,7 @@ from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Problem
 from neutralize.registry import exports, journal, mirror, service
+from neutralize.registry.domain import BlockState
 from neutralize.registry.importers.records import BlockStatus, Programme
 from neutralize.registry.schemas import (
     AuditReport,
@@ -128,13 +129,27 @@ def read_organisation(organisation_id: str, session: SessionDep, actor: ActorDep
 
 @router.get("/holdings")
 def read_holdings(
-    session: SessionDep, actor: ActorDep, project: Annotated[str | None, Query(max_length=40)] = None
+    session: SessionDep,
+    actor: ActorDep,
+    project: Annotated[str | None, Query(max_length=40)] = None,
+    vintage: Annotated[int | None, Query(ge=1990, le=2100)] = None,
+    state: BlockState | None = None,
+    page: Page = 1,
+    page_size: PageSize = 50,
 ) -> list[BlockPublic]:
-    """The blocks in your organisation's accounts."""
+    """The blocks in your organisation's accounts, filtered by project, vintage or state."""
     who = require(actor, *Role)
     if who.organisation_id is None:
         raise DomainError(code=ErrorCode.FORBIDDEN, message="this key belongs to no organisation")
-    return service.holdings(session=session, organisation_id=who.organisation_id, project_code=project)
+    return service.holdings(
+        session=session,
+        organisation_id=who.organisation_id,
+        project_code=project,
+        vintage=vintage,
+        state=state,
+        page=page,
+        page_size=page_size,
+    )
 
 
 @router.post("/projects", status_code=CREATED)

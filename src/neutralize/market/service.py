@@ -209,12 +209,8 @@ def _native_seller(session: Session, actor: Actor, project: ProjectPublic, cmd: 
         raise DomainError(code=ErrorCode.FORBIDDEN, message="only an organisation lists native credits")
     # The vintage's chain lock: two listings made at once cannot both count the same holding.
     journal.lock_chain(session, journal.vintage_chain(project.code, cmd.vintage))
-    held = sum(
-        b.kg
-        for b in registry.holdings(
-            session=session, organisation_id=actor.organisation_id, project_code=project.code
-        )
-        if b.vintage == cmd.vintage and b.state == "held"
+    held = registry.held_kg(
+        session=session, organisation_id=actor.organisation_id, project_code=project.code, vintage=cmd.vintage
     )
     listed = _listed_kg(session, project.id, cmd.vintage, seller=actor.organisation_id)
     if cmd.available_kg > held - listed:

@@ -1095,18 +1095,47 @@ def block_public(block: Block, project_code: str) -> BlockPublic:
 # --- reading and checking -------------------------------------------------------------------------
 
 
-def holdings(*, session: Session, organisation_id: str, project_code: str | None = None) -> list[BlockPublic]:
-    """The blocks in an organisation's accounts (all states), in serial order."""
+def holdings(
+    *,
+    session: Session,
+    organisation_id: str,
+    project_code: str | None = None,
+    vintage: int | None = None,
+    state: BlockState | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> list[BlockPublic]:
+    """The blocks in an organisation's accounts, in serial order, filtered by project, vintage or state."""
     query = (
         select(Block, Project.code)
         .join(Project, Block.project_id == Project.id)
         .join(Account, Block.account_id == Account.id)
         .where(Account.organisation_id == organisation_id)
-        .order_by(Block.span_start)
     )
     if project_code:
         query = query.where(Project.code == project_code)
-    return [block_public(block, code) for block, code in session.execute(query)]
+    if vintage is not None:
+        query = query.where(Block.vintage == vintage)
+    if state is not None:
+        query = query.where(Block.state == state.value)
+    query = query.order_by(Project.code, Block.vintage, Block.span_start).offset((page - 1) * page_size)
+    return [block_public(block, code) for block, code in session.execute(query.limit(page_size))]
+
+
+def held_kg(*, session: Session, organisation_id: str, project_code: str, vintage: int) -> int:
+    """The kilograms of a project vintage an organisation holds free to move (not reserved)."""
+    kg = session.scalar(
+        select(func.coalesce(func.sum(Block.span_end - Block.span_start + 1), 0))
+        .join(Project, Block.project_id == Project.id)
+        .join(Account, Block.account_id == Account.id)
+        .where(
+            Account.organisation_id == organisation_id,
+            Project.code == project_code,
+            Block.vintage == vintage,
+            Block.state == BlockState.HELD.value,
+        )
+    )
+    return int(kg or 0)
 
 
 def where_did_it_go(*, session: Session, text: str) -> list[BlockPublic]:

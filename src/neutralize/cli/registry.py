@@ -286,7 +286,7 @@ def export(
     if out_path is None:
         sys.stdout.write(text)
     else:
-        out_path.write_text(text, encoding="utf-8")
+        out_path.write_text(text, encoding="utf-8", newline="")  # CSV lines end with CRLF as written
         err.print(f"wrote {out_path}")
 
 

@@ -34,7 +34,9 @@ def rows(session: Session, kind: str) -> list[dict[str, Any]]:
 
 
 def csv_rows(session: Session, kind: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(exports.export(session=session, kind=kind, fmt="csv"))))
+    return list(
+        csv.DictReader(io.StringIO(exports.export(session=session, kind=kind, fmt="csv"), newline=""))
+    )
 
 
 @pytest.fixture
@@ -122,12 +124,19 @@ def test_a_csv_cell_a_spreadsheet_would_run_is_written_as_text(
     assert as_json["retirementBeneficiary"] == beneficiary
 
 
-def test_a_cell_starting_with_a_carriage_return_is_written_as_text(
+def test_a_cell_with_a_carriage_return_stays_in_its_cell(
     registry: Registry, owner: Org, project: ProjectPublic
 ) -> None:
-    # given 340 kg retired for a beneficiary that starts with a carriage return
+    # given retirements for a beneficiary that starts with a carriage return and one with one inside
     registry.issuance(project, kg=10_000)
     retire(registry, owner, project, 340, "\r=1+1")
-    # when the units are exported as CSV, then its cell starts with a quote
+    retire(registry, owner, project, 20, "Line one\rLine two")
+    # when the units are exported as CSV (RFC 4180: lines end with CRLF, such cells are quoted)
     text = exports.export(session=registry.session, kind="units", fmt="csv")
-    assert ",'\r=1+1," in text and ",\r=1+1," not in text
+    assert text.endswith("\r\n") and '"\'\r=1+1"' in text
+    # then a CSV reader gets each cell back whole, the formula one starting with a quote
+    read = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert sorted(r["retirementBeneficiary"] for r in read if r["unitStatus"] == "Retired") == [
+        "'\r=1+1",
+        "Line one\rLine two",
+    ]

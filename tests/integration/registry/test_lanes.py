@@ -129,7 +129,7 @@ def test_a_retirement_meeting_another_runs_in_a_lane_of_its_own_without_waiting(
     first, second = factory(), factory()
     try:
         one = retire(first, at, 100, "first")  # open: holds the vintage's own chain and the lowest block
-        second.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting for `first` would fail
+        second.execute(text("SET LOCAL lock_timeout = '10s'"))  # waiting for `first` would fail
         two = retire(second, at, 100, "second")
         second.commit()
         first.commit()
@@ -208,7 +208,7 @@ def test_a_retirement_in_a_lane_updates_rows_no_other_transaction_id_locked(
     marked = text("SELECT xmax::text FROM chain_heads WHERE chain = :chain")  # as committed: by whom
     try:
         one = retire(first, at, 100, "first")
-        second.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting for `first` would fail
+        second.execute(text("SET LOCAL lock_timeout = '10s'"))  # waiting for `first` would fail
         two = retire(second, at, 100, "second")  # in lane 2, beside the first
         assert observer.scalar(marked, {"chain": one.journal.chain}) == first.scalar(own_id)
         second.commit()

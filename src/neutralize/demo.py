@@ -258,7 +258,7 @@ def _mirrored(session: Session, clock: Clock) -> None:
             clock=clock,
             actor=SYSTEM,
             programme=programme,
-            text=(data / name).read_text(encoding="utf-8"),
+            data=(data / name).read_bytes(),
             filename=name,
         )
     stock = mirror.record_holding(

@@ -333,3 +333,48 @@ def test_holdings_are_paged_and_filtered_by_project_vintage_and_state(
     # and a state that is not one is refused with its code
     wrong = client.get("/api/v1/registry/holdings", params={"state": "lost"}, headers=owner)
     assert (wrong.status_code, wrong.json()["code"]) == (422, "unknown_value")
+
+
+def test_a_mirrored_projects_page_comes_in_pages_of_200_blocks(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given a Gold Standard issuance of 205 t with 204 retirements of 1 t inside it
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=RETIREMENT_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    project = {
+        "Vintage": "2025",
+        "GSID": "700",
+        "Project Name": "Stoves",
+        "Country": "Kenya",
+        "Issuance Date": "2026-01-10",
+    }
+    writer.writerow(
+        {
+            **project,
+            "Credit Status": "Issued",
+            "Quantity": "205",
+            "Serial Number": "GS1-1-KE-GS700-16-2025-1-1-205",
+        }
+    )
+    for unit in range(1, 205):
+        writer.writerow(
+            {**project, "Credit Status": "Retired", "Quantity": "1", "Retirement Date": "2026-02-01",
+             "Serial Number": f"GS1-1-KE-GS700-16-2025-1-{unit}-{unit}"}
+        )  # fmt: skip
+    imported = client.post(
+        "/api/v1/registry/imports",
+        params={"programme": "GS"},
+        headers=admin,
+        files={"file": ("gs.csv", out.getvalue().encode(), "text/csv")},
+    )
+    assert imported.status_code == 201, imported.text
+    # when the project's page is read, the first page holds 200 blocks and links to the next
+    first = client.get("/registry/projects/GS-700")
+    assert first.text.count("GS1-1-KE-GS700-16-2025-1-") == 200 * 2  # each serial is a link and its text
+    assert 'href="?page=2"' in first.text and "?page=0" not in first.text
+    # and the second holds the other five, linking back
+    second = client.get("/registry/projects/GS-700", params={"page": 2})
+    assert second.text.count("GS1-1-KE-GS700-16-2025-1-") == 5 * 2 and 'href="?page=1"' in second.text
+    assert 'href="?page=3"' not in second.text
+    assert client.get("/registry/projects/GS-700", params={"page": 0}).status_code == 422

@@ -115,7 +115,7 @@ def test_a_verification_issued_at_once_is_issued_once(backend: Backend) -> None:
 def test_a_home_retirement_recorded_at_once_is_kept_once(backend: Backend) -> None:
     def exported(session: Session) -> None:
         mirror.import_export(session=session, clock=CLOCK, actor=SYSTEM, programme=Programme.VERRA,
-                             text=VERRA_EXPORT.read_text(), filename=VERRA_EXPORT.name)  # fmt: skip
+                             data=VERRA_EXPORT.read_bytes(), filename=VERRA_EXPORT.name)  # fmt: skip
 
     _set_up(backend, exported)
     cmd = mirror.HomeRetirementCreate(
@@ -137,7 +137,7 @@ def test_an_export_imported_at_once_is_imported_once(backend: Backend) -> None:
 
     def load(thread: int, session: Session) -> None:
         report = mirror.import_export(session=session, clock=CLOCK, actor=SYSTEM, programme=Programme.VERRA,
-                                      text=VERRA_EXPORT.read_text(), filename=VERRA_EXPORT.name)  # fmt: skip
+                                      data=VERRA_EXPORT.read_bytes(), filename=VERRA_EXPORT.name)  # fmt: skip
         reports.append(report.already_imported)
 
     outcomes = _at_once(backend, load)

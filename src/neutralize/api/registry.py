@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from neutralize.access.domain import Role
 from neutralize.access.service import require
 from neutralize.api.deps import ActorDep, ClockDep, SessionDep
-from neutralize.core.errors import DomainError, ErrorCode, NotFoundError, Problem
+from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
 from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.domain import BlockState
 from neutralize.registry.importers.records import BlockStatus, Programme
@@ -244,30 +244,26 @@ def import_export(
     file: Annotated[UploadFile, File(description="a Verra or Gold Standard public CSV export")],
     programme: Annotated[Programme, Query(description="VCS or GS")],
 ) -> mirror.ImportReport:
-    try:
-        text = file.file.read().decode("utf-8-sig", errors="strict")
-    except UnicodeDecodeError as error:
-        raise DomainError(
-            code=ErrorCode.INVALID_IMPORT,
-            message=f"the export is not UTF-8 text (byte {error.start} cannot be read)",
-            problems=[Problem(code=ErrorCode.INVALID_IMPORT, message="not UTF-8", field=file.filename)],
-        ) from None
     return mirror.import_export(
         session=session,
         clock=clock,
         actor=require(actor, *Role),
         programme=programme,
-        text=text,
+        data=file.file.read(),
         filename=file.filename or "upload.csv",
     )
 
 
 @router.get("/home-serials")
 def find_home_serial(
-    session: SessionDep, q: Annotated[str, Query(min_length=6, max_length=200)]
+    session: SessionDep,
+    q: Annotated[str, Query(min_length=6, max_length=200)],
+    page: Page = 1,
+    page_size: PageSize = 50,
 ) -> list[mirror.MirroredBlockPublic]:
-    """Mirrored public data: blocks whose home serial contains ``q``."""
-    return mirror.find_home_serial(session=session, text=q)
+    """Mirrored public data: blocks whose home serial contains ``q`` (any case), with the issued
+    block around each retired one and the blocks inside each issued one."""
+    return mirror.find_home_serial(session=session, text=q, page=page, page_size=page_size)
 
 
 @router.post("/home-retirements", status_code=CREATED)

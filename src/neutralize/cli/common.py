@@ -73,6 +73,14 @@ def read_text(source: str | Path) -> str:
         raise DomainError(code=ErrorCode.INVALID_REQUEST, message=f"cannot read {source}: {error}") from None
 
 
+def read_bytes(source: str | Path) -> bytes:
+    """A file's bytes as they are, or stdin's for ``-``; ``INVALID_REQUEST`` if unreadable."""
+    try:
+        return sys.stdin.buffer.read() if str(source) == "-" else Path(source).read_bytes()
+    except OSError as error:
+        raise DomainError(code=ErrorCode.INVALID_REQUEST, message=f"cannot read {source}: {error}") from None
+
+
 def read_json(source: str) -> Any:
     """JSON from a file, or from stdin for ``-``; ``INVALID_REQUEST`` if unreadable."""
     text = read_text(source)

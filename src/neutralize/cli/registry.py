@@ -20,8 +20,8 @@ from neutralize.cli.common import (
     err,
     out,
     print_model,
+    read_bytes,
     read_model,
-    read_text,
     session_scope,
     validated,
 )
@@ -239,13 +239,12 @@ def import_export(
 ) -> None:
     """Mirror a Verra or Gold Standard public export: all rows or nothing; bad rows listed by line."""
     with session_scope() as session:
-        text = read_text(path)
         report = mirror.import_export(
             session=session,
             clock=CLOCK,
             actor=acting(session, api_key),
             programme=programme,
-            text=text,
+            data=read_bytes(path),
             filename=path.name,
         )
     print_model(report)

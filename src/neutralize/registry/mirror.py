@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import date
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, and_, delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, and_, case, delete, func, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.util import AliasedClass
 
@@ -28,9 +29,10 @@ from neutralize.core.ids import new_id
 from neutralize.registry import journal
 from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, Span, merkle_root
 from neutralize.registry.importers import gold_standard, verra
-from neutralize.registry.importers.assemble import EarlierBlock, overlaps_with_earlier
+from neutralize.registry.importers.assemble import EarlierBlock, overlaps_with_earlier, units_by_status
 from neutralize.registry.importers.duplicates import cross_programme_duplicates
 from neutralize.registry.importers.records import (
+    SUB_BLOCK_PROGRAMMES,
     BlockStatus,
     ImportedBlock,
     ImportedProject,
@@ -55,13 +57,15 @@ Blocks = type[MirroredBlock] | AliasedClass[MirroredBlock]
 HOME_REGISTRIES = {Programme.VERRA: "Verra", Programme.GOLD_STANDARD: "Gold Standard"}
 SERIAL_COLUMNS = {Programme.VERRA: verra.SERIAL, Programme.GOLD_STANDARD: gold_standard.SERIAL}
 ISSUED = BlockStatus.ISSUED.value
-UNIT_ORDER = (
+UNIT_ORDER = (  # an issued block before the sub-blocks starting where it starts
     MirroredBlock.unit_space,
     MirroredBlock.first_unit,
+    case((MirroredBlock.status == BlockStatus.ISSUED.value, 0), else_=1),
     MirroredBlock.last_unit.desc(),
     MirroredBlock.id,
 )
 SHOWN_INSIDE = 200  # blocks shown inside (or around) each block a serial search finds
+UNKNOWN = {"name": "unknown", "methodology": "unknown", "project_type": "unknown", "country": "XX"}
 UNIT_SPACES_PER_QUERY = 500  # bound the IN list when loading earlier blocks
 # What a newer export says of a project replaces what older ones said of it, kind by kind: an export
 # of issuances leaves the retirements and cancellations mirrored from another export as they are.
@@ -72,15 +76,24 @@ KINDS = {
 
 
 class ImportReport(BaseModel):
-    """What an import mirrored. ``kg_by_status`` counts each unit of the file once, by its innermost
-    block: a retired block inside an issued one counts as retired, the rest of the issued one as issued."""
+    """What an import mirrored."""
 
     batch_id: str
     programme: str
     already_imported: bool
     projects: int
     blocks: int
-    kg_by_status: dict[str, int]
+    kg_by_status: dict[str, int] = Field(
+        description="the file's units, each counted once by its innermost block: a retired block "
+        "inside an issued one counts as retired, the rest of the issued one as issued"
+    )
+    replaced_blocks: int = Field(
+        description="blocks mirrored from earlier files that this import removed or cut"
+    )
+    superseded: bool = Field(
+        description="some of the file's blocks are no longer mirrored as it gives them: newer imports "
+        "replaced them (only an already imported file can say so)"
+    )
     duplicates: list[str]
 
 
@@ -188,26 +201,43 @@ def parse_export(programme: Programme, text: str) -> ImportResult:
     return gold_standard.parse_gold_standard_export(text)
 
 
-def import_export(
-    *, session: Session, clock: Clock, actor: Actor, programme: Programme, text: str, filename: str
-) -> ImportReport:
-    """Mirror a public export: its projects, and its blocks of each kind (``KINDS``) in place of the
-    blocks of that kind earlier imports said its projects have.
+def decode_export(data: bytes, filename: str) -> str:
+    """The text of an export file: UTF-8, with or without a byte-order mark, its line ends as they
+    are; ``INVALID_IMPORT`` naming the file otherwise."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DomainError(
+            code=ErrorCode.INVALID_IMPORT,
+            message=f"the export is not UTF-8 text (byte {error.start} cannot be read)",
+            problems=[Problem(code=ErrorCode.INVALID_IMPORT, message="not UTF-8", field=filename)],
+        ) from None
 
-    The same file imported twice changes nothing. A block that overlaps a block it does not replace,
-    in the same unit space (in this file or mirrored earlier), is refused before anything is written,
-    as is any row that does not parse; the error lists the lines at fault.
+
+def import_export(
+    *, session: Session, clock: Clock, actor: Actor, programme: Programme, data: bytes, filename: str
+) -> ImportReport:
+    """Mirror a public export (the file's bytes): its projects, and its blocks of each kind
+    (``KINDS``) in place of the blocks of that kind earlier imports said its projects have.
+
+    The same file imported twice changes nothing. A block that clashes with a block it does not
+    replace, in the same unit space (in this file or mirrored earlier), is refused before anything is
+    written, as is any row that does not parse; the error lists the lines at fault. In Verra, where a
+    block splits when part of it retires, a newer export's retired or cancelled block takes its units
+    out of an earlier active block of its project (``_take_superseded``).
     """
     require(actor, Role.ADMIN)
     # One import of a programme at a time: the same file sent twice at once is imported once, and two
     # files naming the same projects replace them one after the other.
     hold(session, f"neutralize.import.{programme.value}")
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    earlier = session.scalars(select(ImportBatch).where(ImportBatch.sha256 == digest)).first()
+    digest = hashlib.sha256(data).hexdigest()
+    result = parse_export(programme, decode_export(data, filename))
+    earlier = session.scalars(
+        select(ImportBatch).where(ImportBatch.sha256 == digest, ImportBatch.programme == programme.value)
+    ).first()
     if earlier is not None:
-        return _report(session, earlier, already=True)
-    result = parse_export(programme, text)
-    _refuse_overlaps(session, result)
+        return _report(session, earlier, result, already=True)
+    _refuse_clashes(session, result)
     now = clock.now()
     batch = ImportBatch(
         id=new_id("imp", now),
@@ -222,13 +252,16 @@ def import_export(
     session.add(batch)
     session.flush()
     projects = {p.project_id: _mirror_project(session, clock, programme, p) for p in result.projects}
+    replaced = 0
     for statuses in KINDS.values():
         listed = {projects[b.project_id].id for b in result.blocks if b.status.value in statuses}
-        session.execute(
+        removed = session.execute(
             delete(MirroredBlock).where(
                 MirroredBlock.project_id.in_(sorted(listed)), MirroredBlock.status.in_(statuses)
             )
         )
+        replaced += cast(CursorResult[Any], removed).rowcount
+    replaced += _take_superseded(session, result, {code: p.id for code, p in projects.items()})
     for block in result.blocks:
         session.add(_mirror_block(block, projects[block.project_id].id, batch.id))
     session.flush()
@@ -245,9 +278,10 @@ def import_export(
             "filename": filename,
             "projects": len(projects),
             "blocks": len(result.blocks),
+            "replaced_blocks": replaced,
         },
     )
-    return _report(session, batch, already=False, duplicates=duplicates)
+    return _report(session, batch, result, already=False, replaced=replaced, duplicates=duplicates)
 
 
 def _registry_organisation(session: Session, clock: Clock, programme: Programme) -> Organisation:
@@ -264,13 +298,21 @@ def _registry_organisation(session: Session, clock: Clock, programme: Programme)
 def _mirror_project(
     session: Session, clock: Clock, programme: Programme, imported: ImportedProject
 ) -> Project:
+    """The mirrored project ``imported`` names, made or brought up to date. A value the file leaves
+    empty (a column its layout lacks) keeps what an earlier file said."""
     code = project_code(imported)
     project = session.scalars(select(Project).where(Project.code == code)).first()
-    fields = {
-        "name": imported.name[:300],
-        "methodology": (imported.methodology or "unknown")[:120],
-        "project_type": (imported.project_type or "unknown")[:80],
-        "country": imported.country_code or "XX",
+    if project is not None and project.native:
+        raise DomainError(
+            code=ErrorCode.DUPLICATE,
+            message=f"the code {code} belongs to a native project of this registry, not to "
+            f"{HOME_REGISTRIES[programme]}'s project {imported.project_id}",
+        )
+    given = {
+        "name": imported.name,
+        "methodology": imported.methodology,
+        "project_type": imported.project_type,
+        "country": imported.country_code,
     }
     if project is None:
         owner = _registry_organisation(session, clock, programme)
@@ -290,18 +332,20 @@ def _mirror_project(
             home_registry=HOME_REGISTRIES[programme],
             home_id=imported.project_id,
             created_at=clock.now(),
-            **fields,
+            **{name: value or UNKNOWN[name] for name, value in given.items()},
         )
         session.add(project)
     else:
-        for name, value in fields.items():
-            setattr(project, name, value)
-    project.labels = {
-        **(project.labels or {}),
-        "home_labels": list(imported.additional_certifications),
-        "cross_references": list(imported.cross_references),
-        "developer": imported.developer[:300] if imported.developer else None,  # Gold Standard only
-    }
+        for name, value in given.items():
+            if value:
+                setattr(project, name, value)
+    labels = dict(project.labels or {})
+    if imported.additional_certifications:
+        labels["home_labels"] = list(imported.additional_certifications)
+    labels["cross_references"] = sorted({*labels.get("cross_references", ()), *imported.cross_references})
+    if imported.developer:
+        labels["developer"] = imported.developer  # Gold Standard only
+    project.labels = labels
     session.flush()
     return project
 
@@ -311,8 +355,8 @@ def _mirror_block(block: ImportedBlock, project_id: str, batch_id: str) -> Mirro
         project_id=project_id,
         batch_id=batch_id,
         programme=block.programme.value,
-        serial=block.serial[:200],
-        unit_space=block.unit_space[:120],
+        serial=block.serial,
+        unit_space=block.unit_space,
         first_unit=block.first_unit,
         last_unit=block.last_unit,
         quantity_kg=block.quantity_tonnes * KG_PER_TONNE,
@@ -321,13 +365,13 @@ def _mirror_block(block: ImportedBlock, project_id: str, batch_id: str) -> Mirro
         status=block.status.value,
         issued_on=block.issued_on,
         retired_on=block.retired_on,
-        beneficiary=block.beneficiary[:500] if block.beneficiary else None,
-        reason=block.reason[:1000] if block.reason else None,
+        beneficiary=block.beneficiary,
+        reason=block.reason,
         source_line=block.source_line,
     )
 
 
-def _refuse_overlaps(session: Session, result: ImportResult) -> None:
+def _refuse_clashes(session: Session, result: ImportResult) -> None:
     """Refuse the file, listing its lines, if a block shares a unit with another project's block
     mirrored earlier. The blocks of the projects the file names are left out: it replaces them."""
     problems = overlaps_with_earlier(
@@ -335,6 +379,61 @@ def _refuse_overlaps(session: Session, result: ImportResult) -> None:
     )
     if problems:
         reject(problems)
+
+
+def _take_superseded(session: Session, result: ImportResult, project_ids: dict[str, str]) -> int:
+    """Where a block splits when part of it retires (Verra): the earlier active blocks of the file's
+    projects whose units it lists as retired or cancelled keep only their other units, as narrower
+    blocks with the serial as published. The number of blocks changed."""
+    if result.programme in SUB_BLOCK_PROGRAMMES:
+        return 0  # Gold Standard's retirements lie inside their issued blocks instead
+    settled: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for block in result.blocks:
+        if block.status is not BlockStatus.ISSUED:
+            key = (project_ids[block.project_id], block.unit_space)
+            settled.setdefault(key, []).append((block.first_unit, block.last_unit))
+    projects = sorted({project for project, _space in settled})
+    changed = 0
+    for start in range(0, len(projects), UNIT_SPACES_PER_QUERY):
+        active = session.scalars(
+            select(MirroredBlock).where(
+                MirroredBlock.project_id.in_(projects[start : start + UNIT_SPACES_PER_QUERY]),
+                MirroredBlock.status == ISSUED,
+            )
+        )
+        for old in list(active):
+            covers = settled.get((old.project_id, old.unit_space), [])
+            covered = [(a, b) for a, b in covers if a <= old.last_unit and b >= old.first_unit]
+            if not covered:
+                continue
+            session.delete(old)
+            session.flush()  # a piece may start where the old block did
+            for piece in uncovered(old.first_unit, old.last_unit, covered):
+                session.add(_narrowed(old, piece))
+            changed += 1
+    return changed
+
+
+def _narrowed(block: MirroredBlock, piece: Span) -> MirroredBlock:
+    """``block`` cut down to the units of ``piece``, its serial as published."""
+    columns = {c.key: getattr(block, c.key) for c in MirroredBlock.__table__.columns if c.key != "id"}
+    columns |= {"first_unit": piece.start, "last_unit": piece.end, "quantity_kg": piece.size * KG_PER_TONNE}
+    return MirroredBlock(**columns)
+
+
+def uncovered(first: int, last: int, covered: Iterable[tuple[int, int]]) -> list[Span]:
+    """The units ``first``..``last`` in none of the ``covered`` ranges, as spans in order."""
+    pieces = []
+    start = first
+    for low, high in sorted(covered):
+        if low > last:
+            break
+        if low > start:
+            pieces.append(Span(start, low - 1))
+        start = max(start, high + 1)
+    if start <= last:
+        pieces.append(Span(start, last))
+    return pieces
 
 
 def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock]:
@@ -421,37 +520,49 @@ def _mirrored_projects(session: Session) -> list[ImportedProject]:
 
 
 def _report(
-    session: Session, batch: ImportBatch, *, already: bool, duplicates: list[str] | None = None
+    session: Session,
+    batch: ImportBatch,
+    result: ImportResult,
+    *,
+    already: bool,
+    replaced: int = 0,
+    duplicates: list[str] | None = None,
 ) -> ImportReport:
-    blocks = list(session.scalars(select(MirroredBlock).where(MirroredBlock.batch_id == batch.id)))
-    kg: dict[str, int] = {}
-    for block in blocks:
-        kg[block.status] = kg.get(block.status, 0) + block.quantity_kg
-    for inside in sub_blocks(blocks).values():
-        kg[ISSUED] -= sum(sub.quantity_kg for sub in inside)
+    kept = select(
+        MirroredBlock.unit_space, MirroredBlock.first_unit, MirroredBlock.last_unit, MirroredBlock.status
+    )
+    mirrored = {tuple(row) for row in session.execute(kept.where(MirroredBlock.batch_id == batch.id))}
+    as_filed = {(b.unit_space, b.first_unit, b.last_unit, b.status.value) for b in result.blocks}
     return ImportReport(
         batch_id=batch.id,
         programme=batch.programme,
         already_imported=already,
         projects=batch.projects,
         blocks=batch.blocks,
-        kg_by_status=kg,
+        kg_by_status={
+            status: tonnes * KG_PER_TONNE for status, tonnes in units_by_status(result.blocks).items()
+        },
+        replaced_blocks=replaced,
+        superseded=not as_filed <= mirrored,
         duplicates=duplicates or [],
     )
 
 
-def find_home_serial(*, session: Session, text: str, page_size: int = 50) -> list[MirroredBlockPublic]:
-    """Mirrored blocks whose published serial contains ``text`` (at least 6 characters), in unit
-    order, with the issued block each retired or cancelled one lies inside and the first
-    ``SHOWN_INSIDE`` blocks inside each issued one."""
+def find_home_serial(
+    *, session: Session, text: str, page: int = 1, page_size: int = 50
+) -> list[MirroredBlockPublic]:
+    """Mirrored blocks whose published serial contains ``text`` (at least 6 characters, taken
+    literally, in any case), a page at a time; with each the issued block around it and the first
+    ``SHOWN_INSIDE`` blocks inside it, in unit order."""
     needle = text.strip()
     if len(needle) < 6:
         raise DomainError(code=ErrorCode.INVALID_SERIAL, message="give at least 6 characters of a serial")
     found = list(
         session.scalars(
             select(MirroredBlock)
-            .where(MirroredBlock.serial.contains(needle))
+            .where(func.upper(MirroredBlock.serial).contains(needle.upper(), autoescape=True))
             .order_by(MirroredBlock.id)
+            .offset((page - 1) * page_size)
             .limit(page_size)
         )
     )
@@ -460,7 +571,7 @@ def find_home_serial(*, session: Session, text: str, page_size: int = 50) -> lis
         near = session.scalars(
             select(MirroredBlock)
             .where(*_same_units(MirroredBlock, block), MirroredBlock.id != block.id)
-            .order_by(MirroredBlock.first_unit)
+            .order_by(*UNIT_ORDER)
             .limit(SHOWN_INSIDE)
         )
         shown.update((other.id, other) for other in near)
@@ -494,16 +605,8 @@ def sub_blocks(blocks: Iterable[MirroredBlock]) -> dict[int, list[MirroredBlock]
 
 
 def remainder(block: MirroredBlock, inside: Sequence[MirroredBlock]) -> list[Span]:
-    """The units of ``block`` in none of ``inside`` (its sub-blocks, in unit order), as spans."""
-    pieces = []
-    start = block.first_unit
-    for sub in inside:
-        if sub.first_unit > start:
-            pieces.append(Span(start, sub.first_unit - 1))
-        start = sub.last_unit + 1
-    if start <= block.last_unit:
-        pieces.append(Span(start, block.last_unit))
-    return pieces
+    """The units of ``block`` in none of ``inside`` (its sub-blocks), as spans in order."""
+    return uncovered(block.first_unit, block.last_unit, [(sub.first_unit, sub.last_unit) for sub in inside])
 
 
 def _inside(block: MirroredBlock, outer: MirroredBlock) -> bool:
@@ -532,24 +635,42 @@ def _same_units(table: Blocks, block: MirroredBlock | Blocks) -> tuple[ColumnEle
 
 
 def _public(session: Session, blocks: Iterable[MirroredBlock]) -> list[MirroredBlockPublic]:
+    """``blocks`` in unit order, each issued one with the kg in no sub-block of it and each sub-block
+    with the serial of the issued block around it, whatever else is shown."""
     ordered = sorted(blocks, key=_unit_order)
-    serials = {block.id: block.serial for block in ordered}
-    part_of = {
-        sub.id: serials[outer_id] for outer_id, inside in sub_blocks(ordered).items() for sub in inside
-    }
-    settled = _settled_inside(session, [block for block in ordered if block.status == ISSUED])
+    settled = _settled_inside(session, [block.id for block in ordered if block.status == ISSUED])
+    around = _issued_around(session, [block.id for block in ordered if block.status != ISSUED])
     shown = []
     for block in ordered:
         public = MirroredBlockPublic.model_validate(block)
         if block.status == ISSUED:
             public.remaining_kg = block.quantity_kg - settled.get(block.id, 0)
-        public.part_of = part_of.get(block.id)
+        public.part_of = around.get(block.id)
         shown.append(public)
     return shown
 
 
-def _settled_inside(session: Session, issued: list[MirroredBlock]) -> dict[int, int]:
-    """The kg of the retired and cancelled blocks inside each of ``issued``, by its id."""
+def _issued_around(session: Session, ids: list[int]) -> dict[int, str]:
+    """The serial of the issued block each of the retired or cancelled blocks ``ids`` lies in."""
+    inner, outer = aliased(MirroredBlock), aliased(MirroredBlock)
+    rows = session.execute(
+        select(inner.id, outer.serial)
+        .join(
+            outer,
+            and_(
+                *_same_units(outer, inner),
+                outer.status == ISSUED,
+                outer.first_unit <= inner.first_unit,
+                outer.last_unit >= inner.last_unit,
+            ),
+        )
+        .where(inner.id.in_(ids))
+    )
+    return {int(block_id): str(serial) for block_id, serial in rows}
+
+
+def _settled_inside(session: Session, ids: list[int]) -> dict[int, int]:
+    """The kg of the retired and cancelled blocks inside each of the issued blocks ``ids``."""
     outer, inner = aliased(MirroredBlock), aliased(MirroredBlock)
     rows = session.execute(
         select(outer.id, func.sum(inner.quantity_kg))
@@ -562,7 +683,7 @@ def _settled_inside(session: Session, issued: list[MirroredBlock]) -> dict[int, 
                 inner.last_unit <= outer.last_unit,
             ),
         )
-        .where(outer.id.in_([block.id for block in issued]))
+        .where(outer.id.in_(ids))
         .group_by(outer.id)
     )
     return {block_id: int(kg) for block_id, kg in rows}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -15,6 +17,7 @@ from neutralize.web.pages import templates
 from neutralize.web.security import SignedIn
 
 router = APIRouter(prefix="/registry", include_in_schema=False)
+PAGE_ROWS = 200
 
 
 @router.get("", response_class=HTMLResponse)
@@ -24,8 +27,15 @@ def projects(request: Request, session: SessionDep) -> HTMLResponse:
 
 
 @router.get("/projects/{code}", response_class=HTMLResponse)
-def project(request: Request, code: str, session: SessionDep, who: SignedIn) -> HTMLResponse:
-    """A project's page; a draft only for its owner organisation and admins (``not_found`` to others)."""
+def project(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    who: SignedIn,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> HTMLResponse:
+    """A project's page; a draft only for its owner organisation and admins (``not_found`` to others).
+    Its retirements (native) or home blocks (mirrored) come ``PAGE_ROWS`` to a page."""
     actor = who[0] if who is not None else None
     shown = service.visible_project(session=session, code=code, actor=actor)
     context: dict[str, object] = {
@@ -34,11 +44,20 @@ def project(request: Request, code: str, session: SessionDep, who: SignedIn) -> 
     }
     if shown.native:
         context["issuances"] = service.issuances_of(session=session, project_code=code)
-        context["retirements"] = service.retirements_of(session=session, project_code=code)
+        rows = partial(service.retirements_of, session=session, project_code=code)
+        context["retirements"], more = _page(rows, page)
     else:
-        context["home_blocks"] = mirror.mirrored_blocks_of(session=session, project_code=code)
+        blocks = partial(mirror.mirrored_blocks_of, session=session, project_code=code)
+        context["home_blocks"], more = _page(blocks, page)
         context["home_retirements"] = mirror.home_retirements_of(session=session, project_code=code)
+    context["page"], context["more"] = page, more
     return templates.TemplateResponse(request, "registry_project.html", context)
+
+
+def _page(fetch: Callable[..., list[Any]], page: int) -> tuple[list[Any], bool]:
+    """Page ``page`` of ``PAGE_ROWS`` rows, and whether a row follows it."""
+    rows = fetch(page=page, page_size=PAGE_ROWS)
+    return rows, len(rows) == PAGE_ROWS and bool(fetch(page=page * PAGE_ROWS + 1, page_size=1))
 
 
 @router.get("/serials", response_class=HTMLResponse)

@@ -99,7 +99,7 @@ class Market:
             clock=self.clock,
             actor=SYSTEM,
             programme=Programme.VERRA,
-            text=text,
+            data=text.encode(),
             filename="verra_export.csv",
         )
         mirror.record_holding(

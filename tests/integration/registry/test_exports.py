@@ -24,7 +24,7 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "registry"
 def load(session: Session, programme: Programme, name: str) -> None:
     text = (DATA / name).read_text(encoding="utf-8")
     mirror.import_export(
-        session=session, clock=CLOCK, actor=SYSTEM, programme=programme, text=text, filename=name
+        session=session, clock=CLOCK, actor=SYSTEM, programme=programme, data=text.encode(), filename=name
     )
 
 

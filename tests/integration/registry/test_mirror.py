@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,8 +18,8 @@ from neutralize.registry import exports, mirror, service
 from neutralize.registry.domain import merkle_root
 from neutralize.registry.importers import gold_standard, verra
 from neutralize.registry.importers.records import Programme
-from neutralize.registry.models import HomeHolding, MirroredBlock, Project, RetirementShare
-from tests.integration.registry.conftest import CLOCK, verra_serial
+from neutralize.registry.models import HomeHolding, ImportBatch, MirroredBlock, Project, RetirementShare
+from tests.integration.registry.conftest import CLOCK, Registry, verra_serial
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "registry"
 
@@ -31,7 +32,7 @@ def load_text(
     session: Session, programme: Programme, text: str, name: str = "export.csv"
 ) -> mirror.ImportReport:
     return mirror.import_export(
-        session=session, clock=CLOCK, actor=SYSTEM, programme=programme, text=text, filename=name
+        session=session, clock=CLOCK, actor=SYSTEM, programme=programme, data=text.encode(), filename=name
     )
 
 
@@ -304,7 +305,7 @@ def test_only_admins_import(session: Session) -> None:
     member = Actor(id="m", role=Role.MEMBER, organisation_id="org_x")
     with pytest.raises(DomainError) as caught:
         mirror.import_export(
-            session=session, clock=CLOCK, actor=member, programme=Programme.VERRA, text="", filename="x.csv"
+            session=session, clock=CLOCK, actor=member, programme=Programme.VERRA, data=b"", filename="x.csv"
         )
     assert caught.value.code == ErrorCode.FORBIDDEN
 
@@ -481,3 +482,209 @@ def test_a_holding_or_a_share_sent_twice_is_refused_the_second_time(session: Ses
     assert twice.value.code == ErrorCode.DUPLICATE
     assert session.scalar(select(func.count()).select_from(HomeHolding)) == 1
     assert session.scalar(select(func.count()).select_from(RetirementShare)) == 1
+
+
+@pytest.mark.parametrize(
+    ("limits", "field_of_column"),
+    [
+        (verra.LIMITS, {"Name": "name", "Methodology": "methodology", "Project Type": "project_type",
+                        "Serial Number": "serial", "Retirement Beneficiary": "beneficiary",
+                        "Retirement Reason": "reason"}),
+        (gold_standard.LIMITS, {"Project Name": "name", "Methodology": "methodology",
+                                "Project Type": "project_type", "Serial Number": "serial",
+                                "Using Entity": "beneficiary", "Use Case": "reason"}),
+    ],
+)  # fmt: skip
+def test_the_importers_refuse_cells_longer_than_the_columns_that_keep_them(
+    limits: dict[str, int], field_of_column: dict[str, str]
+) -> None:
+    # a cell the registry could keep only in part is refused by the importer, so nothing is cut
+    for column, field in field_of_column.items():
+        table = (
+            Project.__table__ if field in {"name", "methodology", "project_type"} else MirroredBlock.__table__
+        )
+        assert limits[column] == table.c[field].type.length, column
+
+
+def verra_rows(*rows: tuple[int, int, bool]) -> str:
+    """A Verra export of project 5001's 2020 units (first, last, retired?) in one unit space."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=verra.COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    for first, last, retired in rows:
+        dated = {"Retirement/Cancellation Date": "2026-04-10", "Retirement Beneficiary": "Buyer"}
+        writer.writerow(
+            {
+                "Issuance Date": "2021-03-01",
+                "Vintage Start": "2020-01-01",
+                "Vintage End": "2020-12-31",
+                "ID": "5001",
+                "Name": "Project 5001",
+                "Country/Area": "Ethiopia",
+                "Quantity Issued": str(last - first + 1),
+                "Serial Number": verra_serial(5001, first, last),
+                **(dated if retired else {}),
+            }
+        )
+    return out.getvalue()
+
+
+def statuses_of(session: Session, code: str) -> list[tuple[int, int, str]]:
+    return [
+        (b.first_unit, b.last_unit, b.status)
+        for b in mirror.mirrored_blocks_of(session=session, project_code=code)
+    ]
+
+
+def test_a_newer_verra_export_of_retirements_takes_their_units_out_of_earlier_active_blocks(
+    session: Session,
+) -> None:
+    # given an active Verra block of 1,000 t
+    load_text(session, Programme.VERRA, verra_rows((1, 1000, False)), "v1.csv")
+    # when a newer export lists 100-200 of it as retired (Verra splits the block at home)
+    report = load_text(session, Programme.VERRA, verra_rows((100, 200, True)), "v2.csv")
+    # then the active block keeps only its other units, with the serial as published
+    assert report.replaced_blocks == 1
+    assert statuses_of(session, "VCS-5001") == [
+        (1, 99, "issued"),
+        (100, 200, "retired"),
+        (201, 1000, "issued"),
+    ]
+    assert {
+        b.serial for b in mirror.mirrored_blocks_of(session=session, project_code="VCS-5001", status="issued")
+    } == {verra_serial(5001, 1, 1000)}
+    # and an export where everything has retired since leaves nothing active
+    final = load_text(session, Programme.VERRA, verra_rows((1, 200, True), (201, 1000, True)), "v3.csv")
+    assert final.replaced_blocks == 3  # the retirement 100-200 and the two active pieces
+    assert statuses_of(session, "VCS-5001") == [(1, 200, "retired"), (201, 1000, "retired")]
+    # and an older file sent again is not applied over them; its report says it was superseded
+    again = load_text(session, Programme.VERRA, verra_rows((1, 1000, False)), "v1.csv")
+    assert (again.already_imported, again.superseded, again.kg_by_status) == (
+        True,
+        True,
+        {"issued": 1_000_000},
+    )
+    assert statuses_of(session, "VCS-5001") == [(1, 200, "retired"), (201, 1000, "retired")]
+
+
+def test_an_import_never_takes_over_a_native_project_with_its_code(session: Session) -> None:
+    # given a native project whose code is the one a Gold Standard project would be mirrored under
+    registry = Registry(session)
+    native = registry.draft_project(registry.organisation(), code="GS-11603")
+    # when that project's export is imported, it is refused with a code and the native one is unchanged
+    with pytest.raises(DomainError) as caught:
+        load_text(
+            session, Programme.GOLD_STANDARD, gold_standard_rows({"Credit Status": "Issued", "units": "1-10"})
+        )
+    assert caught.value.code == ErrorCode.DUPLICATE
+    assert service.get_project(session=session, code="GS-11603").name == native.name
+
+
+def test_the_file_is_imported_as_its_bytes(session: Session) -> None:
+    # given a Gold Standard export with CRLF line ends and a line break inside a cell
+    text = (
+        gold_standard_rows(
+            {
+                "Credit Status": "Retired",
+                "Retirement Date": "2026-02-01",
+                "units": "1-10",
+                "Using Entity": "Line 1\r\nLine 2",
+            }
+        )
+        .replace("\n", "\r\n")
+        .replace("Line 1\r\r\nLine 2", "Line 1\r\nLine 2")
+    )
+    data = text.encode()
+    # when it is imported twice, the second time is recognised by the file's own digest
+    first = mirror.import_export(
+        session=session,
+        clock=CLOCK,
+        actor=SYSTEM,
+        programme=Programme.GOLD_STANDARD,
+        data=data,
+        filename="a.csv",
+    )
+    again = mirror.import_export(
+        session=session,
+        clock=CLOCK,
+        actor=SYSTEM,
+        programme=Programme.GOLD_STANDARD,
+        data=data,
+        filename="b.csv",
+    )
+    assert (first.already_imported, again.already_imported, again.batch_id) == (False, True, first.batch_id)
+    batch = session.get(ImportBatch, first.batch_id)
+    assert batch is not None and batch.sha256 == hashlib.sha256(data).hexdigest()
+    # and the cell keeps its line break as published
+    [block] = mirror.mirrored_blocks_of(session=session, project_code="GS-11603")
+    assert block.beneficiary == "Line 1\r\nLine 2"
+    # and the same bytes sent as another programme's export are refused for their columns
+    with pytest.raises(DomainError) as caught:
+        mirror.import_export(
+            session=session, clock=CLOCK, actor=SYSTEM, programme=Programme.VERRA, data=data, filename="c.csv"
+        )
+    assert caught.value.code == ErrorCode.INVALID_IMPORT
+
+
+def test_a_layout_without_a_column_keeps_what_an_earlier_file_said(session: Session) -> None:
+    # given a retirements export naming the developer and a cross-reference
+    load_text(
+        session,
+        Programme.GOLD_STANDARD,
+        gold_standard_rows(
+            {"Credit Status": "Retired", "Retirement Date": "2026-02-01", "units": "1-10",
+             "Project Developer": "ECC", "Note": "Buffer zone of VCS 1340", "Methodology": "GS TPDDTEC v3.1"}
+        ),
+    )  # fmt: skip
+    # when an issuances export without them is imported
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=gold_standard.ISSUANCE_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerow(
+        {"Vintage": "2025", "Credit Status": "Issued", "Quantity": "10", "GSID": "11603", "Country": "Kenya",
+         "Project Name": "GS10789 VPA8: Efficient and Clean Cooking for households in Kenya",
+         "Issuance Date": "2026-01-10", "Serial Number": "GS1-1-KE-GS11603-16-2025-30256-1-10"}
+    )  # fmt: skip
+    load_text(session, Programme.GOLD_STANDARD, out.getvalue(), "issuances.csv")
+    # then the project keeps them
+    project = service.get_project(session=session, code="GS-11603")
+    assert (project.labels["developer"], project.labels["cross_references"], project.methodology) == (
+        "ECC",
+        ["VCS:1340"],
+        "GS TPDDTEC v3.1",
+    )
+
+
+def test_a_home_serial_search_is_literal_in_any_case_and_paged(session: Session) -> None:
+    load(session, Programme.GOLD_STANDARD, "gold_standard_retirements.csv")
+    assert mirror.find_home_serial(session=session, text="%%%%%%") == []
+    assert mirror.find_home_serial(session=session, text="______") == []
+    lower = mirror.find_home_serial(session=session, text="gs1-1-ke-gs11603")
+    assert {b.serial for b in lower} == {
+        "GS1-1-KE-GS11603-16-2025-30256-110-5463",
+        "GS1-1-KE-GS11603-16-2024-30255-485-12623",
+    }
+    first = mirror.find_home_serial(session=session, text="GS1-1-", page_size=1)
+    second = mirror.find_home_serial(session=session, text="GS1-1-", page=2, page_size=1)
+    assert len(first) == len(second) == 1 and first[0].serial != second[0].serial
+
+
+def test_a_page_of_sub_blocks_names_the_issued_block_each_lies_in(session: Session) -> None:
+    retired = {"Credit Status": "Retired", "Retirement Date": "2026-02-01"}
+    load_text(
+        session,
+        Programme.GOLD_STANDARD,
+        gold_standard_rows(
+            {"Credit Status": "Issued", "units": "1-5485"},
+            {**retired, "units": "1-109"},
+            {**retired, "units": "110-200"},
+        ),
+    )
+    issued = "GS1-1-KE-GS11603-16-2025-30256-1-5485"
+    only_retired = mirror.mirrored_blocks_of(session=session, project_code="GS-11603", status="retired")
+    assert [(b.first_unit, b.part_of) for b in only_retired] == [(1, issued), (110, issued)]
+    # a page starts with the issued block where a sub-block starts at the same unit
+    [head] = mirror.mirrored_blocks_of(session=session, project_code="GS-11603", page_size=1)
+    assert (head.status, head.remaining_kg) == ("issued", 5_285_000)
+    [third] = mirror.mirrored_blocks_of(session=session, project_code="GS-11603", page=3, page_size=1)
+    assert (third.first_unit, third.part_of) == (110, issued)

@@ -33,6 +33,11 @@ NESTING_RULE = (
     "a retired or cancelled block may lie inside an issued block of its project; "
     "no other blocks may share a unit"
 )
+SPLIT_RULE = "no two blocks may share a unit"
+
+
+def _rule(programme: Programme) -> str:
+    return NESTING_RULE if programme in SUB_BLOCK_PROGRAMMES else SPLIT_RULE
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +118,7 @@ def _overlaps(programme: Programme, blocks: Sequence[ImportedBlock], serial_colu
                     block.source_line,
                     serial_column,
                     f"{_relation(block, other)} on line {other.source_line}",
-                    NESTING_RULE,
+                    _rule(programme),
                 )
             )
     return found
@@ -139,12 +144,16 @@ def overlaps_with_earlier(
     ``earlier`` holds the blocks kept after the import, so the caller leaves out those the file
     replaces.
     """
-    nesting = any(block.programme in SUB_BLOCK_PROGRAMMES for block in blocks)
+    if not blocks:
+        return []
+    programme = blocks[0].programme
+    nesting = programme in SUB_BLOCK_PROGRAMMES
     spaces = {space: _Space(members, nesting) for space, members in _by_space(earlier).items()}
     found: list[Problem] = []
     for block in blocks:
         space = spaces.get(block.unit_space)
-        other = None if space is None else next(space.clashes(block), None)
+        clashes = () if space is None else space.clashes(block)
+        other = next((o for o in clashes if nesting or not supersedes(block, o)), None)
         if other is not None:
             found.append(
                 problem(
@@ -152,9 +161,30 @@ def overlaps_with_earlier(
                     serial_column,
                     f"{_relation(block, other)} of {other.project_code} ({other.serial}), "
                     "mirrored from an earlier file",
-                    f"{NESTING_RULE}; correct the file or the earlier import",
+                    f"{_rule(programme)}; correct the file or the earlier import",
                 )
             )
+    return found
+
+
+def supersedes(block: ImportedBlock, earlier: EarlierBlock) -> bool:
+    """Whether ``block``, of a newer export, takes its units out of ``earlier``: a retired or
+    cancelled block over an active block of its project, where a block splits when part of it
+    retires (Verra). The importer then keeps only the rest of the earlier block."""
+    return _settled(block) and not _settled(earlier) and project_code(block) == earlier.project_code
+
+
+def units_by_status(blocks: Sequence[ImportedBlock]) -> dict[str, int]:
+    """The units of a file's blocks by status, each unit counted once, by its innermost block: a
+    retired block inside an issued one counts as retired, the rest of the issued one as issued."""
+    found: dict[str, int] = {}
+    for block in blocks:
+        found[block.status.value] = found.get(block.status.value, 0) + block.quantity_tonnes
+    for members in _by_space(blocks).values():
+        issued = _Sorted([b for b in members if not _settled(b)])
+        for block in members:
+            if _settled(block) and any(_nested(block, outer) for outer in issued.overlapping(block)):
+                found[BlockStatus.ISSUED.value] -= block.quantity_tonnes
     return found
 
 

@@ -3,7 +3,9 @@
 Two layouts are accepted, as the registry publishes them: the retirements export (23 columns,
 ``RETIREMENT_COLUMNS``) and the issuances export (18 columns, ``ISSUANCE_COLUMNS``: no Retirement
 Date, Note, Aeroplane Operator Name, Use Case or Using Entity, and Product Type placed after POA GSID).
-Column order does not matter; the set of columns must be exactly one of the two.
+Column order does not matter; the set of columns must be exactly one of the two. The issuances
+export holds issued blocks only: a newer one replaces the issued blocks of its projects and leaves
+their retirements and cancellations alone.
 
 A block's vintage is the calendar year in Vintage, narrowed to the monitoring period when one is
 given (a 2023 vintage of a 2023-09-20..2025-01-31 period runs 2023-09-20..2023-12-31). Serial
@@ -76,6 +78,16 @@ STATUSES = {
     "canceled": BlockStatus.CANCELLED,
 }
 IDENTITY = {"name": "Project Name", "country_name": "Country"}
+# What the registry keeps of these cells (its columns' lengths); a longer cell is refused, not cut.
+LIMITS = {
+    "Project Name": 300,
+    "Project Developer": 300,
+    "Methodology": 120,
+    "Project Type": 80,
+    SERIAL: 200,
+    "Using Entity": 500,
+    "Use Case": 1000,
+}
 
 
 def parse_gold_standard_export(source: str | Iterable[str], *, max_rows: int = MAX_ROWS) -> ImportResult:
@@ -83,7 +95,7 @@ def parse_gold_standard_export(source: str | Iterable[str], *, max_rows: int = M
 
     ``source`` is the CSV text, or its lines as read from a file opened with ``newline=""``.
     """
-    table = read_table(source, (RETIREMENT_COLUMNS, ISSUANCE_COLUMNS), max_rows=max_rows)
+    table = read_table(source, (RETIREMENT_COLUMNS, ISSUANCE_COLUMNS), limits=LIMITS, max_rows=max_rows)
     parsed: list[ParsedRow] = []
     problems = list(table.problems)
     for row in table.rows:
@@ -97,6 +109,12 @@ def parse_gold_standard_export(source: str | Iterable[str], *, max_rows: int = M
 def _parse_row(row: Row) -> ParsedRow:
     vintage = year(row, "Vintage")
     status = _status(row)
+    if status is not BlockStatus.ISSUED and "Retirement Date" not in row.cells:
+        raise RowError(
+            "Credit Status",
+            f"the issuances export lists issued blocks, not {status.value} ones",
+            "retired and cancelled blocks come from the retirements export",
+        )
     quantity = tonnes(row, "Quantity")
     project_id = identifier(row, "GSID")
     issued_on = required_date(row, "Issuance Date")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import NoReturn
@@ -99,12 +99,17 @@ class Table:
 
 
 def read_table(
-    source: str | Iterable[str], layouts: Sequence[tuple[str, ...]], *, max_rows: int = MAX_ROWS
+    source: str | Iterable[str],
+    layouts: Sequence[tuple[str, ...]],
+    *,
+    limits: Mapping[str, int] | None = None,
+    max_rows: int = MAX_ROWS,
 ) -> Table:
     """Split ``source`` into rows under the layout (set of columns) its header matches.
 
     ``source`` is the file's text, or its lines as read from a file opened with ``newline=""``.
-    Raises ``DomainError`` at once for file-level faults.
+    ``limits`` caps the length of some columns' cells (what the registry keeps of them); every other
+    cell may hold up to ``MAX_CELL_CHARS``. Raises ``DomainError`` at once for file-level faults.
     """
     records = _records(source)
     first = next(records, None)
@@ -122,7 +127,7 @@ def read_table(
         if len(rows) + len(problems) >= max_rows:
             reject([problem(line, None, f"the file has more than {max_rows} rows", "split the export")])
         try:
-            rows.append(_row(line, columns, cells))
+            rows.append(_row(line, columns, cells, limits or {}))
         except RowError as error:
             problems.append(error.problem(line))
     return Table(columns=columns, rows=tuple(rows), problems=tuple(problems))
@@ -165,15 +170,19 @@ def _match_layout(header: list[str], layouts: Sequence[tuple[str, ...]]) -> tupl
     reject(problems)
 
 
-def _row(line: int, columns: tuple[str, ...], cells: list[str]) -> Row:
+def _row(line: int, columns: tuple[str, ...], cells: list[str], limits: Mapping[str, int]) -> Row:
     if len(cells) != len(columns):
         raise RowError(
             None, f"expected {len(columns)} cells, found {len(cells)}", "quote cells that contain commas"
         )
-    for column, cell in zip(columns, cells, strict=True):
-        if len(cell) > MAX_CELL_CHARS:
-            raise RowError(column, f"{column} is longer than {MAX_CELL_CHARS} characters")
-    return Row(line=line, cells={column: cell.strip() for column, cell in zip(columns, cells, strict=True)})
+    trimmed = {column: cell.strip() for column, cell in zip(columns, cells, strict=True)}
+    for column, cell in trimmed.items():
+        limit = limits.get(column, MAX_CELL_CHARS)
+        if len(cell) > limit:
+            raise RowError(column, f"{column} is longer than {limit} characters ({len(cell)})")
+        if "\x00" in cell:
+            raise RowError(column, f"{column} holds a NUL character", "no database can keep it as text")
+    return Row(line=line, cells=trimmed)
 
 
 def tonnes(row: Row, column: str, *, required: bool = True, minimum: int = 1) -> int | None:

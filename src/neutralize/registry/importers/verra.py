@@ -57,6 +57,15 @@ COLUMNS: tuple[str, ...] = (
 )
 # Project attributes that every row of one project must agree on, and the column each comes from.
 IDENTITY = {"name": "Name", "country_name": "Country/Area"}
+# What the registry keeps of these cells (its columns' lengths); a longer cell is refused, not cut.
+LIMITS = {
+    "Name": 300,
+    "Methodology": 120,
+    "Project Type": 80,
+    SERIAL: 200,
+    "Retirement Beneficiary": 500,
+    "Retirement Reason": 1000,
+}
 
 
 def parse_verra_export(source: str | Iterable[str], *, max_rows: int = MAX_ROWS) -> ImportResult:
@@ -64,7 +73,7 @@ def parse_verra_export(source: str | Iterable[str], *, max_rows: int = MAX_ROWS)
 
     ``source`` is the CSV text, or its lines as read from a file opened with ``newline=""``.
     """
-    table = read_table(source, (COLUMNS,), max_rows=max_rows)
+    table = read_table(source, (COLUMNS,), limits=LIMITS, max_rows=max_rows)
     parsed: list[ParsedRow] = []
     problems = list(table.problems)
     for row in table.rows:

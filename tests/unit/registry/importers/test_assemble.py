@@ -170,10 +170,10 @@ def test_within_a_file_retired_blocks_nest_in_issued_ones_and_nothing_else_overl
     assert [b.source_line for b in good.blocks] == [2, 3, 4]
 
 
-def test_verra_blocks_never_nest() -> None:
-    # Verra splits a block when part of it is retired: a retired block inside an active one is a fault
+def test_verra_blocks_never_nest_but_a_newer_retirement_supersedes_an_active_block() -> None:
+    # Verra splits a block when part of it is retired: a retired block inside an active one of the same
+    # file is a fault, while one of a newer file takes its units out of the earlier active block
     verra_retired = block(1000, 1099, 2, status=BlockStatus.RETIRED)
-    assert lines([verra_retired], [earlier(1000, 2999, code=project_code(BLOCK))]) == [(2, "Serial Number")]
     parsed = [
         ParsedRow(project=PROJECT, block=b)
         for b in (block(1000, 2999, 2), dataclasses.replace(verra_retired, source_line=3))
@@ -181,3 +181,9 @@ def test_verra_blocks_never_nest() -> None:
     with pytest.raises(DomainError) as caught:
         assemble(Programme.VERRA, parsed, [], identity={}, serial_column="Serial Number")
     assert [p.row for p in caught.value.problems] == [3]
+    assert caught.value.problems[0].hint == "no two blocks may share a unit"
+    assert lines([verra_retired], [earlier(1000, 2999, code=project_code(BLOCK))]) == []
+    # but not one of another project, and an active block never takes over retired units
+    assert lines([verra_retired], [earlier(1000, 2999)]) == [(2, "Serial Number")]
+    retired_before = earlier(1000, 2999, code=project_code(BLOCK), status=BlockStatus.RETIRED)
+    assert lines([block(1000, 1099, 4)], [retired_before]) == [(4, "Serial Number")]

@@ -295,3 +295,16 @@ def test_a_mix_of_layouts_reports_missing_and_extra_columns() -> None:
 
     # Then the unknown column is reported against the issuances layout, as is the retirements-only one
     assert sorted(problems, key=str) == [(1, "Comment"), (1, "Retirement Date")]
+
+
+def test_the_issuances_export_holds_issued_blocks_only() -> None:
+    # Given an issuances export with a cancelled row: it would replace the project's retirements and
+    # cancellations mirrored from the retirements export with this one block
+    issued = {c: VALID[c] for c in ISSUANCE_COLUMNS if c in VALID} | {"Credit Status": "Issued"}
+    rows = [
+        issued,
+        {**issued, "Credit Status": "Cancelled", "Serial Number": "GS1-1-KE-GS11603-16-2025-30257-1-5354"},
+    ]
+
+    # When it is parsed, the cancelled row is refused at its Credit Status
+    assert rejected(parse_gold_standard_export, csv_text(ISSUANCE_COLUMNS, rows)) == [(3, "Credit Status")]

@@ -251,6 +251,9 @@ def test_adjacent_ranges_do_not_overlap() -> None:
         ({"Name": ""}, "Name"),
         ({"Retirement/Cancellation Date": "10.04.2026"}, "Retirement/Cancellation Date"),
         ({"Retirement Details": "x" * (MAX_CELL_CHARS + 1)}, "Retirement Details"),
+        ({"Retirement Beneficiary": "x" * 501}, "Retirement Beneficiary"),  # longer than kept: not cut
+        ({"Name": "x" * 301}, "Name"),
+        ({"Methodology": "VM0015\x00"}, "Methodology"),  # no database keeps a NUL in text
     ],
 )
 def test_a_faulty_cell_is_reported_at_its_column(change: dict[str, str], field: str) -> None:

@@ -200,3 +200,24 @@ def test_a_body_gets_the_codes_and_field_paths_the_api_gives(database: Path) -> 
     assert result.exit_code == 2, result.output
     problems = {(p["code"], p["field"]) for p in json.loads(result.stderr)["problems"]}
     assert problems == {("out_of_range", "units.quantity_kg"), ("unknown_field", "note")}
+
+
+def test_an_import_of_a_file_that_is_not_utf8_gets_the_apis_code(database: Path) -> None:
+    export = database / "gb18030.csv"
+    export.write_bytes("项目,名称\n1,2\n".encode("gb18030"))
+    command = ["registry", "import", str(export), "--programme", "VCS", "--api-key", admin_token()]
+    refused = runner.invoke(app, command)
+    assert refused.exit_code == 2
+    assert json.loads(refused.stderr)["code"] == "invalid_import"
+
+
+def test_a_file_imported_by_the_cli_is_known_by_its_bytes(database: Path) -> None:
+    # given the sample export with CRLF line ends, imported once
+    export = database / "crlf.csv"
+    export.write_bytes((DATA / "verra_export.csv").read_bytes().replace(b"\n", b"\r\n"))
+    command = ["registry", "import", str(export), "--programme", "VCS", "--api-key", admin_token()]
+    first, again = runner.invoke(app, command), runner.invoke(app, command)
+    # then the second time is the same batch, already imported
+    assert first.exit_code == again.exit_code == 0, first.output
+    assert json.loads(again.stdout)["already_imported"]
+    assert json.loads(again.stdout)["batch_id"] == json.loads(first.stdout)["batch_id"]

@@ -372,9 +372,14 @@ def test_a_mirrored_projects_page_comes_in_pages_of_200_blocks(
     # when the project's page is read, the first page holds 200 blocks and links to the next
     first = client.get("/registry/projects/GS-700")
     assert first.text.count("GS1-1-KE-GS700-16-2025-1-") == 200 * 2  # each serial is a link and its text
-    assert 'href="?page=2"' in first.text and "?page=0" not in first.text
+    assert 'href="/registry/projects/GS-700?page=2"' in first.text and 'rel="prev"' not in first.text
     # and the second holds the other five, linking back
     second = client.get("/registry/projects/GS-700", params={"page": 2})
-    assert second.text.count("GS1-1-KE-GS700-16-2025-1-") == 5 * 2 and 'href="?page=1"' in second.text
-    assert 'href="?page=3"' not in second.text
+    assert second.text.count("GS1-1-KE-GS700-16-2025-1-") == 5 * 2
+    assert 'href="/registry/projects/GS-700?page=1"' in second.text and 'rel="next"' not in second.text
+    # and a serial search comes 50 serials to a page, keeping the query in its links
+    found = client.get("/registry/serials", params={"q": "gs1-1-ke-gs700"})
+    assert 'href="/registry/serials?q=gs1-1-ke-gs700&amp;page=2"' in found.text
+    last = client.get("/registry/serials", params={"q": "gs1-1-ke-gs700", "page": 5})
+    assert "GS1-1-KE-GS700-16-2025-1-204-204" in last.text and 'rel="next"' not in last.text
     assert client.get("/registry/projects/GS-700", params={"page": 0}).status_code == 422

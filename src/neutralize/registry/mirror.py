@@ -9,10 +9,11 @@ and allocates kilogram shares of it; the shares of one retirement never exceed i
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, CursorResult, and_, case, delete, func, select
@@ -54,6 +55,7 @@ from neutralize.registry.models import (
 )
 
 Blocks = type[MirroredBlock] | AliasedClass[MirroredBlock]
+T = TypeVar("T")
 HOME_REGISTRIES = {Programme.VERRA: "Verra", Programme.GOLD_STANDARD: "Gold Standard"}
 SERIAL_COLUMNS = {Programme.VERRA: verra.SERIAL, Programme.GOLD_STANDARD: gold_standard.SERIAL}
 ISSUED = BlockStatus.ISSUED.value
@@ -66,9 +68,11 @@ UNIT_ORDER = (  # an issued block before the sub-blocks starting where it starts
 )
 SHOWN_INSIDE = 200  # blocks shown inside (or around) each block a serial search finds
 UNKNOWN = {"name": "unknown", "methodology": "unknown", "project_type": "unknown", "country": "XX"}
-UNIT_SPACES_PER_QUERY = 500  # bound the IN list when loading earlier blocks
-# What a newer export says of a project replaces what older ones said of it, kind by kind: an export
-# of issuances leaves the retirements and cancellations mirrored from another export as they are.
+IN_LIST = 500  # values in one IN clause
+MAX_UNIT = 2**63 - 1  # above every unit number
+# Where retirements nest (Gold Standard), what a newer export says of a project replaces what older
+# ones said of it kind by kind: an export of issuances leaves the retirements mirrored from another
+# export as they are.
 KINDS = {
     "issued": (BlockStatus.ISSUED.value,),
     "retired or cancelled": (BlockStatus.RETIRED.value, BlockStatus.CANCELLED.value),
@@ -217,14 +221,13 @@ def decode_export(data: bytes, filename: str) -> str:
 def import_export(
     *, session: Session, clock: Clock, actor: Actor, programme: Programme, data: bytes, filename: str
 ) -> ImportReport:
-    """Mirror a public export (the file's bytes): its projects, and its blocks of each kind
-    (``KINDS``) in place of the blocks of that kind earlier imports said its projects have.
+    """Mirror a public export (the file's bytes): its projects and their blocks. What it says
+    replaces what earlier imports said of its projects: kind by kind where retirements nest (Gold
+    Standard, ``_replace_kinds``), unit by unit where blocks split (Verra, ``_take_superseded``).
 
     The same file imported twice changes nothing. A block that clashes with a block it does not
     replace, in the same unit space (in this file or mirrored earlier), is refused before anything is
-    written, as is any row that does not parse; the error lists the lines at fault. In Verra, where a
-    block splits when part of it retires, a newer export's retired or cancelled block takes its units
-    out of an earlier active block of its project (``_take_superseded``).
+    written, as is any row that does not parse; the error lists the lines at fault.
     """
     require(actor, Role.ADMIN)
     # One import of a programme at a time: the same file sent twice at once is imported once, and two
@@ -252,16 +255,11 @@ def import_export(
     session.add(batch)
     session.flush()
     projects = {p.project_id: _mirror_project(session, clock, programme, p) for p in result.projects}
-    replaced = 0
-    for statuses in KINDS.values():
-        listed = {projects[b.project_id].id for b in result.blocks if b.status.value in statuses}
-        removed = session.execute(
-            delete(MirroredBlock).where(
-                MirroredBlock.project_id.in_(sorted(listed)), MirroredBlock.status.in_(statuses)
-            )
-        )
-        replaced += cast(CursorResult[Any], removed).rowcount
-    replaced += _take_superseded(session, result, {code: p.id for code, p in projects.items()})
+    project_ids = {home_id: project.id for home_id, project in projects.items()}
+    if programme in SUB_BLOCK_PROGRAMMES:
+        replaced = _replace_kinds(session, result, project_ids)
+    else:
+        replaced = _take_superseded(session, result, project_ids)
     for block in result.blocks:
         session.add(_mirror_block(block, projects[block.project_id].id, batch.id))
     session.flush()
@@ -381,37 +379,58 @@ def _refuse_clashes(session: Session, result: ImportResult) -> None:
         reject(problems)
 
 
-def _take_superseded(session: Session, result: ImportResult, project_ids: dict[str, str]) -> int:
-    """Where a block splits when part of it retires (Verra): the earlier active blocks of the file's
-    projects whose units it lists as retired or cancelled keep only their other units, as narrower
-    blocks with the serial as published. The number of blocks changed."""
-    if result.programme in SUB_BLOCK_PROGRAMMES:
-        return 0  # Gold Standard's retirements lie inside their issued blocks instead
-    settled: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    for block in result.blocks:
-        if block.status is not BlockStatus.ISSUED:
-            key = (project_ids[block.project_id], block.unit_space)
-            settled.setdefault(key, []).append((block.first_unit, block.last_unit))
-    projects = sorted({project for project, _space in settled})
-    changed = 0
-    for start in range(0, len(projects), UNIT_SPACES_PER_QUERY):
-        active = session.scalars(
-            select(MirroredBlock).where(
-                MirroredBlock.project_id.in_(projects[start : start + UNIT_SPACES_PER_QUERY]),
-                MirroredBlock.status == ISSUED,
+def _replace_kinds(session: Session, result: ImportResult, project_ids: dict[str, str]) -> int:
+    """Where retirements nest (Gold Standard): the earlier blocks of the file's projects of each kind
+    the file lists are removed, so an export of issuances leaves the retirements as they are. The
+    number removed."""
+    removed = 0
+    for statuses in KINDS.values():
+        listed = {project_ids[b.project_id] for b in result.blocks if b.status.value in statuses}
+        deleted = session.execute(
+            delete(MirroredBlock).where(
+                MirroredBlock.project_id.in_(sorted(listed)), MirroredBlock.status.in_(statuses)
             )
         )
-        for old in list(active):
-            covers = settled.get((old.project_id, old.unit_space), [])
-            covered = [(a, b) for a, b in covers if a <= old.last_unit and b >= old.first_unit]
-            if not covered:
+        removed += cast(CursorResult[Any], deleted).rowcount
+    return removed
+
+
+def _take_superseded(session: Session, result: ImportResult, project_ids: dict[str, str]) -> int:
+    """Where a block splits when part of it retires (Verra): every earlier block of the file's projects
+    keeps only its units the file does not list, as narrower blocks with the serial as published.
+    The number of earlier blocks removed or cut."""
+    listed: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for block in result.blocks:
+        listed.setdefault((project_ids[block.project_id], block.unit_space), []).append(
+            (block.first_unit, block.last_unit)
+        )
+    ranges = {key: sorted(spans) for key, spans in listed.items()}  # disjoint: the file passed its checks
+    ends = {key: [last for _first, last in spans] for key, spans in ranges.items()}
+    projects = sorted({project for project, _space in listed})
+    cut: list[int] = []
+    pieces: list[MirroredBlock] = []
+    for chunk in _chunks(projects):
+        for old in session.scalars(select(MirroredBlock).where(MirroredBlock.project_id.in_(chunk))):
+            key = (old.project_id, old.unit_space)
+            if key not in ranges:
                 continue
-            session.delete(old)
-            session.flush()  # a piece may start where the old block did
-            for piece in uncovered(old.first_unit, old.last_unit, covered):
-                session.add(_narrowed(old, piece))
-            changed += 1
-    return changed
+            first = bisect.bisect_left(ends[key], old.first_unit)  # the first range ending at or after it
+            last = bisect.bisect_right(ranges[key], (old.last_unit, MAX_UNIT))  # past those starting in it
+            covered = ranges[key][first:last]
+            if covered:
+                cut.append(old.id)
+                kept = uncovered(old.first_unit, old.last_unit, covered)
+                pieces += [_narrowed(old, piece) for piece in kept]
+    for ids in _chunks(cut):
+        session.execute(delete(MirroredBlock).where(MirroredBlock.id.in_(ids)))
+    session.add_all(pieces)
+    return len(cut)
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    """``items`` in lists short enough for one ``IN`` clause."""
+    for start in range(0, len(items), IN_LIST):
+        yield items[start : start + IN_LIST]
 
 
 def _narrowed(block: MirroredBlock, piece: Span) -> MirroredBlock:
@@ -437,10 +456,14 @@ def uncovered(first: int, last: int, covered: Iterable[tuple[int, int]]) -> list
 
 
 def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock]:
-    replaced = {(project_code(b), _kind(b.status.value)) for b in result.blocks}
+    """The blocks mirrored before in the file's unit spaces that stay beside it: all of them where
+    blocks split (Verra: the file supersedes them unit by unit), and those of kinds the file does not
+    replace where retirements nest (Gold Standard)."""
+    nesting = result.programme in SUB_BLOCK_PROGRAMMES
+    replaced = {(project_code(b), _kind(b.status.value)) for b in result.blocks} if nesting else set()
     spaces = sorted({block.unit_space for block in result.blocks})
     found = []
-    for start in range(0, len(spaces), UNIT_SPACES_PER_QUERY):
+    for chunk in _chunks(spaces):
         rows = session.execute(
             select(
                 MirroredBlock.unit_space,
@@ -453,7 +476,7 @@ def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock
             .join(Project, Project.id == MirroredBlock.project_id)
             .where(
                 MirroredBlock.programme == result.programme.value,
-                MirroredBlock.unit_space.in_(spaces[start : start + UNIT_SPACES_PER_QUERY]),
+                MirroredBlock.unit_space.in_(chunk),
             )
         )
         found += [

@@ -18,6 +18,8 @@ from neutralize.web.security import SignedIn
 
 router = APIRouter(prefix="/registry", include_in_schema=False)
 PAGE_ROWS = 200
+SEARCH_ROWS = 50  # serials found per page, each shown with the blocks inside or around it
+PageNumber = Annotated[int, Query(ge=1, le=10_000)]
 
 
 @router.get("", response_class=HTMLResponse)
@@ -32,10 +34,11 @@ def project(
     code: str,
     session: SessionDep,
     who: SignedIn,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page: PageNumber = 1,
+    retirements_page: PageNumber = 1,
 ) -> HTMLResponse:
     """A project's page; a draft only for its owner organisation and admins (``not_found`` to others).
-    Its retirements (native) or home blocks (mirrored) come ``PAGE_ROWS`` to a page."""
+    Its retirements (native) or home blocks and home retirements (mirrored) come ``PAGE_ROWS`` to a page."""
     actor = who[0] if who is not None else None
     shown = service.visible_project(session=session, code=code, actor=actor)
     context: dict[str, object] = {
@@ -44,31 +47,50 @@ def project(
     }
     if shown.native:
         context["issuances"] = service.issuances_of(session=session, project_code=code)
-        rows = partial(service.retirements_of, session=session, project_code=code)
-        context["retirements"], more = _page(rows, page)
+        retirements = partial(service.retirements_of, session=session, project_code=code)
+        context["retirements"], context["pager"] = _page(request, retirements, "page", page)
     else:
         blocks = partial(mirror.mirrored_blocks_of, session=session, project_code=code)
-        context["home_blocks"], more = _page(blocks, page)
-        context["home_retirements"] = mirror.home_retirements_of(session=session, project_code=code)
-    context["page"], context["more"] = page, more
+        context["home_blocks"], context["pager"] = _page(request, blocks, "page", page)
+        at_home = partial(mirror.home_retirements_of, session=session, project_code=code)
+        context["home_retirements"], context["retirements_pager"] = _page(
+            request, at_home, "retirements_page", retirements_page
+        )
     return templates.TemplateResponse(request, "registry_project.html", context)
 
 
-def _page(fetch: Callable[..., list[Any]], page: int) -> tuple[list[Any], bool]:
-    """Page ``page`` of ``PAGE_ROWS`` rows, and whether a row follows it."""
-    rows = fetch(page=page, page_size=PAGE_ROWS)
-    return rows, len(rows) == PAGE_ROWS and bool(fetch(page=page * PAGE_ROWS + 1, page_size=1))
+def _page(
+    request: Request, fetch: Callable[..., list[Any]], param: str, page: int, size: int = PAGE_ROWS
+) -> tuple[list[Any], dict[str, object]]:
+    """Page ``page`` of ``size`` rows, and links to the pages before and after it (the query parameter
+    ``param`` changed, the others kept)."""
+    rows = fetch(page=page, page_size=size)
+    more = bool(fetch(page=page * size + 1, page_size=1))  # a row after this page
+
+    def link(number: int) -> str:
+        url = request.url.include_query_params(**{param: number})
+        return f"{url.path}?{url.query}"
+
+    return rows, {
+        "page": page,
+        "previous": link(page - 1) if page > 1 else None,
+        "next": link(page + 1) if more else None,
+    }
 
 
 @router.get("/serials", response_class=HTMLResponse)
 def serials(
-    request: Request, session: SessionDep, q: Annotated[str | None, Query(max_length=120)] = None
+    request: Request,
+    session: SessionDep,
+    q: Annotated[str | None, Query(max_length=120)] = None,
+    page: PageNumber = 1,
 ) -> HTMLResponse:
     context: dict[str, object] = {"q": q, "blocks": [], "mirrored": [], "problems": [], "beneficiaries": {}}
     status = 200
     if q and not q.strip().upper().startswith("NZ-"):
         try:
-            context["mirrored"] = mirror.find_home_serial(session=session, text=q)
+            found = partial(mirror.find_home_serial, session=session, text=q)
+            context["mirrored"], context["pager"] = _page(request, found, "page", page, SEARCH_ROWS)
         except DomainError as error:
             context["problems"], status = [error], 422
     elif q:

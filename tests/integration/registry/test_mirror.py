@@ -557,6 +557,14 @@ def test_a_newer_verra_export_of_retirements_takes_their_units_out_of_earlier_ac
     final = load_text(session, Programme.VERRA, verra_rows((1, 200, True), (201, 1000, True)), "v3.csv")
     assert final.replaced_blocks == 3  # the retirement 100-200 and the two active pieces
     assert statuses_of(session, "VCS-5001") == [(1, 200, "retired"), (201, 1000, "retired")]
+    # and a file listing only some units leaves the others as they were
+    partial = load_text(session, Programme.VERRA, verra_rows((1, 99, True)), "v4.csv")
+    assert partial.replaced_blocks == 1
+    assert statuses_of(session, "VCS-5001") == [
+        (1, 99, "retired"),
+        (100, 200, "retired"),
+        (201, 1000, "retired"),
+    ]
     # and an older file sent again is not applied over them; its report says it was superseded
     again = load_text(session, Programme.VERRA, verra_rows((1, 1000, False)), "v1.csv")
     assert (again.already_imported, again.superseded, again.kg_by_status) == (
@@ -564,7 +572,29 @@ def test_a_newer_verra_export_of_retirements_takes_their_units_out_of_earlier_ac
         True,
         {"issued": 1_000_000},
     )
-    assert statuses_of(session, "VCS-5001") == [(1, 200, "retired"), (201, 1000, "retired")]
+    assert len(statuses_of(session, "VCS-5001")) == 3
+
+
+def test_a_verra_export_listing_one_retirement_keeps_the_retirements_listed_before(session: Session) -> None:
+    # given a split block: active 1-39, retired 40-60 and 61-70, active 71-100
+    split = verra_rows((1, 39, False), (40, 60, True), (61, 70, True), (71, 100, False))
+    load_text(session, Programme.VERRA, split, "split.csv")
+    # when a newer export lists only a later retirement, 80-85
+    report = load_text(session, Programme.VERRA, verra_rows((80, 85, True)), "later.csv")
+    # then only the block it lies in changes: every unit is still in exactly one block
+    assert report.replaced_blocks == 1
+    assert statuses_of(session, "VCS-5001") == [
+        (1, 39, "issued"),
+        (40, 60, "retired"),
+        (61, 70, "retired"),
+        (71, 79, "issued"),
+        (80, 85, "retired"),
+        (86, 100, "issued"),
+    ]
+    # and an active block may not take back retired units
+    with pytest.raises(DomainError) as caught:
+        load_text(session, Programme.VERRA, verra_rows((50, 55, False)), "back.csv")
+    assert caught.value.code == ErrorCode.INVALID_IMPORT
 
 
 def test_an_import_never_takes_over_a_native_project_with_its_code(session: Session) -> None:

@@ -168,10 +168,11 @@ def overlaps_with_earlier(
 
 
 def supersedes(block: ImportedBlock, earlier: EarlierBlock) -> bool:
-    """Whether ``block``, of a newer export, takes its units out of ``earlier``: a retired or
-    cancelled block over an active block of its project, where a block splits when part of it
-    retires (Verra). The importer then keeps only the rest of the earlier block."""
-    return _settled(block) and not _settled(earlier) and project_code(block) == earlier.project_code
+    """Whether ``block``, of a newer export, takes over units of ``earlier`` where a block splits when
+    part of it retires (Verra): any block over an active block of its project, or a retired or
+    cancelled one over a retired or cancelled one. Units once retired never become active again."""
+    same_project = project_code(block) == earlier.project_code
+    return same_project and (_settled(block) or not _settled(earlier))
 
 
 def units_by_status(blocks: Sequence[ImportedBlock]) -> dict[str, int]:

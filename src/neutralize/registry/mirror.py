@@ -30,7 +30,12 @@ from neutralize.core.ids import new_id
 from neutralize.registry import journal
 from neutralize.registry.domain import KG_PER_TONNE, ProjectStatus, Span, merkle_root
 from neutralize.registry.importers import gold_standard, verra
-from neutralize.registry.importers.assemble import EarlierBlock, overlaps_with_earlier, units_by_status
+from neutralize.registry.importers.assemble import (
+    EarlierBlock,
+    clashing_pairs,
+    overlaps_with_earlier,
+    units_by_status,
+)
 from neutralize.registry.importers.duplicates import cross_programme_duplicates
 from neutralize.registry.importers.records import (
     SUB_BLOCK_PROGRAMMES,
@@ -464,29 +469,31 @@ def _earlier_blocks(session: Session, result: ImportResult) -> list[EarlierBlock
     spaces = sorted({block.unit_space for block in result.blocks})
     found = []
     for chunk in _chunks(spaces):
-        rows = session.execute(
-            select(
-                MirroredBlock.unit_space,
-                MirroredBlock.first_unit,
-                MirroredBlock.last_unit,
-                MirroredBlock.serial,
-                Project.code,
-                MirroredBlock.status,
-            )
-            .join(Project, Project.id == MirroredBlock.project_id)
-            .where(
-                MirroredBlock.programme == result.programme.value,
-                MirroredBlock.unit_space.in_(chunk),
-            )
+        stored = _stored_blocks(
+            session, MirroredBlock.programme == result.programme.value, MirroredBlock.unit_space.in_(chunk)
         )
-        found += [
-            EarlierBlock(
-                row.unit_space, row.first_unit, row.last_unit, row.serial, row.code, BlockStatus(row.status)
-            )
-            for row in rows
-            if (row.code, _kind(row.status)) not in replaced
-        ]
+        found += [b for b in stored if (b.project_code, _kind(b.status.value)) not in replaced]
     return found
+
+
+def _stored_blocks(session: Session, *where: ColumnElement[bool]) -> list[EarlierBlock]:
+    """The mirrored blocks ``where`` says, as the import rule sees them."""
+    rows = session.execute(
+        select(
+            MirroredBlock.unit_space,
+            MirroredBlock.first_unit,
+            MirroredBlock.last_unit,
+            MirroredBlock.serial,
+            Project.code,
+            MirroredBlock.status,
+        )
+        .join(Project, Project.id == MirroredBlock.project_id)
+        .where(*where)
+    )
+    return [
+        EarlierBlock(space, first, last, serial, code, BlockStatus(status))
+        for space, first, last, serial, code, status in rows
+    ]
 
 
 def _kind(status: str) -> str:
@@ -975,6 +982,19 @@ def home_retirement_public(*, session: Session, retirement_id: str) -> HomeRetir
         merkle_root=row.merkle_root,
         shares=shares,
     )
+
+
+def block_problems(*, session: Session) -> list[str]:
+    """Mirrored blocks that share units against the import rule (``assemble.py``), by programme."""
+    problems = []
+    for programme in Programme:
+        blocks = _stored_blocks(session, MirroredBlock.programme == programme.value)
+        problems += [
+            f"mirrored {a.status.value} block {a.serial} ({a.first_unit}-{a.last_unit}) of {a.project_code} "
+            f"shares units with {b.status.value} block {b.serial} ({b.first_unit}-{b.last_unit})"
+            for a, b in clashing_pairs(programme, blocks)
+        ]
+    return problems
 
 
 def share_problems(*, session: Session) -> list[str]:

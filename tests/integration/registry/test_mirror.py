@@ -718,3 +718,24 @@ def test_a_page_of_sub_blocks_names_the_issued_block_each_lies_in(session: Sessi
     assert (head.status, head.remaining_kg) == ("issued", 5_285_000)
     [third] = mirror.mirrored_blocks_of(session=session, project_code="GS-11603", page=3, page_size=1)
     assert (third.first_unit, third.part_of) == (110, issued)
+
+
+def test_the_check_finds_mirrored_blocks_sharing_units_against_the_rule(session: Session) -> None:
+    # given a Gold Standard issuance with a retirement inside it, and a Verra split block
+    retired = {"Credit Status": "Retired", "Retirement Date": "2026-02-01"}
+    load_text(
+        session,
+        Programme.GOLD_STANDARD,
+        gold_standard_rows({"Credit Status": "Issued", "units": "1-100"}, {**retired, "units": "1-10"}),
+    )
+    load_text(session, Programme.VERRA, verra_rows((1, 50, False), (51, 100, True)), "split.csv")
+    assert mirror.block_problems(session=session) == []
+    # when a Verra block is stretched over its neighbour behind the importer's back
+    session.execute(
+        update(MirroredBlock)
+        .where(MirroredBlock.programme == "VCS", MirroredBlock.first_unit == 1)
+        .values(last_unit=60, quantity_kg=60_000)
+    )
+    # then the check names the two blocks
+    [problem] = mirror.block_problems(session=session)
+    assert "(1-60)" in problem and "(51-100)" in problem

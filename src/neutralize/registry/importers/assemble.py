@@ -167,6 +167,20 @@ def overlaps_with_earlier(
     return found
 
 
+def clashing_pairs(
+    programme: Programme, blocks: Sequence[EarlierBlock]
+) -> list[tuple[EarlierBlock, EarlierBlock]]:
+    """Every pair of ``blocks`` (mirrored, of ``programme``) that break the rule above, once each: what
+    ``registry check`` reports if the mirror ever held such a pair."""
+    nesting = programme in SUB_BLOCK_PROGRAMMES
+    found = []
+    for members in _by_space(blocks).values():
+        space = _Space(members, nesting)
+        position = {id(block): n for n, block in enumerate(members)}
+        found += [(b, o) for b in members for o in space.clashes(b) if position[id(o)] < position[id(b)]]
+    return found
+
+
 def supersedes(block: ImportedBlock, earlier: EarlierBlock) -> bool:
     """Whether ``block``, of a newer export, takes over units of ``earlier`` where a block splits when
     part of it retires (Verra): any block over an active block of its project, or a retired or

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -221,3 +222,53 @@ def test_a_file_imported_by_the_cli_is_known_by_its_bytes(database: Path) -> Non
     assert first.exit_code == again.exit_code == 0, first.output
     assert json.loads(again.stdout)["already_imported"]
     assert json.loads(again.stdout)["batch_id"] == json.loads(first.stdout)["batch_id"]
+
+
+def audit(*extra_env: tuple[str, str]) -> tuple[int, dict[str, object] | None, str]:
+    result = runner.invoke(app, ["audit", "verify"], env=dict(extra_env))
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        report = None
+    return result.exit_code, report, result.output
+
+
+def test_audit_verify_with_another_key_directory_makes_no_key_and_names_the_unknown_one(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a checkpoint signed with the keys in one directory
+    assert runner.invoke(app, ["audit", "checkpoint"]).exit_code == 0
+    # when the audit is run with settings naming a directory that does not exist
+    elsewhere = database / "no-keys-here"
+    monkeypatch.setenv("NEUTRALIZE_SIGNING_KEY_DIR", str(elsewhere))
+    get_settings.cache_clear()
+    code, report, output = audit()
+    # then no key was made there, and the checkpoint is reported signed by an unknown key
+    assert not elsewhere.exists()
+    assert code == 1 and report is not None, output
+    assert [p["kind"] for p in report["problems"]] == ["unknown_key"]  # type: ignore[index, union-attr]
+
+
+def test_audit_verify_reports_an_unreadable_journal_row_and_checks_the_rest(database: Path) -> None:
+    # given two organisations (two entries on their chain), then the second's payload made unreadable
+    token = admin_token()
+    for name in ("Org A", "Org B"):
+        assert runner.invoke(app, ["registry", "organisation", name, "--api-key", token]).exit_code == 0
+    with closing(sqlite3.connect(database / "cli.db")) as db, db:
+        db.execute("DROP TRIGGER journal_no_update")
+        db.execute("UPDATE journal SET payload = 'not json' WHERE chain = 'organisations' AND chain_seq = 2")
+    # when the audit runs, then it reports that entry altered (no traceback) and exits 1
+    code, report, output = audit()
+    assert code == 1 and report is not None, output
+    problems = [(p["chain"], p["seq"], p["kind"]) for p in report["problems"]]  # type: ignore[index, union-attr]
+    assert problems == [("organisations", 2, "altered")]
+
+
+def test_rotating_a_key_given_by_the_environment_exits_2_with_a_code(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUTRALIZE_SIGNING_KEY", base64.b64encode(bytes(range(32))).decode("ascii"))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["audit", "rotate-key"])
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.stderr)["code"] == "signing_key_invalid"

@@ -48,6 +48,7 @@ from neutralize.registry.schemas import (
     IssueCmd,
     OperationResult,
     OrganisationCreate,
+    PostCmd,
     ProjectCreate,
     ProjectTransition,
     ReservationCmd,
@@ -495,13 +496,12 @@ class RegistryMachine(RuleBasedStateMachine):
     def post(self, data: st.DataObject) -> None:
         org, reservation = self.reservation(data)
         expected, refusal = self.reserved(org, reservation)
-        details = RetireCmd(
-            units=Units(serial=serial("MACHINE-TRANSIT", 2025, Span(1, 1))),
+        cmd = PostCmd(
+            reservation=reservation,
+            idempotency_key=self.key(),
             beneficiary="Order buyer",
             reason="order paid",
-            idempotency_key="unused",
         )
-        cmd = ReservationCmd(reservation=reservation, idempotency_key=self.key(), retirement=details)
         result = self.run(service.post, self.actors[org], cmd, refusal)
         if result is not None:
             assert result.retirement_id is not None

@@ -8,8 +8,9 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from neutralize.access.domain import Role
 from neutralize.access.service import require
-from neutralize.api.deps import ActorDep, ClockDep, SessionDep
+from neutralize.api.deps import ActorDep, ClockDep, SessionDep, SettingsDep
 from neutralize.core.errors import DomainError, ErrorCode, NotFoundError
+from neutralize.core.signing import verifier_from_settings
 from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.domain import BlockState
 from neutralize.registry.importers.records import BlockStatus, Programme
@@ -24,6 +25,7 @@ from neutralize.registry.schemas import (
     OperationResult,
     OrganisationCreate,
     OrganisationPublic,
+    PostCmd,
     ProjectCreate,
     ProjectPublic,
     ProjectTransition,
@@ -99,11 +101,14 @@ def list_home_retirements(
 
 
 @router.get("/serials/{serial}")
-def where_did_it_go(serial: str, session: SessionDep) -> list[BlockPublic]:
-    """Where every kilogram of a serial range is now (accounts are not shown to the public)."""
-    return [
-        b.model_copy(update={"account_id": ""}) for b in service.where_did_it_go(session=session, text=serial)
-    ]
+def where_did_it_go(
+    serial: str, session: SessionDep, actor: ActorDep, page: Page = 1, page_size: PageSize = 50
+) -> list[BlockPublic]:
+    """Where every kilogram of a serial range is now, block by block in serial order, each cut to the
+    range asked (accounts and reservations are not shown to the public)."""
+    return service.where_did_it_go(
+        session=session, text=serial, actor=actor, clip=True, page=page, page_size=page_size
+    )
 
 
 # --- organisations and projects -------------------------------------------------------------------
@@ -208,13 +213,13 @@ def reserve(body: ReserveCmd, session: SessionDep, clock: ClockDep, actor: Actor
     return service.reserve(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
 
 
-@router.post("/reservations/release")
+@router.post("/reservations/release", status_code=CREATED)
 def release(body: ReservationCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
     return service.release(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
 
 
-@router.post("/reservations/post")
-def post(body: ReservationCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
+@router.post("/reservations/post", status_code=CREATED)
+def post(body: PostCmd, session: SessionDep, clock: ClockDep, actor: ActorDep) -> OperationResult:
     return service.post(session=session, clock=clock, actor=require(actor, *Role), cmd=body)
 
 
@@ -228,9 +233,10 @@ def check(session: SessionDep, actor: ActorDep) -> CheckReport:
 
 
 @router.get("/audit")
-def audit(session: SessionDep, actor: ActorDep) -> AuditReport:
+def audit(session: SessionDep, actor: ActorDep, settings: SettingsDep, clock: ClockDep) -> AuditReport:
+    """Every journal chain and every signed checkpoint, against the keys as configured now (admin)."""
     require(actor, Role.ADMIN)
-    return journal.verify(session=session)
+    return journal.verify(session=session, keys=verifier_from_settings(settings, clock=clock))
 
 
 # --- mirrored credits -----------------------------------------------------------------------------
@@ -312,6 +318,7 @@ def reverse_buffer(
 @router.get("/retirements")
 def list_retirements(
     session: SessionDep,
+    actor: ActorDep,
     project: Annotated[str | None, Query(max_length=40)] = None,
     vintage: Annotated[int | None, Query(ge=1990, le=2100)] = None,
     beneficiary: Annotated[str | None, Query(max_length=300)] = None,
@@ -326,6 +333,8 @@ def list_retirements(
         beneficiary=beneficiary,
         page=page,
         page_size=page_size,
+        public=True,
+        actor=actor,
     )
 
 

@@ -18,6 +18,7 @@ from neutralize.cli.common import (
     CHECK_FAILED,
     acting,
     err,
+    fail,
     out,
     print_model,
     read_bytes,
@@ -27,7 +28,8 @@ from neutralize.cli.common import (
 )
 from neutralize.core.clock import SystemClock
 from neutralize.core.config import get_settings
-from neutralize.core.signing import KeyRing
+from neutralize.core.errors import DomainError
+from neutralize.core.signing import KeyRing, verifier_from_settings
 from neutralize.registry import exports, journal, mirror, service
 from neutralize.registry.importers.records import Programme
 from neutralize.registry.schemas import (
@@ -36,6 +38,7 @@ from neutralize.registry.schemas import (
     ExportCmd,
     IssueCmd,
     OrganisationCreate,
+    PostCmd,
     ProjectCreate,
     ProjectTransition,
     ReservationCmd,
@@ -177,7 +180,7 @@ for _name, _model, _doc in (
     ("cancel", CancelCmd, "Cancel units without a claim."),
     ("reserve", ReserveCmd, "Reserve units for an order."),
     ("release", ReservationCmd, "Release a reservation."),
-    ("post", ReservationCmd, "Post a reservation: retire what it holds."),
+    ("post", PostCmd, "Post a reservation: retire what it holds, for a beneficiary."),
 ):
     _operation(_name, _model, _doc)
 # ``export`` is the file export that pairs with ``import``, so the movement has a name of its own.
@@ -193,7 +196,7 @@ _operation(
 def where(serial: str) -> None:
     """Where every kilogram of a serial range is now."""
     with session_scope() as session:
-        print_model(service.where_did_it_go(session=session, text=serial))
+        print_model(service.where_did_it_go(session=session, text=serial, private=True))
 
 
 @registry_app.command("check")
@@ -212,7 +215,7 @@ def audit_verify() -> None:
     reordered entry of each; exit 1 if there is one."""
     settings = get_settings()
     with session_scope() as session:
-        report = journal.verify(session=session, keys=KeyRing.from_settings(settings, clock=CLOCK))
+        report = journal.verify(session=session, keys=verifier_from_settings(settings, clock=CLOCK))
     print_model(report)
     if not report.ok:
         raise typer.Exit(CHECK_FAILED)
@@ -304,7 +307,10 @@ def reverse_buffer(body: Body, api_key: ApiKey = None) -> None:
 def audit_rotate_key() -> None:
     """Make a new signing key current; the old one stays published so its signatures still verify."""
     settings = get_settings()
-    info = KeyRing.from_settings(settings, clock=CLOCK).rotate(CLOCK)
+    try:
+        info = KeyRing.from_settings(settings, clock=CLOCK).rotate(CLOCK)
+    except DomainError as error:
+        fail(error)
     out.print(f"signing key {info.key_id} is now current")
 
 

@@ -167,6 +167,9 @@ _PYDANTIC_CODES: dict[str, ErrorCode] = {
     "literal_error": ErrorCode.UNKNOWN_VALUE,
     "enum": ErrorCode.UNKNOWN_VALUE,
     "value_error": ErrorCode.INVALID_REQUEST,
+    # Raised by our own validators (``PydanticCustomError``) under our codes' names.
+    "unknown_value": ErrorCode.UNKNOWN_VALUE,
+    "conflicting_fields": ErrorCode.CONFLICTING_FIELDS,
 }
 
 MAX_PROBLEMS = 100  # a body with more problems than this is answered with the first ones

@@ -112,7 +112,52 @@ def key_id_for(public_key: bytes) -> str:
     return KEY_ID_PREFIX + hashlib.sha256(public_key).hexdigest()[:16]
 
 
-class KeyRing:
+class KeyVerifier:
+    """Public keys only: checks signatures, never signs. ``verifier_from_settings`` builds one
+    without writing anything (an audit must not make the key it then fails to find)."""
+
+    def __init__(self, infos: Sequence[PublicKeyInfo]) -> None:
+        self._by_id = {info.key_id: info for info in infos}
+
+    def public_keys(self) -> list[PublicKeyInfo]:
+        """Every known key, oldest first; the current key is the last."""
+        return sorted(self._by_id.values(), key=_key_order)
+
+    def verify(self, data: bytes, signature: Signature) -> bool:
+        """Whether ``signature`` is a valid signature of ``data`` by a known key, current or retired.
+
+        ``check`` says why not.
+        """
+        return self.check(data, signature) is VerifyOutcome.VALID
+
+    def check(self, data: bytes, signature: Signature) -> VerifyOutcome:
+        """Verify ``signature`` over ``data`` and say why it failed, if it did."""
+        key = self._by_id.get(signature.key_id)
+        if key is None:
+            return VerifyOutcome.UNKNOWN_KEY
+        raw = _decode_signature(signature.signature_b64)
+        if raw is None:
+            return VerifyOutcome.MALFORMED_SIGNATURE
+        try:
+            Ed25519PublicKey.from_public_bytes(key.public_key).verify(raw, data)
+        except InvalidSignature:
+            return VerifyOutcome.BAD_SIGNATURE
+        return VerifyOutcome.VALID
+
+
+def verifier_from_settings(settings: Settings, *, clock: Clock) -> KeyVerifier:
+    """The keys the settings name, to verify with: the environment key or key file as
+    ``KeyRing.from_settings`` reads them; a key directory is read as it is (re-read on every call, so
+    a rotation by another process is seen), never created or added to, and may hold no key at all."""
+    env_key = settings.signing_key.get_secret_value() if settings.signing_key is not None else ""
+    if env_key or settings.signing_key_file is not None:
+        return KeyRing.from_settings(settings, clock=clock)
+    directory = settings.signing_key_dir
+    keys = _read_directory(directory) if directory.is_dir() else []
+    return KeyVerifier([key.info for key in keys])
+
+
+class KeyRing(KeyVerifier):
     """The platform's signing keys: one current key that signs, retired keys that still verify.
 
     Build one with ``from_settings`` (or ``open_directory``, ``from_key_file``, ``from_key_b64``).
@@ -194,35 +239,10 @@ class KeyRing:
     def current_key_id(self) -> str:
         return self._current.key_id
 
-    def public_keys(self) -> list[PublicKeyInfo]:
-        """Every known key, oldest first; the current key is the last."""
-        return sorted(self._by_id.values(), key=_key_order)
-
     def sign(self, data: bytes) -> Signature:
         """Sign ``data`` with the current key."""
         raw = self._signer.sign(data)
         return Signature(key_id=self._current.key_id, signature_b64=base64.b64encode(raw).decode("ascii"))
-
-    def verify(self, data: bytes, signature: Signature) -> bool:
-        """Whether ``signature`` is a valid signature of ``data`` by a known key, current or retired.
-
-        ``check`` says why not.
-        """
-        return self.check(data, signature) is VerifyOutcome.VALID
-
-    def check(self, data: bytes, signature: Signature) -> VerifyOutcome:
-        """Verify ``signature`` over ``data`` and say why it failed, if it did."""
-        key = self._by_id.get(signature.key_id)
-        if key is None:
-            return VerifyOutcome.UNKNOWN_KEY
-        raw = _decode_signature(signature.signature_b64)
-        if raw is None:
-            return VerifyOutcome.MALFORMED_SIGNATURE
-        try:
-            Ed25519PublicKey.from_public_bytes(key.public_key).verify(raw, data)
-        except InvalidSignature:
-            return VerifyOutcome.BAD_SIGNATURE
-        return VerifyOutcome.VALID
 
     def rotate(self, clock: Clock) -> PublicKeyInfo:
         """Retire the current key and make a new one current; returns the new key.

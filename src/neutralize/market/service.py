@@ -85,7 +85,7 @@ from neutralize.market.schemas import (
 from neutralize.registry import journal, mirror
 from neutralize.registry import service as registry
 from neutralize.registry.domain import label_phrases
-from neutralize.registry.schemas import ProjectPublic, ReservationCmd, ReserveCmd, RetireCmd, Units
+from neutralize.registry.schemas import PostCmd, ProjectPublic, ReservationCmd, ReserveCmd, Units
 
 MARKET_ACTOR_ID = "market"
 MARKET_ADMIN = Actor(id=MARKET_ACTOR_ID, role=Role.ADMIN)
@@ -981,15 +981,11 @@ def _retire(session: Session, clock: Clock, order: Order, project_code: str, vin
         session=session,
         clock=clock,
         actor=_seller(order),
-        cmd=ReservationCmd(
+        cmd=PostCmd(
             reservation=order.id,
             idempotency_key=f"{order.id}:post",
-            retirement=RetireCmd(
-                units=Units(project_code=project_code, vintage=vintage, quantity_kg=order.kg),
-                beneficiary=order.beneficiary_name,
-                reason=order.reason,
-                idempotency_key=f"{order.id}:retire",
-            ),
+            beneficiary=order.beneficiary_name,
+            reason=order.reason,
         ),
     )
     assert result.retirement_id is not None

@@ -32,7 +32,7 @@ from neutralize.core.ids import new_id
 from neutralize.registry import journal
 from neutralize.registry.domain import Span
 from neutralize.registry.models import Block, ChainHead
-from neutralize.registry.schemas import OperationResult, ReservationCmd, ReserveCmd, RetireCmd
+from neutralize.registry.schemas import OperationResult, PostCmd, ReservationCmd, ReserveCmd, RetireCmd
 
 # Switched off by the tests that compare this path with the Python path on PostgreSQL.
 ENABLED = True
@@ -123,18 +123,18 @@ def post_or_release(
     clock: Clock,
     actor: Actor,
     holder: str,
-    cmd: ReservationCmd,
+    cmd: PostCmd | ReservationCmd,
     operation: Literal["post", "release"],
 ) -> OperationResult:
-    """Post (retire with ``cmd.retirement``'s details) or release what ``holder`` holds reserved as
+    """Post (retire with ``cmd``'s claim details) or release what ``holder`` holds reserved as
     ``cmd.reservation``. Same result, refusals and rows as the Python path of ``service.post`` and
     ``service.release``."""
     now = clock.now()
-    posting = operation == "post"
-    assert cmd.retirement is not None or not posting  # service.post refuses a post without details
+    posting = isinstance(cmd, PostCmd)
+    assert posting == (operation == "post")
     params = {
         **_common(actor, cmd.idempotency_key, journal.request_sha256(operation, cmd), holder, now),
-        **(_retirement(cmd.retirement) if posting and cmd.retirement is not None else _NO_RETIREMENT),
+        **(_retirement(cmd) if isinstance(cmd, PostCmd) else _NO_RETIREMENT),
         "operation": operation,
         "reservation": cmd.reservation,
         "retirement_id": new_id("ret", now) if posting else None,
@@ -163,7 +163,7 @@ def _units(project_code: str, vintage: int, quantity_kg: int | None, wanted: Spa
     }
 
 
-def _retirement(cmd: RetireCmd) -> dict[str, Any]:
+def _retirement(cmd: RetireCmd | PostCmd) -> dict[str, Any]:
     return {
         "beneficiary": cmd.beneficiary,
         "reason": cmd.reason,

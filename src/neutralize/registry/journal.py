@@ -9,12 +9,14 @@ side by side in lanes, each with a chain of its own (``vintage_lanes``; ADR 6, m
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import select, text
+from sqlalchemy import Text, select, text, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +25,7 @@ from neutralize.core.canonical import canonical_json
 from neutralize.core.clock import Clock
 from neutralize.core.db import hold
 from neutralize.core.errors import DomainError, ErrorCode
-from neutralize.core.signing import KeyRing, Signature
+from neutralize.core.signing import KeyRing, KeyVerifier, Signature, VerifyOutcome
 from neutralize.registry.domain import GENESIS, entry_hash, merkle_root
 from neutralize.registry.models import ChainHead, Checkpoint, IdempotencyRecord, JournalEntry
 from neutralize.registry.schemas import AuditProblem, AuditReport, JournalRef
@@ -197,16 +199,26 @@ def _checkpoint_bytes(heads: list[Any], root: str, at: datetime) -> bytes:
     return canonical_json({"heads": heads, "root": root, "at": _iso(at)})
 
 
-def _verify_checkpoints(session: Session, keys: KeyRing) -> list[AuditProblem]:
+def _verify_checkpoints(session: Session, keys: KeyVerifier) -> list[AuditProblem]:
     """Each checkpoint's signature holds, and each head it signed is still in the journal as signed."""
     problems = []
-    hashes = {(e.chain, e.chain_seq): e.hash for e in session.scalars(select(JournalEntry))}
+    rows = session.execute(select(JournalEntry.chain, JournalEntry.chain_seq, JournalEntry.hash))
+    hashes = {(chain, seq): hash_ for chain, seq, hash_ in rows}
     for point in session.scalars(select(Checkpoint).order_by(Checkpoint.id)):
         signature = Signature(key_id=point.key_id, signature_b64=point.signature)
         root = merkle_root(canonical_json(head) for head in point.heads)
-        if root != point.root or not keys.verify(
-            _checkpoint_bytes(point.heads, point.root, point.at), signature
-        ):
+        outcome = keys.check(_checkpoint_bytes(point.heads, point.root, point.at), signature)
+        if outcome is VerifyOutcome.UNKNOWN_KEY:
+            problems.append(
+                AuditProblem(
+                    chain="checkpoints",
+                    seq=point.id,
+                    kind="unknown_key",
+                    detail=f"signed by {point.key_id}, which is not among the keys given",
+                )
+            )
+            continue
+        if root != point.root or outcome is not VerifyOutcome.VALID:
             problems.append(
                 AuditProblem(
                     chain="checkpoints",
@@ -217,31 +229,93 @@ def _verify_checkpoints(session: Session, keys: KeyRing) -> list[AuditProblem]:
             )
             continue
         for chain, seq, hash_ in point.heads:
-            if seq and hashes.get((chain, seq)) != hash_:
+            found = hashes.get((chain, seq))
+            if seq and found != hash_:
                 problems.append(
                     AuditProblem(
                         chain=chain,
                         seq=seq,
-                        kind="altered",
-                        detail=f"differs from what checkpoint {point.id} signed",
+                        kind="removed" if found is None else "altered",
+                        detail=f"checkpoint {point.id} signed entry {seq}: "
+                        + ("it is gone" if found is None else "it differs from what was signed"),
                     )
                 )
                 break
     return problems
 
 
-def verify(*, session: Session, keys: KeyRing | None = None) -> AuditReport:
+@dataclass(frozen=True)
+class _Row:
+    """A journal row as stored, read without trusting its types: a row whose payload is not JSON or
+    whose time is not a time is reported altered (SQLite keeps whatever text it is given)."""
+
+    id: int
+    chain: str
+    seq: int
+    at: datetime | None
+    actor: str
+    operation: str
+    idempotency_key: str | None
+    payload: Any
+    prev_hash: str
+    hash: str
+    unreadable: str | None
+
+
+def _rows(session: Session) -> list[_Row]:
+    # PostgreSQL's json and timestamptz columns hold nothing else; SQLite's are text, read as text.
+    typed = session.get_bind().dialect.name == "postgresql"
+    e = JournalEntry
+    payload = e.payload if typed else type_coerce(e.payload, Text)
+    at = e.at if typed else type_coerce(e.at, Text)
+    query = select(e.id, e.chain, e.chain_seq, at, e.actor, e.operation, e.idempotency_key, payload,
+                   e.prev_hash, e.hash).order_by(e.chain, e.id)  # fmt: skip
+    return [_row(*values) for values in session.execute(query)]
+
+
+def _row(id_: int, chain: str, seq: int, at: Any, actor: str, operation: str, key: str | None,
+         payload: Any, prev_hash: str, hash_: str) -> _Row:  # fmt: skip
+    unreadable = None
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            payload, unreadable = None, "its payload is not JSON"
+    if isinstance(at, str):
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            at, unreadable = None, unreadable or "its time is not a timestamp"
+    if not isinstance(at, datetime):
+        at, unreadable = None, unreadable or "its time is not a timestamp"
+    return _Row(id_, chain, seq, at, actor, operation, key, payload, prev_hash, hash_, unreadable)
+
+
+def _row_fields(row: _Row) -> dict[str, Any]:
+    assert row.at is not None
+    return {
+        "chain": row.chain,
+        "seq": row.seq,
+        "at": _iso(row.at),
+        "actor": row.actor,
+        "operation": row.operation,
+        "idempotency_key": row.idempotency_key,
+        "payload": row.payload,
+    }
+
+
+def verify(*, session: Session, keys: KeyVerifier | None = None) -> AuditReport:
     """Recompute every chain; report the first altered, removed or reordered entry of each; with
-    ``keys``, also check every signed checkpoint against the journal."""
+    ``keys``, also check every signed checkpoint against the journal (a checkpoint signed by a key
+    not given is reported ``unknown_key``). A row that cannot be read is reported altered."""
     problems: list[AuditProblem] = []
     # Heads first: an entry appended while we read lies past the head we hold; it is verified like
     # every other entry, and the head need only match the entry at its own seq.
     heads = {head.chain: head for head in session.scalars(select(ChainHead))}
     entries = 0
-    rows = session.scalars(select(JournalEntry).order_by(JournalEntry.chain, JournalEntry.id))
-    by_chain: dict[str, list[JournalEntry]] = {}
-    for entry in rows:
-        by_chain.setdefault(entry.chain, []).append(entry)
+    by_chain: dict[str, list[_Row]] = {}
+    for row in _rows(session):
+        by_chain.setdefault(row.chain, []).append(row)
         entries += 1
     for chain in sorted(set(by_chain) | set(heads)):
         problem = _verify_chain(chain, by_chain.get(chain, []), heads.get(chain))
@@ -252,27 +326,31 @@ def verify(*, session: Session, keys: KeyRing | None = None) -> AuditReport:
     return AuditReport(ok=not problems, chains=len(by_chain), entries=entries, problems=problems)
 
 
-def _verify_chain(chain: str, entries: list[JournalEntry], head: ChainHead | None) -> AuditProblem | None:
+def _verify_chain(chain: str, entries: list[_Row], head: ChainHead | None) -> AuditProblem | None:
     previous, expected_seq = GENESIS, 1
+    present = {entry.seq for entry in entries}
     for entry in entries:
-        if entry.chain_seq != expected_seq:
-            kind = "removed" if entry.chain_seq > expected_seq else "reordered"
+        if entry.seq != expected_seq:
+            # The entry expected here is further on (rows swapped), or nowhere (rows deleted).
+            kind = "reordered" if expected_seq in present else "removed"
             return AuditProblem(
                 chain=chain,
                 seq=expected_seq,
                 kind=kind,
-                detail=f"expected entry {expected_seq}, found {entry.chain_seq}",
+                detail=f"expected entry {expected_seq}, found {entry.seq}",
             )
+        if entry.unreadable is not None:
+            return AuditProblem(chain=chain, seq=entry.seq, kind="altered", detail=entry.unreadable)
         if entry.prev_hash != previous:
             return AuditProblem(
                 chain=chain,
-                seq=entry.chain_seq,
+                seq=entry.seq,
                 kind="reordered",
                 detail="its previous hash is not the hash of the entry before it",
             )
-        if entry_hash(previous, hashed_fields(entry)) != entry.hash:
+        if entry_hash(previous, _row_fields(entry)) != entry.hash:
             return AuditProblem(
-                chain=chain, seq=entry.chain_seq, kind="altered", detail="its content does not match its hash"
+                chain=chain, seq=entry.seq, kind="altered", detail="its content does not match its hash"
             )
         previous, expected_seq = entry.hash, expected_seq + 1
     last = expected_seq - 1

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -172,8 +173,10 @@ class Block(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("registry_accounts.id"))
     reservation: Mapped[str | None] = mapped_column(String(120), index=True)
     retirement_id: Mapped[str | None] = mapped_column(ForeignKey("retirements.id"), index=True)
-    destination: Mapped[str | None] = mapped_column(String(300))  # exports: registry and reference
-    replaced_by: Mapped[str | None] = mapped_column(String(120))  # credits found invalid
+    # Exports: registry and reference; cancellations: the reason (a buffer replacement: what it replaces).
+    destination: Mapped[str | None] = mapped_column(Text)
+    # Credits found invalid: every serial of the buffer units that replace them, comma-separated.
+    replaced_by: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

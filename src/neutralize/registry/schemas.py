@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from neutralize.registry.importers.records import Programme
 
 MAX_KG = 10**15  # a million million tonnes: more than any registry holds
 _CODE = r"^[A-Z0-9]+(-[A-Z0-9]+)*$"
+MIRRORED_PREFIXES = tuple(f"{programme.value}-" for programme in Programme)
 
 
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Movement(Command):
+    """A command that moves units: text of white space only (a key, a beneficiary, a reason) is
+    refused as an empty one would be. Text is kept as given otherwise: a claim is not rewritten."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        if isinstance(value, str) and value and not value.strip():
+            raise PydanticCustomError("string_too_short", "must not be blank")
+        return value
+
+
+def _iso_country(code: str | None) -> str | None:
+    if code is not None and pycountry.countries.get(alpha_2=code) is None:
+        raise PydanticCustomError(
+            "unknown_value", "{code} is not an ISO 3166-1 alpha-2 country code", {"code": code}
+        )
+    return code
+
+
+ClaimCountry = Annotated[str | None, Field(default=None, pattern=r"^[A-Z]{2}$"), AfterValidator(_iso_country)]
 
 
 class OrganisationCreate(Command):
@@ -43,7 +71,26 @@ class ProjectCreate(Command):
     region: str | None = Field(default=None, pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
     owner_organisation_id: str = Field(max_length=40)
     labels: Labels = Labels()
-    buffer_permille: int = Field(default=0, ge=0, le=1000, description="share set aside in the buffer, in ‰")
+    buffer_permille: int = Field(
+        default=0, ge=0, le=1000, description="share set aside in the buffer, in ‰ (nature-based only)"
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _not_a_mirrored_code(cls, code: str) -> str:
+        # VCS-<id> and GS-<id> name the projects mirrored from Verra and Gold Standard
+        if code.startswith(MIRRORED_PREFIXES):
+            raise ValueError(f"codes starting with {' or '.join(MIRRORED_PREFIXES)} name mirrored projects")
+        return code
+
+    @model_validator(mode="after")
+    def _buffer_for_nature(self) -> ProjectCreate:
+        # Only nature-based credits can be reversed (fire, pests): issuance applies no buffer to others.
+        if self.buffer_permille and not self.nature_based:
+            raise PydanticCustomError(
+                "conflicting_fields", "a buffer share is set aside for nature-based projects only"
+            )
+        return self
 
 
 class ProjectTransition(Command):
@@ -69,77 +116,99 @@ class VerificationCreate(Command):
         return self
 
 
-class IssueCmd(Command):
+class IssueCmd(Movement):
     verification_id: str = Field(max_length=40)
     idempotency_key: str = Field(min_length=1, max_length=120)
 
 
-class Units(Command):
+class Units(Movement):
     """Which units: a serial (range) string, or a quantity of one project vintage (lowest serials first)."""
 
-    serial: str | None = Field(default=None, max_length=120)
-    project_code: str | None = Field(default=None, max_length=40)
-    vintage: int | None = Field(default=None, ge=1990, le=2100)
-    quantity_kg: int | None = Field(default=None, gt=0, le=MAX_KG)
+    serial: str | None = Field(default=None, min_length=1, max_length=120)
+    project_code: str | None = Field(default=None, min_length=1, max_length=40)
+    vintage: int | None = Field(default=None, ge=1990, le=2100, strict=True)
+    quantity_kg: int | None = Field(default=None, gt=0, le=MAX_KG, strict=True)
 
     @model_validator(mode="after")
     def _one_way(self) -> Units:
-        by_quantity = (
-            self.project_code is not None and self.vintage is not None and self.quantity_kg is not None
-        )
-        if (self.serial is None) == (not by_quantity):
+        by_quantity = (self.project_code, self.vintage, self.quantity_kg)
+        if self.serial is not None and any(field is not None for field in by_quantity):
+            raise PydanticCustomError(
+                "conflicting_fields", "give either serial, or project_code, vintage and quantity_kg, not both"
+            )
+        if self.serial is None and any(field is None for field in by_quantity):
             raise ValueError("give either serial, or project_code, vintage and quantity_kg")
         return self
 
 
-class TransferCmd(Command):
+class TransferCmd(Movement):
     units: Units
     to_account_id: str = Field(max_length=40)
     idempotency_key: str = Field(min_length=1, max_length=120)
 
 
-class RetireCmd(Command):
+class RetireCmd(Movement):
     units: Units
     beneficiary: str = Field(min_length=1, max_length=300)
     reason: str = Field(min_length=1, max_length=1000)
     claim_period_start: date | None = None
     claim_period_end: date | None = None
-    claim_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    claim_country: ClaimCountry = None
     idempotency_key: str = Field(min_length=1, max_length=120)
 
     @model_validator(mode="after")
     def _claim_period(self) -> RetireCmd:
-        start, end = self.claim_period_start, self.claim_period_end
-        if start is not None and end is not None and end < start:
-            raise ValueError("claim_period_end is before claim_period_start")
+        _check_claim_period(self.claim_period_start, self.claim_period_end)
         return self
 
 
-class CancelCmd(Command):
+def _check_claim_period(start: date | None, end: date | None) -> None:
+    if start is not None and end is not None and end < start:
+        raise ValueError("claim_period_end is before claim_period_start")
+
+
+class CancelCmd(Movement):
     units: Units
     reason: str = Field(min_length=1, max_length=1000)
     idempotency_key: str = Field(min_length=1, max_length=120)
 
 
-class ExportCmd(Command):
+class ExportCmd(Movement):
     units: Units
     destination_registry: str = Field(min_length=1, max_length=120)
     reference: str = Field(min_length=1, max_length=170)
     idempotency_key: str = Field(min_length=1, max_length=120)
 
 
-class ReserveCmd(Command):
+class ReserveCmd(Movement):
     units: Units
     reservation: str = Field(min_length=1, max_length=120, description="the order or purpose held for")
     idempotency_key: str = Field(min_length=1, max_length=120)
 
 
-class ReservationCmd(Command):
-    """Release a reservation, or post it (retire what it holds)."""
+class ReservationCmd(Movement):
+    """Release a reservation: its units are held again where they were."""
 
     reservation: str = Field(min_length=1, max_length=120)
     idempotency_key: str = Field(min_length=1, max_length=120)
-    retirement: RetireCmd | None = None
+
+
+class PostCmd(Movement):
+    """Post a reservation: retire what it holds, with the claim's details (the units are the
+    reservation's)."""
+
+    reservation: str = Field(min_length=1, max_length=120)
+    idempotency_key: str = Field(min_length=1, max_length=120)
+    beneficiary: str = Field(min_length=1, max_length=300)
+    reason: str = Field(min_length=1, max_length=1000)
+    claim_period_start: date | None = None
+    claim_period_end: date | None = None
+    claim_country: ClaimCountry = None
+
+    @model_validator(mode="after")
+    def _claim_period(self) -> PostCmd:
+        _check_claim_period(self.claim_period_start, self.claim_period_end)
+        return self
 
 
 class AccountPublic(BaseModel):
@@ -238,7 +307,7 @@ class CheckReport(BaseModel):
 class AuditProblem(BaseModel):
     chain: str
     seq: int
-    kind: Literal["altered", "removed", "reordered", "head_mismatch"]
+    kind: Literal["altered", "removed", "reordered", "head_mismatch", "unknown_key"]
     detail: str
 
 
@@ -272,7 +341,7 @@ class RetirementPublic(BaseModel):
     serials: list[str]
 
 
-class BufferReversalCmd(Command):
+class BufferReversalCmd(Movement):
     """Credits found invalid (a reversal: fire, pests) are replaced from the project's buffer."""
 
     invalid_serial: str = Field(max_length=120, description="the serial range of the credits found invalid")

@@ -38,6 +38,7 @@ from neutralize.registry.models import (
     Block,
     IdempotencyRecord,
     Issuance,
+    JournalEntry,
     Organisation,
     Project,
     ProjectEvent,
@@ -56,6 +57,7 @@ from neutralize.registry.schemas import (
     OperationResult,
     OrganisationCreate,
     OrganisationPublic,
+    PostCmd,
     ProjectCreate,
     ProjectPublic,
     ProjectTransition,
@@ -199,7 +201,7 @@ def transition_project(
     *, session: Session, clock: Clock, actor: Actor, project_code: str, cmd: ProjectTransition
 ) -> ProjectPublic:
     """Move a project along its lifecycle; each step has its role (an admin may take any step)."""
-    project = _project(session, project_code, lock=True)
+    project = _seen(_project(session, project_code, lock=True), actor)
     current, wanted = ProjectStatus(project.status), ProjectStatus(cmd.to_status)
     role = PROJECT_TRANSITIONS.get((current, wanted))
     if role is None:
@@ -252,6 +254,26 @@ def _held_projects(session: Session) -> dict[str, Project]:
     return held
 
 
+def _seen(project: Project, actor: Actor | None) -> Project:
+    """``project`` if ``actor`` may see it: a draft is its owner organisation's and admins' only; to
+    anyone else it answers ``NOT_FOUND``, exactly as a project that does not exist."""
+    if project.status == ProjectStatus.DRAFT.value and not (
+        actor is not None and (actor.is_admin or actor.organisation_id == project.owner_organisation_id)
+    ):
+        raise NotFoundError(f"no project {project.code!r}")
+    return project
+
+
+def _native(project: Project) -> None:
+    """Mirrored projects are verified and issued at their home registry, never here."""
+    if not project.native:
+        raise DomainError(
+            code=ErrorCode.PROJECT_NOT_REGISTERED,
+            message=f"{project.code} is mirrored from {project.home_registry}: it is registered, verified "
+            "and issued there, not in this registry",
+        )
+
+
 def get_project(*, session: Session, code: str) -> ProjectPublic:
     return project_public(_project(session, code))
 
@@ -259,13 +281,7 @@ def get_project(*, session: Session, code: str) -> ProjectPublic:
 def visible_project(*, session: Session, code: str, actor: Actor | None) -> ProjectPublic:
     """A project as ``actor`` may see it: a draft is its owner organisation's and admins' only;
     to anyone else it answers ``NOT_FOUND``, as if it did not exist."""
-    project = get_project(session=session, code=code)
-    owner = project.owner_organisation_id
-    if project.status == ProjectStatus.DRAFT and not (
-        actor is not None and (actor.is_admin or actor.organisation_id == owner)
-    ):
-        raise NotFoundError(f"no project {code!r}")
-    return project
+    return project_public(_seen(_project(session, code), actor))
 
 
 def project_by_id(*, session: Session, project_id: str) -> ProjectPublic:
@@ -312,7 +328,8 @@ def record_verification(
 ) -> VerificationPublic:
     """A verifier's record of a monitoring period: it must exist before that period is issued."""
     require(actor, Role.VERIFIER, Role.ADMIN)
-    project = _project(session, cmd.project_code, lock=True)
+    project = _seen(_project(session, cmd.project_code, lock=True), actor)
+    _native(project)
     overlapping = session.scalars(
         select(Verification).where(
             Verification.project_id == project.id,
@@ -373,6 +390,7 @@ def _issue(session: Session, clock: Clock, actor: Actor, cmd: IssueCmd) -> Opera
         raise DomainError(code=ErrorCode.NOT_VERIFIED, message=f"no verification {cmd.verification_id!r}")
     project = session.get(Project, verification.project_id)
     assert project is not None
+    _native(project)
     if project.status != ProjectStatus.REGISTERED.value:
         raise DomainError(
             code=ErrorCode.PROJECT_NOT_REGISTERED, message=f"{project.code} is {project.status}"
@@ -517,6 +535,7 @@ def cancel(*, session: Session, clock: Clock, actor: Actor, cmd: CancelCmd) -> O
         BlockState.CANCELLED,
         lambda _s: account.id,
         note=cmd.reason,
+        destination=cmd.reason,  # kept on the blocks: shown wherever the cancelled units are
     )
 
 
@@ -607,13 +626,9 @@ def release(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd
     return _reservation(session, clock, actor, cmd, "release", BlockState.HELD)
 
 
-def post(*, session: Session, clock: Clock, actor: Actor, cmd: ReservationCmd) -> OperationResult:
-    """Complete a reservation: retire what it holds with the retirement details given (on PostgreSQL
-    in one server-side call)."""
-    if cmd.retirement is None:
-        raise DomainError(
-            code=ErrorCode.MISSING_FIELD, message="posting a reservation needs the retirement details"
-        )
+def post(*, session: Session, clock: Clock, actor: Actor, cmd: PostCmd) -> OperationResult:
+    """Complete a reservation: retire what it holds with the claim's details given (on PostgreSQL in
+    one server-side call). A suspended project's units are not retired (``PROJECT_NOT_REGISTERED``)."""
     return _reservation(session, clock, actor, cmd, "post", BlockState.RETIRED)
 
 
@@ -624,7 +639,10 @@ def reverse_buffer(
     credits to the buffer units that replace them; the link follows them onto any certificate. A held
     or reserved block is split so that only its invalid units carry the link (and keep it wherever
     they move); a retired, cancelled or exported block never changes its span, so it carries the link
-    whole. The invalid credits keep their units, state and account."""
+    whole (a later reversal of other units of it adds its replacements to the link).
+
+    Units are found invalid once: a range overlapping an earlier reversal's, or buffer units that were
+    cancelled as replacements, is refused (``DUPLICATE``, ``UNITS_NOT_AVAILABLE``)."""
     require(actor, Role.ADMIN)
 
     def run() -> OperationResult:
@@ -634,26 +652,8 @@ def reverse_buffer(
             raise DomainError(code=ErrorCode.INVALID_SERIAL, message=str(error)) from None
         project = _project(session, code)
         journal.lock_chain(session, journal.vintage_chain(project.code, vintage))
-        affected = list(
-            session.scalars(
-                select(Block)
-                .where(
-                    Block.project_id == project.id,
-                    Block.vintage == vintage,
-                    Block.span_start <= invalid.end,
-                    Block.span_end >= invalid.start,
-                    Block.state != BlockState.BUFFER.value,
-                )
-                .order_by(Block.span_start)
-                .with_for_update()
-            )
-        )
-        covered = sum(min(b.span_end, invalid.end) - max(b.span_start, invalid.start) + 1 for b in affected)
-        if covered != invalid.size:
-            raise DomainError(
-                code=ErrorCode.UNITS_NOT_AVAILABLE,
-                message="the invalid range must lie within issued, non-buffer credits",
-            )
+        affected = _invalid_blocks(session, project, vintage, invalid)
+        _not_reversed_before(session, project.code, vintage, invalid)
         buffer = list(
             session.scalars(
                 select(Block)
@@ -684,9 +684,10 @@ def reverse_buffer(
             BlockState.CANCELLED,
             lambda block: block.account_id,
             cmd.idempotency_key,
+            destination=f"replaces {cmd.invalid_serial}: {cmd.reason}",
             extra={"invalid_serial": cmd.invalid_serial, "reason": cmd.reason},
         )
-        replacement = ", ".join(block.serial for block in result.blocks)[:120]
+        replacement = ", ".join(block.serial for block in result.blocks)  # every serial, in full
         now = clock.now()
         for block in affected:
             if not BlockState(block.state).is_final:
@@ -694,7 +695,9 @@ def reverse_buffer(
                 block = _split(session, block, part, BlockState(block.state), block.account_id, now,
                                reservation=block.reservation, retirement_id=block.retirement_id,
                                destination=block.destination)  # fmt: skip
-            block.replaced_by = replacement
+            # Only a final block can carry a link already (other units of it were found invalid
+            # before): the link grows, it is never overwritten.
+            block.replaced_by = ", ".join(filter(None, (block.replaced_by, replacement)))
         session.flush()
         return result
 
@@ -708,6 +711,53 @@ def reverse_buffer(
         result_type=OperationResult,
         run=run,
     )
+
+
+def _invalid_blocks(session: Session, project: Project, vintage: int, invalid: Span) -> list[Block]:
+    """The blocks (locked) holding the units found invalid: issued, non-buffer credits only."""
+    rows = session.execute(
+        select(Block, Account.kind)
+        .join(Account, Block.account_id == Account.id)
+        .where(
+            Block.project_id == project.id,
+            Block.vintage == vintage,
+            Block.span_start <= invalid.end,
+            Block.span_end >= invalid.start,
+            Block.state != BlockState.BUFFER.value,
+        )
+        .order_by(Block.span_start)
+        .with_for_update(of=Block)
+    ).all()
+    covered = sum(min(b.span_end, invalid.end) - max(b.span_start, invalid.start) + 1 for b, _ in rows)
+    if covered != invalid.size:
+        raise DomainError(
+            code=ErrorCode.UNITS_NOT_AVAILABLE,
+            message="the invalid range must lie within issued, non-buffer credits",
+        )
+    if any(kind == AccountKind.BUFFER.value for _, kind in rows):
+        raise DomainError(
+            code=ErrorCode.UNITS_NOT_AVAILABLE,
+            message="the range holds buffer units cancelled as replacements: they are not credits in use",
+        )
+    return [block for block, _ in rows]
+
+
+def _not_reversed_before(session: Session, code: str, vintage: int, invalid: Span) -> None:
+    """Refuse units an earlier reversal of this vintage already found invalid (its journal entries
+    name the ranges; a held block keeps no trace of them once it is split and moved)."""
+    earlier = session.scalars(
+        select(JournalEntry.payload).where(
+            JournalEntry.chain == journal.vintage_chain(code, vintage),
+            JournalEntry.operation == "reverse_buffer",
+        )
+    )
+    for payload in earlier:
+        _, _, span = parse_serial(str(payload["invalid_serial"]))
+        if span.start <= invalid.end and span.end >= invalid.start:
+            raise DomainError(
+                code=ErrorCode.DUPLICATE,
+                message=f"units of {payload['invalid_serial']} were already found invalid and replaced",
+            )
 
 
 def _fast_units(session: Session, units: Units) -> tuple[str, int, Span | None] | None:
@@ -731,7 +781,7 @@ def _reservation(
     session: Session,
     clock: Clock,
     actor: Actor,
-    cmd: ReservationCmd,
+    cmd: PostCmd | ReservationCmd,
     operation: Literal["post", "release"],
     state: BlockState,
 ) -> OperationResult:
@@ -770,8 +820,8 @@ def _reservation(
                 code=ErrorCode.INVALID_REQUEST, message="a reservation spans one project vintage"
             )
         picked = [(block, Span(block.span_start, block.span_end)) for block in blocks]
-        if state is BlockState.RETIRED:
-            assert cmd.retirement is not None
+        if isinstance(cmd, PostCmd):
+            _movable(_project(session, project_by_id(session=session, project_id=blocks[0].project_id).code))
             account = _account(session, holder, AccountKind.RETIREMENT)
             return _apply(
                 session,
@@ -782,7 +832,7 @@ def _reservation(
                 state,
                 lambda _b: account.id,
                 cmd.idempotency_key,
-                retirement=cmd.retirement,
+                retirement=cmd,
                 extra={"reservation": cmd.reservation},
             )
         return _apply(
@@ -826,7 +876,7 @@ def _move(
     holder = _holder(actor)
 
     def run() -> OperationResult:
-        project, picked = _pick(session, holder, units)
+        project, picked = _pick(session, holder, units, suspended_too=state is BlockState.CANCELLED)
         extra = {
             k: v for k, v in (("reservation", reservation), ("destination", destination), ("note", note)) if v
         }
@@ -858,11 +908,15 @@ def _move(
     )
 
 
-def _pick(session: Session, holder: str | None, units: Units) -> tuple[Project, list[tuple[Block, Span]]]:
+def _pick(
+    session: Session, holder: str | None, units: Units, *, suspended_too: bool = False
+) -> tuple[Project, list[tuple[Block, Span]]]:
     """The project, and the held blocks (locked) and the parts of them that ``units`` names, lowest
-    serials first."""
+    serials first. A suspended project's units do not move (but may be cancelled: ``suspended_too``)."""
     code, vintage, wanted = _which(units)
     project = _project(session, code)
+    if not suspended_too:
+        _movable(project)
     journal.lock_chain(session, journal.vintage_chain(project.code, vintage))
     query = (
         select(Block)
@@ -892,6 +946,14 @@ def _pick(session: Session, holder: str | None, units: Units) -> tuple[Project, 
         ) from None
     by_start = {b.span_start: b for b in blocks}
     return project, [(by_start[span.start], span) for span in spans]
+
+
+def _movable(project: Project) -> None:
+    if project.status == ProjectStatus.SUSPENDED.value:
+        raise DomainError(
+            code=ErrorCode.PROJECT_NOT_REGISTERED,
+            message=f"{project.code} is suspended: its units do not move until it is registered again",
+        )
 
 
 def _which(units: Units) -> tuple[str, int, Span | None]:
@@ -932,7 +994,7 @@ def _apply(
     account_for: Callable[[Block], str],
     idempotency_key: str,
     *,
-    retirement: RetireCmd | None = None,
+    retirement: RetireCmd | PostCmd | None = None,
     reservation: str | None = None,
     destination: str | None = None,
     extra: Mapping[str, object] | None = None,
@@ -1076,8 +1138,9 @@ def _record(
     )
 
 
-def block_public(block: Block, project_code: str) -> BlockPublic:
-    span = Span(block.span_start, block.span_end)
+def block_public(block: Block, project_code: str, span: Span | None = None) -> BlockPublic:
+    """``block`` as results show it; ``span``: only that part of it."""
+    span = span or Span(block.span_start, block.span_end)
     return BlockPublic(
         serial=serial(project_code, block.vintage, span),
         project_code=project_code,
@@ -1138,13 +1201,27 @@ def held_kg(*, session: Session, organisation_id: str, project_code: str, vintag
     return int(kg or 0)
 
 
-def where_did_it_go(*, session: Session, text: str) -> list[BlockPublic]:
-    """Every block overlapping a serial (range): where each of its kilograms is now."""
+def where_did_it_go(
+    *,
+    session: Session,
+    text: str,
+    actor: Actor | None = None,
+    private: bool = False,
+    clip: bool = False,
+    page: int = 1,
+    page_size: int = 200,
+) -> list[BlockPublic]:
+    """Every block overlapping a serial (range), in serial order, one page of them: where each of its
+    kilograms is now. ``clip``: each block cut to the range asked. Unless ``private`` (the operator's
+    command line), the answer is the public's: no accounts, no reservation names (a reservation is
+    an order's id), and a draft project ``actor`` may not see answers ``NOT_FOUND``."""
     try:
         code, vintage, wanted = parse_serial(text)
     except ValueError as error:
         raise DomainError(code=ErrorCode.INVALID_SERIAL, message=str(error)) from None
     project = _project(session, code)
+    if not private:
+        _seen(project, actor)
     blocks = session.scalars(
         select(Block)
         .where(
@@ -1154,8 +1231,17 @@ def where_did_it_go(*, session: Session, text: str) -> list[BlockPublic]:
             Block.span_end >= wanted.start,
         )
         .order_by(Block.span_start)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
     )
-    return [block_public(b, code) for b in blocks]
+    shown = []
+    for block in blocks:
+        span = Span(block.span_start, block.span_end)
+        if clip:
+            span = Span(max(span.start, wanted.start), min(span.end, wanted.end))
+        one = block_public(block, code, span)
+        shown.append(one if private else one.model_copy(update={"account_id": "", "reservation": None}))
+    return shown
 
 
 def check(*, session: Session) -> CheckReport:
@@ -1199,7 +1285,7 @@ def check(*, session: Session) -> CheckReport:
             )
         )
     problems += _structure_problems(session)
-    problems += mirror.share_problems(session=session)
+    problems += mirror.block_problems(session=session) + mirror.share_problems(session=session)
     return CheckReport(ok=not problems, vintages=vintages, problems=problems)
 
 
@@ -1243,15 +1329,19 @@ def retirements_of(
     beneficiary: str | None = None,
     page: int = 1,
     page_size: int = 50,
+    public: bool = False,
+    actor: Actor | None = None,
 ) -> list[RetirementPublic]:
-    """Retirements, newest first, filtered by project, vintage or (part of) the beneficiary's name."""
+    """Retirements, newest first, filtered by project, vintage or (part of) the beneficiary's name,
+    taken literally. ``public``: a draft project ``actor`` may not see answers ``NOT_FOUND``."""
     query = select(Retirement, Project.code).join(Project, Retirement.project_id == Project.id)
     if project_code is not None:
-        query = query.where(Project.code == _project(session, project_code).code)
+        project = _project(session, project_code)
+        query = query.where(Project.code == (_seen(project, actor) if public else project).code)
     if vintage is not None:
         query = query.where(Retirement.vintage == vintage)
     if beneficiary:
-        query = query.where(Retirement.beneficiary.contains(beneficiary))
+        query = query.where(Retirement.beneficiary.contains(beneficiary, autoescape=True))
     query = (
         query.order_by(Retirement.retired_at.desc(), Retirement.id)
         .offset((page - 1) * page_size)

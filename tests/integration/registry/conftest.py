@@ -222,7 +222,7 @@ def spans(blocks: list[BlockPublic]) -> list[Span]:
 
 def assert_accounted_for(session: Session, serial_text: str, kg: int) -> list[BlockPublic]:
     """``where_did_it_go`` covers the serial range exactly: contiguous blocks, each kg once."""
-    blocks = service.where_did_it_go(session=session, text=serial_text)
+    blocks = service.where_did_it_go(session=session, private=True, text=serial_text)
     wanted = span_of(serial_text)
     found = spans(blocks)
     assert found[0].start == wanted.start and found[-1].end == wanted.end, found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from neutralize.core.clock import FixedClock
+from neutralize.core.config import Settings
+from neutralize.core.signing import KeyRing, KeyVerifier, verifier_from_settings
 from neutralize.registry import journal, service
 from neutralize.registry.domain import entry_hash
 from neutralize.registry.models import ChainHead, JournalEntry
@@ -236,8 +239,8 @@ def test_two_entries_with_their_seqs_swapped_are_caught_at_the_first_of_them(
     drop_guards(session)
     _swap(session, history.chain, 3, 4, ("chain_seq",))
     problem = only_problem(session)
-    assert (problem.chain, problem.seq) == (history.chain, 3)
-    assert problem.kind in ("reordered", "removed")
+    # both entries are still there: out of order, not removed
+    assert (problem.chain, problem.seq, problem.kind) == (history.chain, 3, "reordered")
 
 
 def test_two_entries_with_only_their_payloads_swapped_are_altered(session: Session, history: History) -> None:
@@ -343,3 +346,73 @@ def test_an_altered_last_entry_with_its_head_moved_back_is_caught(session: Sessi
     problem = only_problem(session)
     assert problem.chain == history.chain
     assert problem.seq in (history.entries - 1, history.entries)
+
+
+# --- unreadable rows, checkpoints and their keys -------------------------------------------------------
+
+
+# SQLite only: PostgreSQL's json and timestamptz columns hold nothing but JSON and times
+@pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("column", "stored"), [("payload", "not json"), ("at", "garbage")])
+def test_a_row_that_cannot_be_read_is_altered_and_the_other_chains_are_still_checked(
+    session: Session, history: History, column: str, stored: str
+) -> None:
+    # given entry 3's payload (or time) overwritten with text that is not JSON (or not a time)
+    drop_guards(session)
+    session.connection().exec_driver_sql(
+        f"UPDATE journal SET {column} = ? WHERE chain = ? AND chain_seq = 3", (stored, history.chain)
+    )
+    # when the journal is verified, then that entry is named altered, and the other chains verify
+    session.expire_all()
+    report = journal.verify(session=session)
+    assert [(p.chain, p.seq, p.kind) for p in report.problems] == [(history.chain, 3, "altered")]
+    assert report.chains == history.chains
+
+
+def _checkpointed(session: Session, tmp_path: Path) -> KeyRing:
+    keys = KeyRing.open_directory(tmp_path / "keys", clock=CLOCK)
+    journal.checkpoint(session=session, clock=CLOCK, keys=keys)
+    return keys
+
+
+def test_a_tail_deleted_with_its_head_moved_back_is_removed_by_the_checkpoint(
+    session: Session, history: History, tmp_path: Path
+) -> None:
+    # given a signed checkpoint, then the last entry deleted and the head moved back to match
+    keys = _checkpointed(session, tmp_path)
+    drop_guards(session)
+    remove(session, history.chain, history.entries)
+    last = row(session, history.chain, history.entries - 1)
+    session.execute(
+        update(ChainHead.__table__)
+        .where(ChainHead.__table__.c.chain == history.chain)
+        .values(seq=history.entries - 1, hash=last["hash"])
+    )
+    session.expire_all()
+    # then the chain alone verifies, and the checkpoint names the entry it signed as removed
+    report = journal.verify(session=session, keys=keys)
+    assert [(p.chain, p.seq, p.kind) for p in report.problems] == [
+        (history.chain, history.entries, "removed")
+    ]
+
+
+def test_a_checkpoint_signed_by_a_key_not_given_is_reported_as_an_unknown_key(
+    session: Session, history: History, tmp_path: Path
+) -> None:
+    _checkpointed(session, tmp_path)
+    report = journal.verify(session=session, keys=KeyVerifier([]))
+    assert [(p.chain, p.kind) for p in report.problems] == [("checkpoints", "unknown_key")]
+
+
+def test_verifying_with_a_missing_key_directory_creates_no_key(
+    session: Session, history: History, tmp_path: Path
+) -> None:
+    # given checkpoints signed by a key in one directory, and settings naming another, missing one
+    _checkpointed(session, tmp_path)
+    missing = tmp_path / "nowhere"
+    settings = Settings(signing_key_dir=missing)
+    # when verifying with the keys those settings name
+    report = journal.verify(session=session, keys=verifier_from_settings(settings, clock=CLOCK))
+    # then nothing was created, and the checkpoint's key is reported unknown (not altered)
+    assert not missing.exists()
+    assert [p.kind for p in report.problems] == ["unknown_key"]

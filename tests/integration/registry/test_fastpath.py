@@ -20,11 +20,12 @@ from neutralize.core.clock import Clock, FixedClock
 from neutralize.core.errors import DomainError, ErrorCode
 from neutralize.core.ids import new_id
 from neutralize.registry import fastpath, journal, service
-from neutralize.registry.domain import Span, parse_serial, serial
+from neutralize.registry.domain import ProjectStatus, Span, parse_serial, serial
 from neutralize.registry.models import Block, ChainHead, IdempotencyRecord, JournalEntry, Retirement
 from neutralize.registry.schemas import (
     BufferReversalCmd,
     OperationResult,
+    PostCmd,
     ReservationCmd,
     ReserveCmd,
     RetireCmd,
@@ -250,10 +251,15 @@ def reserve_cmd(units: Units, key: str = "reserve-1", reservation: str = ORDER) 
 
 def post_cmd(
     reservation: str = ORDER, key: str = "post-1", beneficiary: str = "张三", **claim: Any
-) -> ReservationCmd:
-    units = Units(serial="NZ-X-2025-1-1")  # a post retires what the reservation holds, not these
-    details = retire_cmd(units, key="post-1:retire", beneficiary=beneficiary, **claim)
-    return ReservationCmd(reservation=reservation, idempotency_key=key, retirement=details)
+) -> PostCmd:
+    # a post retires what the reservation holds: it names only the claim
+    return PostCmd(
+        reservation=reservation,
+        idempotency_key=key,
+        beneficiary=beneficiary,
+        reason="Travel to the Chengdu forum, 2026",
+        **claim,
+    )
 
 
 def release_cmd(reservation: str = ORDER, key: str = "release-1") -> ReservationCmd:
@@ -265,13 +271,14 @@ def reserving(registry: Registry, actor: Actor, cmd: ReserveCmd) -> Callable[[],
 
 
 def ending(
-    registry: Registry, actor: Actor, operation: str, cmd: ReservationCmd, clock: Clock = CLOCK
+    registry: Registry, actor: Actor, operation: str, cmd: PostCmd | ReservationCmd, clock: Clock = CLOCK
 ) -> Callable[[], OperationResult]:
-    end = service.post if operation == "post" else service.release
-    return lambda: end(session=registry.session, clock=clock, actor=actor, cmd=cmd)
+    if isinstance(cmd, PostCmd):
+        return lambda: service.post(session=registry.session, clock=clock, actor=actor, cmd=cmd)
+    return lambda: service.release(session=registry.session, clock=clock, actor=actor, cmd=cmd)
 
 
-def end_cmd(operation: str, key: str | None = None, reservation: str = ORDER) -> ReservationCmd:
+def end_cmd(operation: str, key: str | None = None, reservation: str = ORDER) -> PostCmd | ReservationCmd:
     if operation == "post":
         return post_cmd(reservation, key=key or "post-1")
     return release_cmd(reservation, key=key or "release-1")
@@ -419,13 +426,31 @@ def test_a_post_or_release_refused_is_refused_the_same_both_ways_and_writes_noth
     assert service.check(session=registry.session).ok
 
 
-def test_a_post_without_retirement_details_is_refused_both_ways(
-    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("operation", ["retire", "retire by serial", "reserve", "post", "release"])
+def test_a_suspended_projects_units_do_not_move_both_ways(
+    registry: Registry, setting: Setting, monkeypatch: pytest.MonkeyPatch, operation: str
 ) -> None:
+    # given units reserved for an order, then the project suspended
     reserve_all(registry, setting, RESERVATIONS["part of a block"](setting))
-    command = ending(registry, setting.owner.member, "post", release_cmd(key="post-1"))
+    project = service.get_project(session=registry.session, code=setting.code)
+    registry.move(project, ProjectStatus.SUSPENDED, ADMIN)
+    before = snapshot(registry.session)
+    member, some = setting.owner.member, Units(project_code=setting.code, vintage=VINTAGE, quantity_kg=5)
+    command = {
+        "retire": lambda: retiring(registry, member, retire_cmd(some)),
+        "retire by serial": lambda: retiring(
+            registry, member, retire_cmd(Units(serial=setting.nz(600, 609)))
+        ),
+        "reserve": lambda: reserving(registry, member, reserve_cmd(some, reservation="another order")),
+        "post": lambda: ending(registry, member, "post", end_cmd("post")),
+        "release": lambda: ending(registry, member, "release", end_cmd("release")),
+    }[operation]()
     for outcome in both_ways(registry, monkeypatch, command):
-        assert outcome.refusal is ErrorCode.MISSING_FIELD
+        if operation == "release":  # units only go back to their holding: an order can still end
+            assert outcome.refusal is None
+        else:  # refused on both paths, and nothing is written
+            assert outcome.refusal is ErrorCode.PROJECT_NOT_REGISTERED
+            assert outcome.rows == before
 
 
 # --- retries and one call ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -598,9 +599,15 @@ def test_a_verra_export_listing_one_retirement_keeps_the_retirements_listed_befo
 
 
 def test_an_import_never_takes_over_a_native_project_with_its_code(session: Session) -> None:
-    # given a native project whose code is the one a Gold Standard project would be mirrored under
+    # a native project may not take a code mirrored projects are named by
     registry = Registry(session)
-    native = registry.draft_project(registry.organisation(), code="GS-11603")
+    owner = registry.organisation()
+    with pytest.raises(ValidationError) as refused:
+        registry.draft_project(owner, code="GS-11603")
+    assert "name mirrored projects" in str(refused.value)
+    # given one that holds such a code from before that rule
+    native = registry.draft_project(owner, code="NATIVE-11603")
+    session.execute(update(Project).where(Project.code == native.code).values(code="GS-11603"))
     # when that project's export is imported, it is refused with a code and the native one is unchanged
     with pytest.raises(DomainError) as caught:
         load_text(

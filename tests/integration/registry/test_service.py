@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import Actor, Role
-from neutralize.core.errors import ErrorCode
+from neutralize.core.errors import ErrorCode, validation_problems
 from neutralize.registry import service
 from neutralize.registry.domain import AccountKind, ProjectStatus, Span, serial
 from neutralize.registry.models import Block, IdempotencyRecord, JournalEntry, Retirement
@@ -21,6 +21,7 @@ from neutralize.registry.schemas import (
     ExportCmd,
     OperationResult,
     OrganisationCreate,
+    PostCmd,
     ProjectCreate,
     ProjectPublic,
     ProjectTransition,
@@ -164,11 +165,17 @@ def post(
         session=registry.session,
         clock=CLOCK,
         actor=actor,
-        cmd=ReservationCmd(
-            reservation=reservation,
-            idempotency_key=registry.key("post"),
-            retirement=retire_cmd(registry, units(project, 1)),
-        ),
+        cmd=post_cmd(registry, reservation),
+    )
+
+
+def post_cmd(registry: Registry, reservation: str = "order-1", key: str | None = None) -> PostCmd:
+    return PostCmd(
+        reservation=reservation,
+        idempotency_key=key or registry.key("post"),
+        beneficiary="张三",
+        reason="Travel to the Chengdu forum, 2026",
+        claim_country="CN",
     )
 
 
@@ -256,8 +263,10 @@ def test_a_lifecycle_step_taken_by_the_wrong_role_is_forbidden(
     actor = {"verifier": VERIFIER, "member": owner.member, "owner": owner.owner, "other_owner": other.owner}[
         who
     ]
-    # when the wrong role asks for the step, it is refused and nothing changes
-    with refused(registry.session, ErrorCode.FORBIDDEN):
+    # when the wrong role asks for the step, it is refused and nothing changes (a draft is its owner
+    # organisation's and admins' only: to anyone else it does not exist)
+    sees = start is not ProjectStatus.DRAFT or actor.organisation_id == owner.id
+    with refused(registry.session, ErrorCode.FORBIDDEN if sees else ErrorCode.NOT_FOUND):
         registry.move(project, to, actor)
     assert service.get_project(session=registry.session, code=project.code).status == start.value
 
@@ -486,8 +495,13 @@ def test_the_buffer_share_rounds_up_to_a_whole_kg(registry: Registry, owner: Org
 
 
 def test_a_project_that_is_not_nature_based_sets_no_buffer_aside(registry: Registry, owner: Org) -> None:
-    project = registry.project(owner, nature_based=False, buffer_permille=200)
-    result = registry.issuance(project, kg=1_000)
+    # given a project that is not nature-based asking for a buffer share, which issuance never applies
+    # then it is refused at creation (conflicting fields) rather than kept and ignored
+    with pytest.raises(ValidationError) as caught:
+        registry.project(owner, nature_based=False, buffer_permille=200)
+    assert [p.code for p in validation_problems(caught.value.errors())] == [ErrorCode.CONFLICTING_FIELDS]
+    # and without a share it issues everything as held
+    result = registry.issuance(registry.project(owner, nature_based=False), kg=1_000)
     assert [(b.state, b.kg) for b in result.blocks] == [("held", 1_000)]
 
 
@@ -634,7 +648,7 @@ def test_a_malformed_serial_is_an_invalid_serial(
     with refused(registry.session, ErrorCode.INVALID_SERIAL):
         retire(registry, owner.owner, by_serial(text))
     with refused(registry.session, ErrorCode.INVALID_SERIAL):
-        service.where_did_it_go(session=registry.session, text=text)
+        service.where_did_it_go(session=registry.session, private=True, text=text)
 
 
 def test_a_serial_of_an_unknown_project_is_not_found(registry: Registry, owner: Org, buyer: Org) -> None:
@@ -700,14 +714,16 @@ def test_retired_units_never_move_again(
 def test_post_needs_the_retirement_details(
     registry: Registry, owner: Org, project: ProjectPublic, issued: OperationResult
 ) -> None:
-    reserve(registry, owner.owner, units(project, 10))
-    with refused(registry.session, ErrorCode.MISSING_FIELD):
-        service.post(
-            session=registry.session,
-            clock=CLOCK,
-            actor=owner.owner,
-            cmd=ReservationCmd(reservation="order-1", idempotency_key="post-no-details"),
+    # a post names the claim (beneficiary, reason); the units are the reservation's
+    with pytest.raises(ValidationError) as caught:
+        PostCmd.model_validate({"reservation": "order-1", "idempotency_key": "post-no-details"})
+    assert {p.code for p in validation_problems(caught.value.errors())} == {ErrorCode.MISSING_FIELD}
+    # and a release takes no retirement details at all
+    with pytest.raises(ValidationError) as caught:
+        ReservationCmd.model_validate(
+            {"reservation": "order-1", "idempotency_key": "k", "retirement": {"beneficiary": "x"}}
         )
+    assert {p.code for p in validation_problems(caught.value.errors())} == {ErrorCode.UNKNOWN_FIELD}
 
 
 # --- reserve, release, post ------------------------------------------------------------------------
@@ -796,18 +812,19 @@ def test_a_claim_period_ends_after_it_starts() -> None:
 def test_release_and_post_with_the_same_key_are_different_commands(
     registry: Registry, owner: Org, project: ProjectPublic, issued: OperationResult
 ) -> None:
-    # given a reservation released under key K (retirement details sent along, as an order service would)
+    # given a reservation released under key K
     reserve(registry, owner.owner, units(project, 10))
-    cmd = ReservationCmd(
-        reservation="order-1",
-        idempotency_key="order-1-finish",
-        retirement=retire_cmd(registry, units(project, 1)),
-    )
+    cmd = ReservationCmd(reservation="order-1", idempotency_key="order-1-finish")
     service.release(session=registry.session, clock=CLOCK, actor=owner.owner, cmd=cmd)
     reserve(registry, owner.owner, units(project, 10))
     # when the same key is used to post the reservation, it is refused as another command
     with refused(registry.session, ErrorCode.IDEMPOTENCY_CONFLICT):
-        service.post(session=registry.session, clock=CLOCK, actor=owner.owner, cmd=cmd)
+        service.post(
+            session=registry.session,
+            clock=CLOCK,
+            actor=owner.owner,
+            cmd=post_cmd(registry, key="order-1-finish"),
+        )
 
 
 # --- cancel and export -----------------------------------------------------------------------------
@@ -938,7 +955,9 @@ def test_check_and_where_did_it_go_account_for_every_kg_after_a_mixed_history(
         ("held", 500),
     ]
     # where_did_it_go on a sub-range shows the whole blocks that hold any of its units
-    around = service.where_did_it_go(session=registry.session, text=nz(project, s + 990, s + 1_010))
+    around = service.where_did_it_go(
+        session=registry.session, private=True, text=nz(project, s + 990, s + 1_010)
+    )
     assert [(b.state, span_of(b.serial)) for b in around] == [
         ("held", Span(s + 340, s + 999)),
         ("reserved", Span(s + 1_000, s + 1_099)),

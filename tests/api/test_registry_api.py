@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -301,7 +302,7 @@ def test_a_mirrored_projects_page_shows_its_home_blocks_and_the_platforms_retire
     ]
     assert [(r.status_code, r.json()["code"]) for r in refused] == [
         (422, "unknown_value"),
-        (422, "invalid_request"),
+        (404, "not_found"),  # a native project has no home blocks: it answers as a missing one would
         (404, "not_found"),
     ]
 
@@ -383,3 +384,23 @@ def test_a_mirrored_projects_page_comes_in_pages_of_200_blocks(
     last = client.get("/registry/serials", params={"q": "gs1-1-ke-gs700", "page": 5})
     assert "GS1-1-KE-GS700-16-2025-1-204-204" in last.text and 'rel="next"' not in last.text
     assert client.get("/registry/projects/GS-700", params={"page": 0}).status_code == 422
+
+
+def test_the_serial_page_shows_the_kilograms_of_the_range_asked(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # given 5,000 kg issued to a holder who retired the first 340
+    code, owner, _org = registered_project(client, admin)
+    body = {
+        "units": {"project_code": code, "vintage": 2025, "quantity_kg": 340},
+        "beneficiary": "Guest A",
+        "reason": "travel",
+        "idempotency_key": "clip-1",
+    }
+    assert client.post("/api/v1/registry/retirements", json=body, headers=owner).status_code == 201
+    # when the page is asked about units 301-400, across the retired and the held block
+    page = client.get("/registry/serials", params={"q": f"NZ-{code}-2025-000000000301-000000000400"})
+    # then it shows 40 retired and 60 held kilograms, not the whole blocks
+    assert page.status_code == 200
+    cells = re.findall(r'<td class="num">([\d,]+)</td>', page.text)
+    assert cells == ["40", "60"]

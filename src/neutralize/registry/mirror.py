@@ -71,7 +71,6 @@ UNIT_ORDER = (  # an issued block before the sub-blocks starting where it starts
     MirroredBlock.last_unit.desc(),
     MirroredBlock.id,
 )
-SHOWN_INSIDE = 200  # blocks shown inside (or around) each block a serial search finds
 UNKNOWN = {"name": "unknown", "methodology": "unknown", "project_type": "unknown", "country": "XX"}
 IN_LIST = 500  # values in one IN clause
 MAX_UNIT = 2**63 - 1  # above every unit number
@@ -582,30 +581,19 @@ def find_home_serial(
     *, session: Session, text: str, page: int = 1, page_size: int = 50
 ) -> list[MirroredBlockPublic]:
     """Mirrored blocks whose published serial contains ``text`` (at least 6 characters, taken
-    literally, in any case), a page at a time; with each the issued block around it and the first
-    ``SHOWN_INSIDE`` blocks inside it, in unit order."""
+    literally, in any case), in unit order, a page at a time: each issued one with the kg in no
+    sub-block of it, each sub-block with the serial of the issued block around it."""
     needle = text.strip()
     if len(needle) < 6:
         raise DomainError(code=ErrorCode.INVALID_SERIAL, message="give at least 6 characters of a serial")
-    found = list(
-        session.scalars(
-            select(MirroredBlock)
-            .where(func.upper(MirroredBlock.serial).contains(needle.upper(), autoescape=True))
-            .order_by(MirroredBlock.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
+    found = session.scalars(
+        select(MirroredBlock)
+        .where(func.upper(MirroredBlock.serial).contains(needle.upper(), autoescape=True))
+        .order_by(MirroredBlock.programme, *UNIT_ORDER)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
     )
-    shown = {block.id: block for block in found}
-    for block in found:
-        near = session.scalars(
-            select(MirroredBlock)
-            .where(*_same_units(MirroredBlock, block), MirroredBlock.id != block.id)
-            .order_by(*UNIT_ORDER)
-            .limit(SHOWN_INSIDE)
-        )
-        shown.update((other.id, other) for other in near)
-    return _public(session, shown.values())
+    return _public(session, found)
 
 
 def mirrored_blocks_of(
@@ -613,7 +601,7 @@ def mirrored_blocks_of(
 ) -> list[MirroredBlockPublic]:
     """A mirrored project's blocks as its home registry published them, in unit order, optionally
     of one status (issued, retired or cancelled)."""
-    project = _mirrored_project(session, project_code)
+    project = _public_mirrored_project(session, project_code)
     query = select(MirroredBlock).where(MirroredBlock.project_id == project.id)
     if status is not None:
         query = query.where(MirroredBlock.status == status)
@@ -803,6 +791,15 @@ def _home_serial(project: Project, serial: str, tonnes: int) -> None:
             problems=[Problem(code=ErrorCode.INVALID_REQUEST, message="last unit − first unit + 1 must "
                               "equal quantity_tonnes", field="quantity_tonnes")],
         )  # fmt: skip
+
+
+def _public_mirrored_project(session: Session, code: str) -> Project:
+    """The mirrored project ``code`` for a public read: any other code, a native project's (which may
+    be a draft) or one that does not exist, answers the same ``NOT_FOUND``."""
+    project = session.scalars(select(Project).where(Project.code == code, Project.native.is_(False))).first()
+    if project is None:
+        raise NotFoundError(f"no mirrored project {code!r}")
+    return project
 
 
 def _mirrored_project(session: Session, code: str) -> Project:
@@ -1031,7 +1028,7 @@ def home_retirements_of(
     *, session: Session, project_code: str, page: int = 1, page_size: int = 50
 ) -> list[HomeRetirementPublic]:
     """The retirements the platform recorded at a project's home registry, newest first."""
-    project = _mirrored_project(session, project_code)
+    project = _public_mirrored_project(session, project_code)
     ids = session.scalars(
         select(HomeRetirement.id)
         .where(HomeRetirement.project_id == project.id)

@@ -97,6 +97,7 @@ TERMS: Mapping[str, str] = {
     "payment_pending": N_("payment pending"),
     "paid": N_("paid"),
     "retired": N_("retired"),
+    "issued": N_("issued"),  # a mirrored block not retired or cancelled at its home registry
     "allocated": N_("allocated"),
     "certified": N_("certified"),
     "failed": N_("failed"),

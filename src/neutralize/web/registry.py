@@ -23,9 +23,10 @@ PageNumber = Annotated[int, Query(ge=1, le=10_000)]
 
 
 @router.get("", response_class=HTMLResponse)
-def projects(request: Request, session: SessionDep) -> HTMLResponse:
-    shown = service.list_projects(session=session, public=True, page_size=200)
-    return templates.TemplateResponse(request, "registry_projects.html", {"projects": shown})
+def projects(request: Request, session: SessionDep, page: PageNumber = 1) -> HTMLResponse:
+    listed = partial(service.list_projects, session=session, public=True)
+    shown, pager = _page(request, listed, "page", page)
+    return templates.TemplateResponse(request, "registry_projects.html", {"projects": shown, "pager": pager})
 
 
 @router.get("/projects/{code}", response_class=HTMLResponse)
@@ -95,7 +96,8 @@ def serials(
             context["problems"], status = [error], 422
     elif q:
         try:
-            blocks = service.where_did_it_go(session=session, text=q)
+            where = partial(service.where_did_it_go, session=session, text=q, clip=True)
+            blocks, context["pager"] = _page(request, where, "page", page)
             context["blocks"] = blocks
             context["beneficiaries"] = service.beneficiaries(
                 session=session, retirement_ids=[b.retirement_id for b in blocks if b.retirement_id]

@@ -251,7 +251,7 @@ def test_gold_standard_retirements_lie_inside_their_issuance_and_each_unit_count
     ]
 
 
-def test_a_search_for_a_retired_sub_block_shows_the_issuance_around_it(session: Session) -> None:
+def test_a_search_for_a_retired_sub_block_names_the_issuance_it_lies_in(session: Session) -> None:
     # given a retirement mirrored from one export and its issuance from another
     load_text(
         session,
@@ -264,12 +264,14 @@ def test_a_search_for_a_retired_sub_block_shows_the_issuance_around_it(session: 
     load_text(
         session, Programme.GOLD_STANDARD, gold_standard_rows({"Credit Status": "Issued", "units": "1-5485"})
     )
-    # when the retired serial is searched for, the issued block it lies in is shown with it
+    # when the retired serial is searched for, it names the issued block it lies in
     found = mirror.find_home_serial(session=session, text="30256-110-5463")
     assert [(b.status, b.remaining_kg, b.part_of) for b in found] == [
-        ("issued", 131_000, None),
         ("retired", None, "GS1-1-KE-GS11603-16-2025-30256-1-5485"),
     ]
+    # and a search for the batch finds both, each once, the issued one with what is left of it
+    batch = mirror.find_home_serial(session=session, text="GS11603-16-2025-30256")
+    assert [(b.status, b.remaining_kg) for b in batch] == [("issued", 131_000), ("retired", None)]
     # and the project's page lists both, in unit order
     listed = mirror.mirrored_blocks_of(session=session, project_code="GS-11603")
     assert [(b.first_unit, b.status) for b in listed] == [(1, "issued"), (110, "retired")]

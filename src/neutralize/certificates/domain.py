@@ -118,8 +118,8 @@ class ProjectFacts:
     methodology: str
     methodology_version: str
     vintage: int
-    credit_type: str
-    nature_based: bool
+    credit_type: str | None  # None: a mirrored project's home registry does not say
+    nature_based: bool | None
     country: str
     region: str | None
     labels: Sequence[str]

@@ -170,6 +170,7 @@ def _facts(project: Any, vintage: int) -> ProjectFacts:
             credit_type=project.credit_type,
             nature_based=project.nature_based,
             labels=project.labels,
+            native=project.native,
         ),
     )
 

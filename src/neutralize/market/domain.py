@@ -164,8 +164,8 @@ class CreditFacts:
 
     standard: str
     vintage: int
-    credit_type: str
-    nature_based: bool
+    credit_type: str | None  # None: a mirrored project's home registry does not say
+    nature_based: bool | None
     project_type: str
     country: str
     region: str | None

@@ -331,6 +331,7 @@ def _listing_public(listing: Listing, project: ProjectPublic, policy: Mapping[st
             credit_type=project.credit_type,
             nature_based=project.nature_based,
             labels=project.labels,
+            native=project.native,
         ),
         verdict=verdict_of(findings).value,
         findings=[Finding(rule=f.rule, verdict=f.verdict.value, reason=f.reason) for f in findings],

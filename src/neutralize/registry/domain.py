@@ -175,11 +175,22 @@ def vintage_of(period_end: date) -> int:
 
 
 def label_phrases(
-    *, standard: str, vintage: int, credit_type: str, nature_based: bool, labels: Mapping[str, Any]
+    *,
+    standard: str,
+    vintage: int,
+    credit_type: str | None,
+    nature_based: bool | None,
+    labels: Mapping[str, Any],
+    native: bool = True,
 ) -> list[str]:
-    """The labels a listing or certificate shows for a project vintage, as short English phrases."""
-    phrases = [standard, f"vintage {vintage}", credit_type]
-    phrases.append("nature-based" if nature_based else "technological")
+    """The labels a listing or certificate shows for a project vintage, as short English phrases. For a
+    mirrored project (``native`` False) only what its home registry's data says: no credit type or
+    nature unless known, and a corresponding adjustment either way only if its labels say so."""
+    phrases = [standard, f"vintage {vintage}"]
+    if credit_type is not None:
+        phrases.append(credit_type)
+    if nature_based is not None:
+        phrases.append("nature-based" if nature_based else "technological")
     if labels.get("icvcm_ccp"):
         phrases.append("ICVCM CCP-approved")
     if labels.get("corsia_phase"):
@@ -190,9 +201,10 @@ def label_phrases(
         phrases.append("legacy CCER")
     if labels.get("article6_authorised"):
         phrases.append("Article 6 authorised")
-    phrases.append(
-        "corresponding adjustment applied"
-        if labels.get("corresponding_adjustment")
-        else "no corresponding adjustment"
-    )
+    if native or "corresponding_adjustment" in labels:
+        phrases.append(
+            "corresponding adjustment applied"
+            if labels.get("corresponding_adjustment")
+            else "no corresponding adjustment"
+        )
     return phrases

@@ -232,8 +232,10 @@ class ProjectPublic(BaseModel):
     methodology: str
     methodology_version: str
     project_type: str
-    credit_type: str
-    nature_based: bool
+    credit_type: str | None = Field(
+        description="None for a mirrored project: its home registry's export does not say"
+    )
+    nature_based: bool | None = Field(description="None for a mirrored project, as credit_type")
     country: str
     region: str | None
     owner_organisation_id: str

@@ -317,7 +317,10 @@ def list_projects(
 
 
 def project_public(project: Project) -> ProjectPublic:
-    return ProjectPublic.model_validate(project, from_attributes=True)
+    """A project as the registry shows it. A mirrored project's credit type and whether it is nature-based
+    are not stated: the home registries' exports do not give them, and nothing here claims more."""
+    public = ProjectPublic.model_validate(project, from_attributes=True)
+    return public if project.native else public.model_copy(update={"credit_type": None, "nature_based": None})
 
 
 # --- verification and issuance ------------------------------------------------------------------

@@ -353,8 +353,8 @@ class CreditOrigin:
 
     standard: str
     project_type: str
-    credit_type: str
-    nature_based: bool
+    credit_type: str | None  # None: a mirrored project's home registry does not say
+    nature_based: bool | None
     country: str
     carbon_inclusive: bool
     source_scenes: frozenset[str] = field(default_factory=frozenset)  # boundaries its reductions came from

@@ -748,3 +748,11 @@ def test_the_check_finds_mirrored_blocks_sharing_units_against_the_rule(session:
     # then the check names the two blocks
     [problem] = mirror.block_problems(session=session)
     assert "(1-60)" in problem and "(51-100)" in problem
+
+
+def test_a_mirrored_project_states_no_credit_type_or_nature_its_export_does_not_give(
+    session: Session,
+) -> None:
+    load(session, Programme.VERRA, "verra_export.csv")
+    project = service.get_project(session=session, code="VCS-1340")
+    assert (project.credit_type, project.nature_based, project.native) == (None, None, False)

@@ -17,6 +17,7 @@ from neutralize.registry.domain import (
     BlockState,
     Span,
     entry_hash,
+    label_phrases,
     merkle_root,
     parse_serial,
     serial,
@@ -389,3 +390,23 @@ def test_retired_cancelled_and_exported_states_are_final(state: BlockState, fina
 def test_a_vintage_is_the_year_its_monitoring_period_ends() -> None:
     assert vintage_of(date(2025, 12, 31)) == 2025
     assert vintage_of(date(2026, 1, 1)) == 2026
+
+
+def test_a_mirrored_projects_labels_claim_only_what_its_home_data_says() -> None:
+    # a native project's facts are the registry's own: credit type, nature, and no adjustment unless made
+    native = label_phrases(standard="CCER", vintage=2024, credit_type="removal", nature_based=True, labels={})
+    assert native == ["CCER", "vintage 2024", "removal", "nature-based", "no corresponding adjustment"]
+    # a mirrored one's credit type, nature and adjustment are not stated unless its labels say them
+    mirrored = label_phrases(
+        standard="VCS", vintage=2020, credit_type=None, nature_based=None, labels={}, native=False
+    )
+    assert mirrored == ["VCS", "vintage 2020"]
+    adjusted = label_phrases(
+        standard="GS",
+        vintage=2024,
+        credit_type=None,
+        nature_based=None,
+        labels={"corresponding_adjustment": True},
+        native=False,
+    )
+    assert adjusted == ["GS", "vintage 2024", "corresponding adjustment applied"]

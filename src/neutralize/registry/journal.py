@@ -199,12 +199,51 @@ def _checkpoint_bytes(heads: list[Any], root: str, at: datetime) -> bytes:
     return canonical_json({"heads": heads, "root": root, "at": _iso(at)})
 
 
+@dataclass(frozen=True, slots=True)
+class _Point:
+    """A checkpoint as stored; ``heads`` and ``at`` None if they cannot be read."""
+
+    id: int
+    key_id: str
+    signature: str
+    root: str
+    heads: list[list[Any]] | None  # [[chain, seq, hash], ...] as signed
+    at: datetime | None
+
+
+def _heads_and_time(stored_heads: Any, stored_at: Any) -> tuple[list[list[Any]] | None, datetime | None]:
+    heads, unreadable = _json(stored_heads)
+    well_formed = (
+        unreadable is None
+        and isinstance(heads, list)
+        and all(
+            isinstance(h, list) and len(h) == 3 and isinstance(h[0], str) and isinstance(h[1], int)
+            for h in heads
+        )
+    )
+    return (heads if well_formed else None), _time(stored_at)
+
+
 def _verify_checkpoints(session: Session, keys: KeyVerifier) -> list[AuditProblem]:
     """Each checkpoint's signature holds, and each head it signed is still in the journal as signed."""
     problems = []
     rows = session.execute(select(JournalEntry.chain, JournalEntry.chain_seq, JournalEntry.hash))
     hashes = {(chain, seq): hash_ for chain, seq, hash_ in rows}
-    for point in session.scalars(select(Checkpoint).order_by(Checkpoint.id)):
+    c = Checkpoint
+    typed = session.get_bind().dialect.name == "postgresql"
+    columns = (c.heads, c.at) if typed else (type_coerce(c.heads, Text), type_coerce(c.at, Text))
+    query = select(c.id, c.key_id, c.signature, c.root, *columns).order_by(c.id)
+    for point_id, key_id, signature_b64, signed_root, stored_heads, stored_at in session.execute(query):
+        point = _Point(
+            point_id, key_id, signature_b64, signed_root, *_heads_and_time(stored_heads, stored_at)
+        )
+        if point.heads is None or point.at is None:
+            problems.append(
+                AuditProblem(
+                    chain="checkpoints", seq=point.id, kind="altered", detail="the checkpoint cannot be read"
+                )
+            )
+            continue
         signature = Signature(key_id=point.key_id, signature_b64=point.signature)
         root = merkle_root(canonical_json(head) for head in point.heads)
         outcome = keys.check(_checkpoint_bytes(point.heads, point.root, point.at), signature)
@@ -275,20 +314,31 @@ def _rows(session: Session) -> list[_Row]:
 
 def _row(id_: int, chain: str, seq: int, at: Any, actor: str, operation: str, key: str | None,
          payload: Any, prev_hash: str, hash_: str) -> _Row:  # fmt: skip
-    unreadable = None
-    if isinstance(payload, str):
-        try:
-            payload = json.loads(payload)
-        except ValueError:
-            payload, unreadable = None, "its payload is not JSON"
-    if isinstance(at, str):
-        try:
-            at = datetime.fromisoformat(at)
-        except ValueError:
-            at, unreadable = None, unreadable or "its time is not a timestamp"
-    if not isinstance(at, datetime):
-        at, unreadable = None, unreadable or "its time is not a timestamp"
+    payload, unreadable = _json(payload)
+    at = _time(at)
+    if at is None:
+        unreadable = unreadable or "its time is not a timestamp"
     return _Row(id_, chain, seq, at, actor, operation, key, payload, prev_hash, hash_, unreadable)
+
+
+def _json(stored: Any) -> tuple[Any, str | None]:
+    """A stored JSON value as read (SQLite gives its text, maybe as bytes), or why it cannot be."""
+    try:
+        value = json.loads(stored) if isinstance(stored, str | bytes) else stored
+        canonical_json(value)  # only what JSON can hold
+    except (ValueError, TypeError):
+        return None, "its payload is not JSON"
+    return value, None
+
+
+def _time(stored: Any) -> datetime | None:
+    """A stored time as read (SQLite gives its text), or None if it is not one."""
+    if isinstance(stored, str):
+        try:
+            stored = datetime.fromisoformat(stored)
+        except ValueError:
+            return None
+    return stored if isinstance(stored, datetime) else None
 
 
 def _row_fields(row: _Row) -> dict[str, Any]:

@@ -353,7 +353,10 @@ def test_an_altered_last_entry_with_its_head_moved_back_is_caught(session: Sessi
 
 # SQLite only: PostgreSQL's json and timestamptz columns hold nothing but JSON and times
 @pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
-@pytest.mark.parametrize(("column", "stored"), [("payload", "not json"), ("at", "garbage")])
+@pytest.mark.parametrize(
+    ("column", "stored"),
+    [("payload", "not json"), ("at", "garbage"), ("payload", b"{}"), ("payload", b"\xff")],
+)
 def test_a_row_that_cannot_be_read_is_altered_and_the_other_chains_are_still_checked(
     session: Session, history: History, column: str, stored: str
 ) -> None:
@@ -394,6 +397,22 @@ def test_a_tail_deleted_with_its_head_moved_back_is_removed_by_the_checkpoint(
     assert [(p.chain, p.seq, p.kind) for p in report.problems] == [
         (history.chain, history.entries, "removed")
     ]
+
+
+# SQLite only, as above
+@pytest.mark.parametrize("db_settings", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("column", "stored"), [("heads", "nope"), ("heads", '[["a", "b"]]'), ("at", "garbage")]
+)
+def test_a_checkpoint_that_cannot_be_read_is_altered_and_the_chains_are_still_checked(
+    session: Session, history: History, tmp_path: Path, column: str, stored: str
+) -> None:
+    keys = _checkpointed(session, tmp_path)
+    session.connection().exec_driver_sql(f"UPDATE checkpoints SET {column} = ?", (stored,))
+    session.expire_all()
+    report = journal.verify(session=session, keys=keys)
+    assert [(p.chain, p.kind) for p in report.problems] == [("checkpoints", "altered")]
+    assert report.chains == history.chains
 
 
 def test_a_checkpoint_signed_by_a_key_not_given_is_reported_as_an_unknown_key(

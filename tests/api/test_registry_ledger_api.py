@@ -146,13 +146,17 @@ def test_a_draft_of_another_organisation_answers_as_a_missing_project(
             answers = [
                 client.get(f"{REGISTRY}/serials/{serial(name, 2025, Span(1, 1))}", headers=headers),
                 client.get(f"{REGISTRY}/retirements", params={"project": name}, headers=headers),
+                client.get(f"{REGISTRY}/projects/{name}/home-blocks", headers=headers),
+                client.get(f"{REGISTRY}/projects/{name}/home-retirements", headers=headers),
+                client.get(f"/api/v1/market/projects/{name}/sales", headers=headers),
             ]
-            assert [(a.status_code, a.json()["code"]) for a in answers] == [(404, "not_found")] * 2
+            assert [(a.status_code, a.json()["code"]) for a in answers] == [(404, "not_found")] * 5
         moved = client.post(f"{REGISTRY}/projects/{draft}/transitions", json={"to_status": "submitted"},
                             headers=stranger)  # fmt: skip
         assert (moved.status_code, moved.json()["code"]) == (404, "not_found")
     # while its owner still sees it
     assert client.get(f"{REGISTRY}/retirements", params={"project": draft}, headers=owner).status_code == 200
+    assert client.get(f"/api/v1/market/projects/{draft}/sales", headers=owner).status_code == 200
 
 
 def test_a_suspended_projects_units_do_not_move(client: TestClient, admin: dict[str, str]) -> None:

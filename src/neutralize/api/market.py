@@ -37,6 +37,7 @@ from neutralize.market.schemas import (
     Settlement,
     SettlementReport,
 )
+from neutralize.registry import service as registry
 from neutralize.scenes import service as scenes
 
 router = APIRouter(prefix="/api/v1", tags=["market"])
@@ -244,8 +245,10 @@ def verify_certificate(number: str, session: SessionDep, keys: KeysDep) -> Verif
 
 
 @router.get("/market/projects/{code}/sales")
-def project_sales(code: str, session: SessionDep) -> list[ProjectSales]:
-    """Public: tonnes sold through the platform and money passed on to the project owner."""
+def project_sales(code: str, session: SessionDep, actor: ActorDep) -> list[ProjectSales]:
+    """Public: tonnes sold through the platform and money passed on to the project owner (a draft's
+    only to its owner organisation and admins, ``not_found`` to others)."""
+    registry.visible_project(session=session, code=code, actor=actor)
     return service.project_sales(session=session, project_code=code)
 
 

@@ -269,7 +269,8 @@ def list_listings(*, session: Session, include_inactive: bool = False) -> list[L
     for listing in session.scalars(query):
         project = projects.get(listing.project_id) or _project_by_id(session, listing.project_id)
         projects[listing.project_id] = project
-        result.append(_listing_public(listing, project, policy))
+        if include_inactive or project.status == "registered":  # a suspended project's are not on offer
+            result.append(_listing_public(listing, project, policy))
     return result
 
 
@@ -424,7 +425,11 @@ def _pick_listing(session: Session, cmd: QuoteCreate, kg: int, policy: Mapping[s
     if cmd.listing_id is not None:
         listing = _listing(session, cmd.listing_id)
         project = _project_by_id(session, listing.project_id)
-        if not listing.active or verdict_of(assess(_facts(listing, project), policy)) is Verdict.EXCLUDE:
+        if (
+            not listing.active
+            or project.status != "registered"
+            or verdict_of(assess(_facts(listing, project), policy)) is Verdict.EXCLUDE
+        ):
             raise DomainError(
                 code=ErrorCode.LISTING_EXCLUDED, message=f"listing {listing.id} is not on offer"
             )
@@ -440,7 +445,10 @@ def _pick_listing(session: Session, cmd: QuoteCreate, kg: int, policy: Mapping[s
     if cmd.currency is not None:
         query = query.where(Listing.currency == cmd.currency)
     for listing in session.scalars(query):
-        facts = _facts(listing, _project_by_id(session, listing.project_id))
+        project = _project_by_id(session, listing.project_id)
+        if project.status != "registered":
+            continue  # a suspended project's credits are not on offer
+        facts = _facts(listing, project)
         by_id[listing.id] = listing
         verdict = verdict_of(assess(facts, policy))
         candidates.append(
@@ -940,11 +948,15 @@ def fulfil(
     *, session: Session, clock: Clock, settings: Settings, keys: KeyRing, order_id: str
 ) -> OrderPublic:
     """Retire a paid order's native credits (or allocate its share of home stock) and certify it.
-    Run it again at will: an order that is not paid is left as it is."""
+    Run it again at will: an order that is not paid is left as it is, and so is one whose project was
+    suspended since it was ordered (its units do not move): ``reconcile`` names it, for an admin to
+    refund it or to fulfil it once the project is registered again."""
     order = _order(session, order_id, lock=True)
     if OrderStatus(order.status) is not OrderStatus.PAID:
         return _order_public(session, order)
     project = _project_by_id(session, order.project_id)
+    if project.status != "registered":
+        return _order_public(session, order)
     listing = _listing(session, order.listing_id)
     evidence: NativeEvidence | ShareEvidence
     if order.native:
@@ -1273,7 +1285,11 @@ def reconcile(*, session: Session) -> ReconcileReport:
     certificate and retirement, listings add up, and money balances."""
     problems: list[str] = []
     for order_id in paid_order_ids(session=session):
-        problems.append(f"order {order_id} is paid but neither retired, allocated nor refunded")
+        project = _project_by_id(session, _order(session, order_id).project_id)
+        waiting = (
+            "" if project.status == "registered" else f" (its project {project.code} is {project.status})"
+        )
+        problems.append(f"order {order_id} is paid but neither retired, allocated nor refunded{waiting}")
     for order in session.scalars(select(Order).where(Order.status.in_(_SOLD))):
         if (
             order.status == OrderStatus.CERTIFIED.value

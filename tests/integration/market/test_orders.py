@@ -17,7 +17,7 @@ from neutralize.market.gateways.base import EventKind, GatewayEvent
 from neutralize.market.models import Order
 from neutralize.market.schemas import Beneficiary, ListingCreate, OrderCreate, PayoutCreate
 from neutralize.registry import service as registry
-from neutralize.registry.schemas import BufferReversalCmd
+from neutralize.registry.schemas import BufferReversalCmd, ProjectTransition
 from tests.integration.registry.conftest import refused, span_of
 
 from .conftest import Market
@@ -413,3 +413,28 @@ def test_an_owner_cannot_list_the_same_kilograms_twice(market: Market) -> None:
                 project_code=seller.project.code, vintage=2025, price_per_tonne_minor=1, available_kg=1
             ),
         )
+
+
+def test_a_project_suspended_after_an_order_holds_its_paid_order_for_an_admin(market: Market) -> None:
+    # given an order for 340 kg of a native listing, and then its project suspended
+    seller = market.native_seller()
+    order = market.order(market.quote(340, listing_id=seller.listing.id))
+    registry.transition_project(
+        session=market.session,
+        clock=market.clock,
+        actor=SYSTEM,
+        project_code=seller.project.code,
+        cmd=ProjectTransition.model_validate({"to_status": "suspended"}),
+    )
+    # when the payment arrives, the order is paid and left so, its units still reserved for it
+    assert market.notify(order) == "paid"
+    assert market.fulfil(order).status == "paid"
+    # and reconcile names it with the reason, for an admin to refund it
+    report = service.reconcile(session=market.session)
+    assert any(
+        order.id in p and f"its project {seller.project.code} is suspended" in p for p in report.problems
+    )
+    # and the listing is no longer on offer
+    assert seller.listing.id not in {listing.id for listing in service.list_listings(session=market.session)}
+    with refused(market.session, ErrorCode.LISTING_EXCLUDED):
+        market.quote(10, listing_id=seller.listing.id)

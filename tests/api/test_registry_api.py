@@ -209,6 +209,9 @@ def test_an_admin_imports_a_public_export_by_upload(client: TestClient, admin: d
     )
     assert response.status_code == 201, response.text
     assert response.json()["blocks"] > 0
+    # and a mirrored project's page shows the labels its home registry publishes, as published
+    page = client.get("/registry/projects/VCS-1340")
+    assert 'lang="en">CCB-No Distinction</span>' in page.text
     # an upload is allowed past the JSON body limit, up to the upload limit
     padded = data + b"\n" * (100 * 1024)
     big = client.post(

@@ -36,6 +36,7 @@ from neutralize.registry.models import (
     Project,
     Retirement,
 )
+from neutralize.registry.schemas import Labels
 
 Kind = Literal["projects", "units", "transactions"]
 Format = Literal["csv", "json"]
@@ -81,17 +82,27 @@ def project_rows(session: Session, *, drafts: bool = True) -> list[dict[str, Any
                 "program": project.standard,
                 "projectDeveloper": _developer(project, owners),
                 "projectType": project.project_type,
-                "methodology": f"{project.methodology} {project.methodology_version}".strip(),
+                "methodology": f"{project.methodology} {project.methodology_version}".strip()
+                if project.native
+                else project.methodology,  # as its home registry publishes it, without a version of ours
                 "projectStatus": project.status,
                 "unitMetric": "kg CO2e",
                 "country": project.country,
                 "inCountryRegion": project.region or "",
-                "coveredByNDC": "",
-                "projectTags": ", ".join(sorted(k for k, v in labels.items() if v is True)),
+                "coveredByNDC": "Unknown",  # CADT's picklist: this registry does not know
+                "projectTags": ", ".join(_tags(labels)),
                 "bufferShare": f"{project.buffer_permille / 10:g}%",
             }
         )
     return rows
+
+
+def _tags(labels: dict[str, Any]) -> list[str]:
+    """A project's quality labels as tags: each one set (``corsia_phase: first``), then the labels its
+    home registry publishes, as published."""
+    known = [f"{key}: {value}" if isinstance(value, str) else key for key, value in sorted(labels.items())
+             if key in Labels.model_fields and value]  # fmt: skip
+    return known + [str(label) for label in labels.get("home_labels") or ()]
 
 
 def _developer(project: Project, owners: dict[str, str]) -> str:

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from neutralize.access.domain import SYSTEM
 from neutralize.registry import exports, mirror, service
 from neutralize.registry.importers.records import Programme
+from neutralize.registry.models import Project
 from neutralize.registry.schemas import ProjectPublic, RetireCmd
 from tests.integration.registry.conftest import CLOCK, Org, Registry, units
 
@@ -103,6 +105,26 @@ def test_a_mirrored_project_is_exported_with_its_home_developer(registry: Regist
     assert developers["GS-11236"] == "Example Stoves Inc."
     assert developers["VCS-1340"] == ""
     assert not any("mirrored public data" in name for name in developers.values())
+
+
+def test_a_projects_tags_give_every_label_set_and_its_home_registrys_as_published(
+    registry: Registry, owner: Org
+) -> None:
+    # given a native project with a CORSIA phase, and a Verra project with its additional certifications
+    native = registry.project(owner)
+    registry.session.execute(
+        update(Project)
+        .where(Project.code == native.code)
+        .values(labels={"icvcm_ccp": True, "corsia_phase": "first", "legacy_ccer": False})
+    )
+    load(registry.session, Programme.VERRA, "verra_export.csv")
+    rows = {row["projectId"]: row for row in csv_rows(registry.session, "projects")}
+    # then each label set is a tag, a phase with its value, and the mirrored one's are as published
+    assert rows[native.code]["projectTags"] == "corsia_phase: first, icvcm_ccp"
+    assert "CCB-No Distinction" in rows["VCS-1340"]["projectTags"]
+    # and a mirrored methodology is given as published, with no version of ours
+    assert not rows["VCS-1340"]["methodology"].endswith(" -")
+    assert {row["coveredByNDC"] for row in rows.values()} == {"Unknown"}
 
 
 @pytest.mark.parametrize(

@@ -273,7 +273,7 @@ def _mirrored(session: Session, clock: Clock) -> None:
             quantity_tonnes=50,
         ),
     )
-    retirement = mirror.record_retirement(
+    mirror.record_retirement(
         session=session,
         clock=clock,
         actor=SYSTEM,
@@ -287,18 +287,7 @@ def _mirrored(session: Session, clock: Clock) -> None:
             beneficiary_text="Neutralize demo platform on behalf of its buyers",
         ),
     )
-    for kg, beneficiary, reference in (
-        (340, "Guest at the Tianfu Carbon Neutrality Forum", "demo-order-1"),
-        (2_000, "Demo conference", "demo-order-2"),
-    ):
-        mirror.allocate_share(
-            session=session,
-            clock=clock,
-            actor=SYSTEM,
-            cmd=mirror.ShareCreate(
-                home_retirement_id=retirement.id, kg=kg, beneficiary=beneficiary, reference=reference
-            ),
-        )
+    # its kilograms go to buyers as shares when the demo orders below are fulfilled: no share is made up
 
 
 # Accounts for trying the platform out (development only: the passwords are public).

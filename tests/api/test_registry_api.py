@@ -296,6 +296,9 @@ def test_a_mirrored_projects_page_shows_its_home_blocks_and_the_platforms_retire
     assert page.status_code == 200
     assert f"{batch}-1-5485" in page.text and "5,376,000" in page.text and "GS-RET-1" in page.text
     assert 'id="home-blocks"' in page.text and "Issuances" not in page.text
+    assert recorded.json()["merkle_root"] in page.text  # the whole root, for anyone to compare
+    lower = client.get("/registry/projects/gs-11603", params={"page": 1}, follow_redirects=False)
+    assert (lower.status_code, lower.headers["location"]) == (308, "/registry/projects/GS-11603?page=1")
     # and a bad status, a native project and an unknown one are refused with their codes
     native, _owner, _org = registered_project(client, admin)
     refused = [

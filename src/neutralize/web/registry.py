@@ -7,7 +7,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from neutralize.api.deps import SessionDep
 from neutralize.core.errors import DomainError
@@ -37,9 +37,13 @@ def project(
     who: SignedIn,
     page: PageNumber = 1,
     retirements_page: PageNumber = 1,
-) -> HTMLResponse:
+) -> Response:
     """A project's page; a draft only for its owner organisation and admins (``not_found`` to others).
-    Its retirements (native) or home blocks and home retirements (mirrored) come ``PAGE_ROWS`` to a page."""
+    Its retirements (native) or home blocks and home retirements (mirrored) come ``PAGE_ROWS`` to a page.
+    Codes are upper case: a code written otherwise is sent to its page."""
+    if code != code.upper():
+        url = request.url.replace(path=f"/registry/projects/{code.upper()}")
+        return RedirectResponse(f"{url.path}?{url.query}" if url.query else url.path, status_code=308)
     actor = who[0] if who is not None else None
     shown = service.visible_project(session=session, code=code, actor=actor)
     context: dict[str, object] = {

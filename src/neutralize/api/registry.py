@@ -267,8 +267,9 @@ def find_home_serial(
     page: Page = 1,
     page_size: PageSize = 50,
 ) -> list[mirror.MirroredBlockPublic]:
-    """Mirrored public data: blocks whose home serial contains ``q`` (any case), with the issued
-    block around each retired one and the blocks inside each issued one."""
+    """Mirrored public data: blocks whose home serial contains ``q`` (literally, in any case), in unit
+    order, each issued one with ``remaining_kg`` and each retired or cancelled one inside an issued one
+    with ``part_of``."""
     return mirror.find_home_serial(session=session, text=q, page=page, page_size=page_size)
 
 
